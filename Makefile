@@ -1,0 +1,31 @@
+# Two commands do all set-up on a fresh machine: `make demo` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+# Prefect's no-server mode starts a temporary server whose first start here can exceed its default
+# 20 s timeout; analytics are off because these machines reach no network but the package registries.
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
+export DO_NOT_TRACK ?= 1
+
+.PHONY: install data demo test clean
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml constraints.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test]'
+	touch $(STAMP)
+
+data: $(STAMP)
+	$(BIN)/samatlas fetch sample-radiomics sample-mni152
+
+demo: data
+	$(BIN)/samatlas demo
+
+test: data
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) samatlas-data

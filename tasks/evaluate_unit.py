@@ -1,0 +1,106 @@
+"""One evaluation work unit: the planned objects of one case, each slice encoded once.
+
+Every protocol, step and object of a slice reuses the slice's embedding; the unit returns plain
+result rows (dicts) and how many encoder calls it made.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from tasks.intensity import to_uint8
+from tasks.metrics import score
+from tasks.models import SegmentationModel
+from tasks.models.base import Embedding, Prompt
+from tasks.protocols import Context, PromptProtocol, object_seed
+from tasks.store import StoredCase
+
+
+@dataclass(frozen=True)
+class PlannedObject:
+    """An object to evaluate and the partition and target it belongs to."""
+
+    slice_index: int
+    label: int
+    target: str
+    modality: str
+    anatomy: str
+    protocols: tuple[str, ...]
+
+
+@dataclass
+class UnitResult:
+    """The rows a unit produced, and its encoder call count."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    encoder_calls: int = 0
+
+
+def slice_rgb(case: StoredCase, z: int) -> np.ndarray:
+    """Slice ``z`` as a (H, W, 3) uint8 image, each channel scaled by the window stored at ingest."""
+    planes = case.image_slice(z)
+    windows = case.meta["window"]
+    scaled = [to_uint8(planes[c], *windows[c]) for c in range(planes.shape[0])]
+    if len(scaled) == 1:
+        scaled = scaled * 3
+    return np.stack(scaled[:3], axis=-1)
+
+
+def _predictor(model: SegmentationModel, embedding: Embedding, timer: list[float]):
+    def predict(prompt: Prompt, multimask: bool) -> tuple[np.ndarray, np.ndarray]:
+        start = time.perf_counter()
+        out = model.decode(embedding, prompt, multimask)
+        timer.append(time.perf_counter() - start)
+        return out
+
+    return predict
+
+
+def run_unit(
+    case_path: Path,
+    dataset: str,
+    case_id: str,
+    objects: Sequence[PlannedObject],
+    model: SegmentationModel,
+    protocols: Mapping[str, PromptProtocol],
+    tolerance_mm: float = 2.0,
+) -> UnitResult:
+    """Evaluate ``objects`` of one stored case with ``model`` under the protocols each object names."""
+    case = StoredCase(case_path)
+    spacing = case.spacing[1:]
+    by_slice: dict[int, list[PlannedObject]] = defaultdict(list)
+    for obj in objects:
+        by_slice[obj.slice_index].append(obj)
+    result = UnitResult()
+    for z in sorted(by_slice):
+        start = time.perf_counter()
+        embedding = model.encode(slice_rgb(case, z))
+        encode_s = time.perf_counter() - start
+        result.encoder_calls += 1
+        mask_plane = case.mask_slice(z)
+        for obj in by_slice[z]:
+            gt = mask_plane == obj.label
+            for protocol in (protocols[key] for key in obj.protocols):
+                timer: list[float] = []
+                rng = np.random.default_rng(object_seed(dataset, case_id, z, obj.label, protocol.name))
+                ctx = Context(gt, embedding.geometry, model.box_shift, _predictor(model, embedding, timer), rng)
+                for step in protocol.run(ctx):
+                    scores = score(step.mask, gt, spacing, tolerance_mm)
+                    result.rows.append({
+                        "dataset": dataset, "case_id": case_id, "slice_index": z, "label": obj.label,
+                        "target": obj.target, "modality": obj.modality, "anatomy": obj.anatomy,
+                        "model": model.name, "model_sha256": model.sha256, "protocol": step.protocol,
+                        "step": step.step, "prompt": step.prompt.to_json(),
+                        "dice": scores.dice, "iou": scores.iou, "nsd": scores.nsd, "hd95": scores.hd95,
+                        "gt_area_px": int(gt.sum()), "pred_area_px": int(step.mask.sum()),
+                        "model_score": step.score, "encode_s": encode_s,
+                        "decode_s": sum(timer) / max(len(timer), 1),
+                    })
+    return result

@@ -1,0 +1,103 @@
+"""Ingest one case: read, validate, reorient, write to Zarr, and describe its objects.
+
+Any problem with a case becomes a quarantine record with a reason naming the file; nothing of a
+failed case reaches the store (it is written under a staging name and renamed only when complete).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from catalog.cards import CaseFiles, DatasetCard
+from tasks.fetch import sha256_file
+from tasks.intensity import window
+from tasks.objects import slice_objects
+from tasks.readers import READERS
+from tasks.store import case_path, is_complete, write_case
+from tasks.volume import CaseError, check_label_values, check_same_grid, to_volume
+
+
+@dataclass
+class CaseOutcome:
+    """The ``cases`` row and ``objects`` rows of one ingested (or quarantined) case."""
+
+    case: dict[str, Any]
+    objects: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """True unless the case was quarantined."""
+        return self.case["status"] == "ok"
+
+
+def source_checksums(case: CaseFiles) -> list[str]:
+    """sha256 of each source file (missing files hash to ``missing``)."""
+    return [sha256_file(p) if p.is_file() else "missing" for p in case.files]
+
+
+def _case_row(card: DatasetCard, case: CaseFiles, checksums: list[str], run_id: str) -> dict[str, Any]:
+    subset = card.subset(case.subset)
+    return {
+        "dataset": card.id, "case_id": case.case_id, "subset": subset.name, "status": "ok", "reason": None,
+        "shape": None, "spacing": None, "zarr_path": None,
+        "source_files": [str(p) for p in case.files], "source_sha256": checksums, "n_objects": 0,
+        "ingested_at": dt.datetime.now(dt.UTC).replace(microsecond=0), "run_id": run_id,
+        "modality": subset.modality, "anatomy": subset.region,
+    }
+
+
+def _ingest(card: DatasetCard, case: CaseFiles, store: Path, row: dict[str, Any]) -> CaseOutcome:
+    subset = card.subset(case.subset)
+    channels, label = READERS[card.reader](case)
+    if label is not None:
+        check_same_grid(channels[0], label, case.images[0], case.label)
+    volume = to_volume(channels, label)
+    if volume.mask is not None:
+        check_label_values(volume.mask, subset.labels, case.label)
+    windows = [window(volume.image[c], subset.intensity) for c in range(volume.image.shape[0])]
+    attrs = {
+        "dataset": card.id, "case_id": case.case_id, "subset": subset.name, "modality": subset.modality,
+        "source_files": row["source_files"], "source_sha256": row["source_sha256"],
+        "channels": list(subset.channels) if len(subset.channels) == volume.image.shape[0] else
+        [f"channel-{i}" for i in range(volume.image.shape[0])],
+        "label_map": {str(v): t.name for v, t in subset.labels.items()},
+        "window": [list(w) for w in windows], "orientation": "LPS",
+    }
+    path = write_case(store, card.id, case.case_id, volume, attrs)
+    objects = []
+    if volume.mask is not None:
+        for obj in slice_objects(volume.mask, volume.spacing, subset.labels):
+            target = subset.labels[obj.label]
+            objects.append({
+                "dataset": card.id, "case_id": case.case_id, "subset": subset.name,
+                "slice_index": obj.slice_index, "label": obj.label, "target": target.name,
+                "area_px": obj.area_px, "area_mm2": obj.area_mm2, "bbox": list(obj.bbox),
+                "components": obj.components, "modality": subset.modality, "anatomy": target.anatomy,
+            })
+    row.update(shape=list(volume.image.shape), spacing=list(volume.spacing), zarr_path=str(path), n_objects=len(objects))
+    return CaseOutcome(row, objects)
+
+
+def ingest_case(card: DatasetCard, case: CaseFiles, store: Path, run_id: str, checksums: list[str] | None = None) -> CaseOutcome:
+    """Ingest ``case``; on any failure return a quarantined row whose reason names the file."""
+    checksums = checksums if checksums is not None else source_checksums(case)
+    row = _case_row(card, case, checksums, run_id)
+    try:
+        return _ingest(card, case, Path(store), row)
+    except CaseError as exc:
+        reason = str(exc)
+    except Exception as exc:  # an unexpected reader failure must not stop the other cases
+        reason = f"{case.images[0]}: {type(exc).__name__}: {exc}"
+    row.update(status="quarantined", reason=reason)
+    return CaseOutcome(row)
+
+
+def is_current(previous: dict[str, Any] | None, checksums: list[str], store: Path) -> bool:
+    """True if a previous ``ok`` ingest of the same source files is complete in the store."""
+    return (
+        previous is not None and previous["status"] == "ok" and list(previous["source_sha256"]) == checksums
+        and is_complete(case_path(store, previous["dataset"], previous["case_id"]))
+    )

@@ -1,0 +1,34 @@
+"""Promptable segmentation models behind one interface, loaded once per worker process."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+
+from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel
+
+BUILT_IN = ("litemedsam", "filled-box")
+NEEDS_CHECKPOINT = ("sam_vit_b", "sam_vit_l", "sam_vit_h", "medsam_vit_b")
+MODEL_NAMES = BUILT_IN + NEEDS_CHECKPOINT
+
+
+@lru_cache(maxsize=4)
+def load_model(name: str, checkpoint: str | None = None, device: str = "cpu") -> SegmentationModel:
+    """Build ``name`` once per process (Dask workers keep it between work units)."""
+    if name == "litemedsam":
+        from tasks.models.litemedsam import LiteMedSAM
+
+        return LiteMedSAM(device=device)
+    if name == "filled-box":
+        from tasks.models.filled_box import FilledBox
+
+        return FilledBox()
+    if name in NEEDS_CHECKPOINT:
+        if checkpoint is None:
+            raise ValueError(f"model {name} needs --checkpoint PATH (the official .pth file)")
+        from tasks.models.sam import SamFamily
+
+        return SamFamily(name, checkpoint, device=device)
+    raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
+
+
+__all__ = ["Embedding", "Geometry", "Prompt", "SegmentationModel", "load_model", "MODEL_NAMES"]

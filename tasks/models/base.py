@@ -1,0 +1,102 @@
+"""The model interface: encode a slice once, then decode any number of prompts on that embedding."""
+
+from __future__ import annotations
+
+import json
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """What is sent to a model, in original pixel coordinates (x right, y down).
+
+    ``box`` is (x0, y0, x1, y1); ``points`` are (x, y) with ``point_labels`` 1 (foreground) or 0.
+    """
+
+    box: tuple[float, float, float, float] | None = None
+    points: tuple[tuple[float, float], ...] = ()
+    point_labels: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(self.points) != len(self.point_labels):
+            raise ValueError("each point needs exactly one label")
+        if self.box is None and not self.points:
+            raise ValueError("a prompt needs a box or at least one point")
+
+    def to_json(self) -> str:
+        """The prompt as recorded in the results table."""
+        out: dict[str, Any] = {}
+        if self.box is not None:
+            out["box"] = [round(float(v), 2) for v in self.box]
+        if self.points:
+            out["points"] = [[round(float(x), 2), round(float(y), 2)] for x, y in self.points]
+            out["labels"] = [int(v) for v in self.point_labels]
+        return json.dumps(out, separators=(",", ":"))
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """How a model maps an original (H, W) slice onto its square input: scale per axis, then pad."""
+
+    height: int
+    width: int
+    input_size: int
+    scale_y: float
+    scale_x: float
+
+    @classmethod
+    def longest_side(cls, height: int, width: int, input_size: int) -> Geometry:
+        """Resize the longest side to ``input_size`` keeping the aspect ratio, pad bottom/right."""
+        scale = input_size / max(height, width)
+        return cls(height, width, input_size, scale, scale)
+
+    @classmethod
+    def stretch(cls, height: int, width: int, input_size: int) -> Geometry:
+        """Resize both sides to ``input_size`` (MedSAM's recipe; aspect ratio not kept)."""
+        return cls(height, width, input_size, input_size / height, input_size / width)
+
+    @property
+    def resized(self) -> tuple[int, int]:
+        """(h, w) of the image inside the model input, before padding."""
+        return int(round(self.height * self.scale_y)), int(round(self.width * self.scale_x))
+
+    def to_model(self, xy: np.ndarray) -> np.ndarray:
+        """Original (x, y) coordinates to model input coordinates."""
+        return np.asarray(xy, dtype=np.float64) * np.array([self.scale_x, self.scale_y])
+
+    def to_original(self, xy: np.ndarray) -> np.ndarray:
+        """Model input (x, y) coordinates to original coordinates."""
+        return np.asarray(xy, dtype=np.float64) / np.array([self.scale_x, self.scale_y])
+
+
+@dataclass
+class Embedding:
+    """A slice's image embedding, with the geometry needed to place prompts and masks."""
+
+    geometry: Geometry
+    features: Any = field(repr=False)
+
+
+class SegmentationModel(ABC):
+    """A promptable segmentation model. Each model owns its preprocessing and multimask handling."""
+
+    name: str
+    input_size: int
+    box_shift: int  # medsam-box expansion, in model input pixels
+    sha256: str
+
+    @abstractmethod
+    def geometry(self, height: int, width: int) -> Geometry:
+        """How this model maps an (H, W) slice onto its input."""
+
+    @abstractmethod
+    def encode(self, image: np.ndarray) -> Embedding:
+        """Embed one uint8 slice of shape (H, W, 3)."""
+
+    @abstractmethod
+    def decode(self, embedding: Embedding, prompt: Prompt, multimask: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Masks (k, H, W) bool at the original resolution and the model's scores (k,) for a prompt."""

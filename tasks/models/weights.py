@@ -1,0 +1,40 @@
+"""Loading checkpoints safely: sha256 recorded, ``weights_only=True``, clear errors for wrong files."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import torch
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that is missing, corrupt, or not a state dict for the model asked for."""
+
+
+def file_sha256(path: str | Path) -> str:
+    """The hex sha256 of a checkpoint file."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def load_state_dict(path: str | Path, architecture: str, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
+    """Load a state dict without executing pickled code; unwrap ``model``/``state_dict`` containers."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"{path}: checkpoint file not found (for {architecture})")
+    if expected_sha256 is not None and file_sha256(path) != expected_sha256:
+        raise CheckpointError(f"{path}: sha256 does not match the expected {expected_sha256} for {architecture}")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch raises several unrelated types for non-checkpoint files
+        raise CheckpointError(f"{path}: not a loadable PyTorch state dict for {architecture} ({exc})") from exc
+    for key in ("model", "state_dict"):
+        if isinstance(state, dict) and isinstance(state.get(key), dict):
+            state = state[key]
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path}: holds no tensor state dict for {architecture}")
+    return state

@@ -1,0 +1,85 @@
+"""The protocol interface: turn one object (its GT mask on one slice) into prompt steps.
+
+A protocol talks to the model only through ``Context.predict`` (a prompt in, masks and scores out,
+on the slice's cached embedding), so iterative protocols can react to each prediction while the
+encoder runs once per slice.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from tasks.models.base import Geometry, Prompt
+
+Predict = Callable[[Prompt, bool], tuple[np.ndarray, np.ndarray]]
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a protocol may use for one object: GT, model geometry and box rule, predictor, seeded RNG."""
+
+    gt: np.ndarray  # (H, W) bool
+    geometry: Geometry
+    box_shift: int
+    predict: Predict
+    rng: np.random.Generator
+
+
+@dataclass(frozen=True)
+class Step:
+    """One prompt step's outcome; ``protocol`` is the recorded name (a protocol may have variants)."""
+
+    protocol: str
+    step: int
+    prompt: Prompt
+    mask: np.ndarray  # (H, W) bool, the mask the protocol keeps
+    score: float
+
+
+def object_seed(dataset: str, case_id: str, slice_index: int, label: int, protocol: str) -> int:
+    """A seed from the object's key and the protocol, independent of file or run order."""
+    key = f"{dataset}|{case_id}|{slice_index}|{label}|{protocol}".encode()
+    return int.from_bytes(hashlib.sha256(key).digest()[:8], "little")
+
+
+def tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) inclusive pixel bounds of a non-empty mask."""
+    ys, xs = np.nonzero(mask)
+    if ys.size == 0:
+        raise ValueError("cannot box an empty mask")
+    return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
+
+
+def expand_box(box: tuple[float, float, float, float], geometry: Geometry, shift: float) -> tuple[float, float, float, float]:
+    """Expand an original-pixel box by ``shift`` model-input pixels per side, clipped to the image."""
+    corners = geometry.to_model(np.reshape(box, (2, 2)))
+    h, w = geometry.resized
+    corners[0] = np.maximum(corners[0] - shift, 0)
+    corners[1] = np.minimum(corners[1] + shift, [w - 1, h - 1])
+    return tuple(float(v) for v in geometry.to_original(corners).ravel())
+
+
+class PromptProtocol(ABC):
+    """A named, published way of prompting; ``names`` lists every protocol name its steps record."""
+
+    name: str
+    min_area_px: int = 1
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The protocol names recorded in results rows (variants share one encoder pass)."""
+        return (self.name,)
+
+    @property
+    @abstractmethod
+    def rows_per_object(self) -> int:
+        """How many result rows one object yields (the planner's completeness check)."""
+
+    @abstractmethod
+    def run(self, ctx: Context) -> list[Step]:
+        """Prompt the model for one object and return every step."""

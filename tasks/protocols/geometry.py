@@ -1,0 +1,121 @@
+"""Mask geometry shared by the prompt protocols: components, distance-transform centres, random pixels.
+
+Coordinates returned to protocols are (x, y) = (column, row) integer pixel indices of the original
+slice, which is what SAM-family predictors take (the prompt encoder adds the half-pixel shift).
+Every random choice takes a ``numpy.random.Generator`` argument; nothing here touches the global
+NumPy or Python random state.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage
+from skimage.measure import label, regionprops
+from skimage.segmentation import find_boundaries
+
+Box = tuple[float, float, float, float]
+Point = tuple[int, int]
+
+_EIGHT = np.ones((3, 3), dtype=bool)
+
+
+def child_rngs(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
+    """``n`` independent generators drawn from ``rng`` in a fixed order, one per protocol variant.
+
+    Giving each variant its own stream keeps its prompts unchanged when another variant (or an
+    option such as the number of clicks) changes, and keeps prefix sequences stable: clicks 1..5
+    are the same whether 5 or 9 clicks are asked for.
+    """
+    seeds = rng.integers(0, 2**63 - 1, size=n, dtype=np.int64)
+    return [np.random.default_rng(int(s)) for s in seeds]
+
+
+def components(mask: np.ndarray, ties: str = "first") -> list[np.ndarray]:
+    """The 8-connected components of ``mask`` as boolean masks, largest area first.
+
+    Components are numbered in raster order of their first pixel (skimage ``label``). ``ties``
+    says which of two equal-area components comes first: ``"first"`` keeps label order (a stable
+    sort on area, as SAM-Med2D's ``sorted(regions, key=area, reverse=True)``), ``"last"`` puts the
+    higher label first (Mazurowski's ``sorted(zip(areas, ids))[::-1]``).
+    """
+    labels, n = label(np.asarray(mask, dtype=bool), connectivity=2, return_num=True)
+    if n == 0:
+        return []
+    areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    ids = np.arange(1, n + 1)
+    if ties == "first":
+        order = sorted(ids, key=lambda i: -areas[i - 1])
+    elif ties == "last":
+        order = [i for _, i in sorted(zip(areas, ids))][::-1]
+    else:
+        raise ValueError(f"ties must be 'first' or 'last', not {ties!r}")
+    return [labels == i for i in order]
+
+
+def padded_edt(mask: np.ndarray) -> np.ndarray:
+    """Exact Euclidean distance of each pixel to the nearest zero, with the image border counted as zero.
+
+    The mask is padded by 1 px of zeros before the transform and the padding cropped afterwards,
+    as the reference code does around ``cv2.distanceTransform``.
+    """
+    padded = np.pad(np.asarray(mask, dtype=bool), 1)
+    return ndimage.distance_transform_edt(padded)[1:-1, 1:-1]
+
+
+def maxima(values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(rows, cols) of every pixel where ``values`` equals its maximum, in raster order."""
+    return np.nonzero(values == values.max())
+
+
+def pick(rng: np.random.Generator, rows: np.ndarray, cols: np.ndarray) -> Point:
+    """One of the given pixels, uniformly at random, as (x, y)."""
+    if len(rows) == 0:
+        raise ValueError("no pixel to pick from")
+    i = int(rng.integers(0, len(rows)))
+    return int(cols[i]), int(rows[i])
+
+
+def edt_centre(mask: np.ndarray, rng: np.random.Generator) -> Point:
+    """A pixel where the padded exact EDT of ``mask`` is largest, ties broken uniformly by ``rng``.
+
+    If ``mask`` is empty the transform is zero everywhere and every pixel of the image ties.
+    """
+    return pick(rng, *maxima(padded_edt(mask)))
+
+
+def random_pixel(region: np.ndarray, rng: np.random.Generator) -> Point:
+    """A uniformly random pixel of a non-empty boolean region, as (x, y)."""
+    return pick(rng, *np.nonzero(region))
+
+
+def bbox_exclusive(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """skimage ``regionprops`` bbox of all of ``mask`` as (x0, y0, x1, y1), max exclusive."""
+    props = regionprops(np.asarray(mask, dtype=np.uint8))
+    if not props:
+        raise ValueError("cannot box an empty mask")
+    r0, c0, r1, c1 = props[0].bbox
+    return int(c0), int(r0), int(c1), int(r1)
+
+
+def inner_boundary_centre(mask: np.ndarray) -> Point:
+    """micro-sam's object centre: the object pixel farthest from the object's inner boundary.
+
+    As ``micro_sam.util.get_centers_and_bounding_boxes(mode="v")``: pad by 1, mark the inner
+    boundary (``find_boundaries(mode="inner")``), exact EDT to that boundary, and take the first
+    maximum in raster order among the object's pixels (``np.argmax``; no random tie-break).
+    """
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        raise ValueError("cannot centre an empty mask")
+    padded = np.pad(mask, 1)
+    boundaries = find_boundaries(padded, mode="inner")
+    distances = ndimage.distance_transform_edt(~boundaries)[1:-1, 1:-1]
+    masked = np.where(mask, distances, -1.0)
+    row, col = np.unravel_index(int(np.argmax(masked)), masked.shape)
+    return int(col), int(row)
+
+
+def iou(a: np.ndarray, b: np.ndarray) -> float:
+    """|a ∩ b| / |a ∪ b| of two boolean masks; 0 when both are empty."""
+    union = np.count_nonzero(a | b)
+    return np.count_nonzero(a & b) / union if union else 0.0

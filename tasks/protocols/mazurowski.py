@@ -1,0 +1,180 @@
+"""``mazurowski``: the prompts of Mazurowski et al. 2023 (MedIA 89:102918), modes M1–M5 and iterative clicks.
+
+Reference code: ``mazurowski-lab/segment-anything-medical-evaluation@2775b73``,
+``prompt_gen_and_exec_v2_allmode.py`` (the five modes) and ``prompt_gen_and_exec_v1.py`` (clicks).
+
+Modes (v2), all with ``multimask_output=True`` and no box jitter or expansion:
+
+* M1: one positive point at the centre of the largest component.
+* M2: one positive point at the centre of each of the up to 3 largest components, one predict call.
+* M3: the tight box (inclusive pixel bounds) of the largest component.
+* M4: the tight box of each of the up to 3 largest components, one predict call per box; the
+  boolean outputs are OR-ed index by index (``preds += preds_single`` on bool arrays), and the mask
+  is then chosen among the three OR-ed outputs.
+* M5: the tight box of the whole mask.
+
+Iterative clicks (v1): click 1 at the centre of the WHOLE mask (all components at once); click k
+at the centre of the error region (chosen prediction XOR GT), positive where the GT is set; every
+click is re-sent, no previous mask is fed back, ``multimask_output=True``.
+
+Mask choice, recorded as two variants of every mode and of the click sequence: the default keeps
+output index 0 (the first multimask output, NOT the best-scoring one); ``-oracle`` keeps the output
+with the best IoU against the GT. Each oracle click sequence is driven by its own chosen masks.
+
+Kept from the reference:
+
+* components are 8-connected (``skimage.measure.label(connectivity=2)``), sorted by area, largest
+  first; equal areas put the higher label first (``sorted(zip(area, id))[::-1]``);
+* "centre" = a pixel where the distance transform of the region padded by 1 px of zeros is largest,
+  uniform tie-break among all maxima (listed in raster order, as ``np.where``); an empty error
+  region (perfect prediction) makes every pixel tie, as in the reference;
+* the oracle's loop (``max_slice, max_dc = -1, 0; if dc > max_dc``): the first output with the
+  largest IoU, and the LAST output when every IoU is 0 (Python's index -1);
+* modes M3–M5 use no randomness; default and oracle share the modes' prompts and predictions
+  (the reference ran them as two runs whose prompts do not depend on the mask choice).
+
+Deliberate deviations:
+
+* Distance transform: the EXACT Euclidean distance transform (``scipy.ndimage.distance_transform_edt``)
+  instead of ``cv2.distanceTransform(DIST_L2, maskSize=5)``, a 5x5 approximation (no cv2 here).
+  Maxima, and so click positions, can differ by a pixel or two on some shapes.
+* Click labels come from the binary object mask. The reference reads the full multi-class label
+  image (a click on another class becomes positive); only the binary mask reaches a protocol here,
+  and that is the correct behaviour.
+* Randomness: the reference draws ties from one global ``np.random`` stream seeded once (1) at import,
+  so clicks depend on file order. Here the object's seeded generator (``Context.rng``) feeds one
+  stream for the modes and one for the clicks; the default and oracle click sequences start from the
+  same stream state, so while both keep the same masks they place the same clicks.
+* M4's recorded score is the mean of the per-box scores of the chosen output index; its recorded
+  prompt lists every box (``BoxesPrompt``).
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from dataclasses import dataclass
+
+import numpy as np
+
+from tasks.models.base import Prompt
+from tasks.protocols.base import Context, PromptProtocol, Step, tight_box
+from tasks.protocols.geometry import child_rngs, components, edt_centre, iou
+
+MODES = ("m1", "m2", "m3", "m4", "m5")
+
+
+@dataclass(frozen=True)
+class BoxesPrompt(Prompt):
+    """Several boxes sent one per predict call (mode M4); ``box`` holds the first, ``boxes`` all of them."""
+
+    boxes: tuple[tuple[float, float, float, float], ...] = ()
+
+    def to_json(self) -> str:
+        return json.dumps({"boxes": [[round(float(v), 2) for v in b] for b in self.boxes]}, separators=(",", ":"))
+
+
+def oracle_index(masks: np.ndarray, gt: np.ndarray) -> int:
+    """The reference's oracle: first output with the largest IoU; the last one if every IoU is 0."""
+    best, best_iou = -1, 0.0
+    for k in range(len(masks)):
+        value = iou(masks[k], gt)
+        if value > best_iou:
+            best, best_iou = k, value
+    return best % len(masks)
+
+
+class Mazurowski(PromptProtocol):
+    """Modes M1–M5 and clicks 1..N, each with the default (index 0) and the oracle (best IoU) mask choice."""
+
+    name = "mazurowski"
+    OPTIONS = ("clicks",)
+
+    def __init__(self, clicks: int = 9) -> None:
+        if int(clicks) < 1:
+            raise ValueError("mazurowski needs at least one click")
+        self.clicks = int(clicks)
+
+    @property
+    def clicks_name(self) -> str:
+        return f"{self.name}-clicks{self.clicks}"
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        modes = tuple(f"{self.name}-{m}{suffix}" for m in MODES for suffix in ("", "-oracle"))
+        return modes + (self.clicks_name, f"{self.clicks_name}-oracle")
+
+    @property
+    def rows_per_object(self) -> int:
+        return 2 * len(MODES) + 2 * self.clicks
+
+    def run(self, ctx: Context) -> list[Step]:
+        gt = np.asarray(ctx.gt, dtype=bool)
+        if not gt.any():
+            raise ValueError("mazurowski needs a non-empty object mask")
+        cache: dict[tuple[Prompt, bool], tuple[np.ndarray, np.ndarray]] = {}
+
+        def predict(prompt: Prompt) -> tuple[np.ndarray, np.ndarray]:
+            key = (prompt, True)
+            if key not in cache:
+                masks, scores = ctx.predict(prompt, True)
+                cache[key] = (np.asarray(masks, dtype=bool), np.asarray(scores, dtype=np.float64))
+            return cache[key]
+
+        modes_rng, clicks_rng = child_rngs(ctx.rng, 2)
+        steps = self._modes(gt, modes_rng, predict)
+        oracle_rng = copy.deepcopy(clicks_rng)  # same stream state: same clicks while the masks agree
+        steps += self._clicks(gt, clicks_rng, predict, oracle=False)
+        steps += self._clicks(gt, oracle_rng, predict, oracle=True)
+        return steps
+
+    def _modes(self, gt: np.ndarray, rng: np.random.Generator, predict) -> list[Step]:
+        comps = components(gt, ties="last")
+        steps: list[Step] = []
+
+        def record(mode: str, prompt: Prompt, masks: np.ndarray, scores: np.ndarray) -> None:
+            for suffix, k in (("", 0), ("-oracle", oracle_index(masks, gt))):
+                steps.append(Step(f"{self.name}-{mode}{suffix}", 1, prompt, masks[k], float(scores[k])))
+
+        def points_prompt(points: list[tuple[int, int]]) -> Prompt:
+            return Prompt(points=tuple((float(x), float(y)) for x, y in points), point_labels=(1,) * len(points))
+
+        def box_of(region: np.ndarray) -> tuple[float, float, float, float]:
+            return tuple(float(v) for v in tight_box(region))
+
+        # M1: centre of the largest component
+        prompt = points_prompt([edt_centre(comps[0], rng)])
+        record("m1", prompt, *predict(prompt))
+        # M2: centres of the up to 3 largest components, one call
+        prompt = points_prompt([edt_centre(c, rng) for c in comps[:3]])
+        record("m2", prompt, *predict(prompt))
+        # M3: tight box of the largest component
+        prompt = Prompt(box=box_of(comps[0]))
+        record("m3", prompt, *predict(prompt))
+        # M4: one box per component (up to 3), one call each, outputs OR-ed index by index
+        boxes = tuple(box_of(c) for c in comps[:3])
+        outputs = [predict(Prompt(box=b)) for b in boxes]
+        masks = np.logical_or.reduce([m for m, _ in outputs])
+        scores = np.mean([s for _, s in outputs], axis=0)
+        record("m4", BoxesPrompt(box=boxes[0], boxes=boxes), masks, scores)
+        # M5: tight box of the whole mask
+        prompt = Prompt(box=box_of(gt))
+        record("m5", prompt, *predict(prompt))
+        return steps
+
+    def _clicks(self, gt: np.ndarray, rng: np.random.Generator, predict, oracle: bool) -> list[Step]:
+        name = f"{self.clicks_name}-oracle" if oracle else self.clicks_name
+        points: list[tuple[float, float]] = []
+        labels: list[int] = []
+        steps: list[Step] = []
+        region = gt  # click 1: centre of the whole mask
+        for k in range(1, self.clicks + 1):
+            x, y = edt_centre(region, rng)
+            points.append((float(x), float(y)))
+            labels.append(1 if gt[y, x] else 0)
+            prompt = Prompt(points=tuple(points), point_labels=tuple(labels))
+            masks, scores = predict(prompt)
+            i = oracle_index(masks, gt) if oracle else 0
+            steps.append(Step(name, k, prompt, masks[i], float(scores[i])))
+            region = masks[i] ^ gt
+        return steps

@@ -1,0 +1,58 @@
+"""``medsam-box``: the ground-truth box of the object on the slice, expanded by a fixed margin.
+
+The margin is stated per model in its input pixels (20 px at 1024 for SAM/MedSAM as in MedSAM's
+SAM baseline scripts, 5 px at 256 for LiteMedSAM as in its inference_3D.py); one mask output.
+The jittered variant ``medsam-box-jitter`` draws each side's expansion uniformly from 0..margin
+(MedSAM's training perturbation, ``train_one_gpu.py``: ``random.randint(0, bbox_shift)`` per side,
+drawn in the order x_min, x_max, y_min, y_max), from the object's seeded generator instead of
+Python's global ``random``; the box is clipped to the resized image as ``medsam-box`` clips it.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from tasks.models.base import Geometry, Prompt
+from tasks.protocols.base import Context, PromptProtocol, Step, expand_box, tight_box
+
+
+class MedSAMBox(PromptProtocol):
+    """One step: the tight GT box of the whole object, expanded by the model's box margin."""
+
+    name = "medsam-box"
+    min_area_px = 10  # LiteMedSAM's 2D small-component threshold: smaller boxes degenerate
+
+    @property
+    def rows_per_object(self) -> int:
+        return 1
+
+    def run(self, ctx: Context) -> list[Step]:
+        box = expand_box(tight_box(ctx.gt), ctx.geometry, ctx.box_shift)
+        prompt = Prompt(box=box)
+        masks, scores = ctx.predict(prompt, False)
+        return [Step(self.name, 1, prompt, masks[0], float(scores[0]))]
+
+
+def expand_box_sides(
+    box: tuple[float, float, float, float], geometry: Geometry, shifts: tuple[int, int, int, int]
+) -> tuple[float, float, float, float]:
+    """Expand an original-pixel box by per-side model-input pixels (x0, y0, x1, y1), clipped like ``expand_box``."""
+    corners = geometry.to_model(np.reshape(box, (2, 2)))
+    h, w = geometry.resized
+    corners[0] = np.maximum(corners[0] - np.array(shifts[:2], dtype=np.float64), 0)
+    corners[1] = np.minimum(corners[1] + np.array(shifts[2:], dtype=np.float64), [w - 1, h - 1])
+    return tuple(float(v) for v in geometry.to_original(corners).ravel())
+
+
+class MedSAMBoxJitter(MedSAMBox):
+    """One step: the tight GT box, each side pushed out by an independent integer in 0..margin."""
+
+    name = "medsam-box-jitter"
+
+    def run(self, ctx: Context) -> list[Step]:
+        # MedSAM draws x_min, x_max, y_min, y_max in that order; randint(0, n) includes n.
+        dx0, dx1, dy0, dy1 = (int(v) for v in ctx.rng.integers(0, ctx.box_shift + 1, size=4))
+        box = expand_box_sides(tight_box(ctx.gt), ctx.geometry, (dx0, dy0, dx1, dy1))
+        prompt = Prompt(box=box)
+        masks, scores = ctx.predict(prompt, False)
+        return [Step(self.name, 1, prompt, masks[0], float(scores[0]))]

@@ -1,0 +1,47 @@
+"""Everything a user can set, in one place (environment prefix ``SAMATLAS_``)."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Where samatlas keeps its data and how it computes.
+
+    Paths left unset derive from ``data_root`` so that one variable moves everything.
+    """
+
+    model_config = SettingsConfigDict(env_prefix="SAMATLAS_")
+
+    data_root: Path = Field(Path("samatlas-data"), description="Holds the store, the catalog and the cache.")
+    store: Path | None = Field(None, description="Zarr store root (default <data_root>/store).")
+    catalog: Path | None = Field(None, description="Parquet catalog root (default <data_root>/catalog).")
+    cache_dir: Path | None = Field(None, description="Download cache (default <data_root>/cache).")
+    cluster: str = Field("local", description="local, tcp://HOST:PORT, slurm or kubernetes.")
+    n_workers: int | None = Field(None, description="Local Dask workers (default: one per core, at most 4).")
+    device: str = Field("cpu", description="cpu or cuda.")
+
+    @property
+    def store_root(self) -> Path:
+        """The Zarr store root."""
+        return self.store or self.data_root / "store"
+
+    @property
+    def catalog_root(self) -> Path:
+        """The Parquet catalog root."""
+        return self.catalog or self.data_root / "catalog"
+
+    @property
+    def cache_root(self) -> Path:
+        """The download cache."""
+        return self.cache_dir or self.data_root / "cache"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

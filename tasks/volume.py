@@ -1,0 +1,99 @@
+"""A case as arrays in samatlas's canonical orientation, with the geometry needed to score it."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+CANONICAL = "LPS"  # DICOM patient axes: array x runs to the left, y to posterior, z to superior
+
+
+class CaseError(ValueError):
+    """A case that cannot be ingested; the message names the file and the problem."""
+
+
+@dataclass
+class Volume:
+    """Image ``(c, z, y, x)`` and integer mask ``(z, y, x)`` on one grid; spacing in array order (mm)."""
+
+    image: np.ndarray
+    mask: np.ndarray | None
+    spacing: tuple[float, float, float]
+    origin: tuple[float, float, float]
+    original_affine: list[list[float]]
+    spacing_from_file: bool = True
+
+
+def affine(image: sitk.Image) -> list[list[float]]:
+    """The 4x4 index-to-LPS-world matrix of an ITK image (3D; 2D images get an identity z row)."""
+    dim = image.GetDimension()
+    direction = np.eye(3)
+    direction[:dim, :dim] = np.asarray(image.GetDirection()).reshape(dim, dim)
+    spacing = np.ones(3)
+    spacing[:dim] = image.GetSpacing()
+    origin = np.zeros(3)
+    origin[:dim] = image.GetOrigin()
+    matrix = np.eye(4)
+    matrix[:3, :3] = direction * spacing
+    matrix[:3, 3] = origin
+    return matrix.tolist()
+
+
+def check_same_grid(image: sitk.Image, label: sitk.Image, image_path: Path, label_path: Path) -> None:
+    """Raise CaseError unless the label lies on the image's voxel grid."""
+    if image.GetSize() != label.GetSize():
+        raise CaseError(f"{label_path}: label size {label.GetSize()} differs from image {image_path.name} size {image.GetSize()}")
+    checks = {
+        "spacing": (image.GetSpacing(), label.GetSpacing(), 1e-3),
+        "origin": (image.GetOrigin(), label.GetOrigin(), 1e-2),
+        "direction": (image.GetDirection(), label.GetDirection(), 1e-3),
+    }
+    for what, (a, b, tol) in checks.items():
+        if not np.allclose(a, b, atol=tol, rtol=1e-4):
+            raise CaseError(f"{label_path}: label {what} {tuple(np.round(b, 4))} differs from image {tuple(np.round(a, 4))}")
+
+
+def check_label_values(mask: np.ndarray, allowed: Mapping[int, object], label_path: Path) -> None:
+    """Raise CaseError if the mask holds values the card does not map."""
+    values = set(np.unique(mask).tolist()) - {0}
+    unknown = sorted(values - set(allowed))
+    if unknown:
+        raise CaseError(f"{label_path}: label values {unknown} are not in the card's map {sorted(allowed)}")
+
+
+def _canonical(image: sitk.Image) -> sitk.Image:
+    return sitk.DICOMOrient(image, CANONICAL) if image.GetDimension() == 3 else image
+
+
+def _channels_zyx(image: sitk.Image) -> np.ndarray:
+    """(c, z, y, x) from a scalar or vector ITK image of 2 or 3 dimensions."""
+    array = sitk.GetArrayFromImage(image)
+    if image.GetNumberOfComponentsPerPixel() > 1:
+        array = np.moveaxis(array, -1, 0)
+    else:
+        array = array[None]
+    if image.GetDimension() == 2:
+        array = array[:, None]
+    return array
+
+
+def to_volume(channels: Sequence[sitk.Image], label: sitk.Image | None, spacing_from_file: bool = True) -> Volume:
+    """Reorient the channels and label to the canonical orientation and stack them as arrays."""
+    original = affine(channels[0])
+    oriented = [_canonical(c) for c in channels]
+    image = np.concatenate([_channels_zyx(c) for c in oriented], axis=0)
+    mask = None
+    if label is not None:
+        mask = _channels_zyx(_canonical(label))[0]
+        mask = mask.astype(np.uint8 if mask.max(initial=0) < 256 else np.uint16)
+    ref = oriented[0]
+    spacing = tuple(float(s) for s in reversed(ref.GetSpacing()))
+    origin = tuple(float(o) for o in ref.GetOrigin())
+    if ref.GetDimension() == 2:
+        spacing = (1.0, *spacing)
+        origin = (*origin, 0.0)
+    return Volume(image, mask, spacing, origin, original, spacing_from_file)

@@ -139,6 +139,7 @@ class DatasetCard(BaseModel):
     license: str
     citation: str
     layout: str = Field(description="the official release layout, in a sentence")
+    cases: int | None = Field(None, description="cases in the official release, where documented")
     discover: Callable[[Path], Iterator[CaseFiles]]
     reader: str = Field("sitk", description="name of the case reader in tasks.readers")
     prepare: Callable[[Path], None] | None = Field(None, description="derives files after fetching")

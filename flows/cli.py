@@ -43,6 +43,18 @@ def fetch(datasets: Annotated[list[str], typer.Argument(help="dataset ids")]) ->
 
 
 @app.command()
+def datasets(
+    modality: Annotated[Optional[str], typer.Option(help="only datasets with this modality (ct, mr, us, ...)")] = None,
+    anatomy: Annotated[Optional[str], typer.Option(help="only datasets with this anatomy region or target anatomy")] = None,
+    fmt: FormatOpt = Format.table,
+) -> None:
+    """The dataset registry: what samatlas can ingest, and how each release is obtained."""
+    from catalog.listing import COLUMNS, registry_rows
+
+    emit(COLUMNS, registry_rows(modality, anatomy), fmt, title="samatlas datasets")
+
+
+@app.command()
 def ingest(
     datasets: Annotated[list[str], typer.Argument(help="dataset ids")],
     source: Annotated[Optional[Path], typer.Option(help="the official release as a folder or archive")] = None,

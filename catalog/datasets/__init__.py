@@ -1,3 +1,7 @@
-"""The built-in dataset cards; importing this package registers them all."""
+"""The built-in dataset cards, one module per dataset; importing this package registers them all."""
 
-from catalog.datasets import sample_mni152, sample_radiomics  # noqa: F401
+import importlib
+import pkgutil
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")

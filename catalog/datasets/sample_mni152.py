@@ -59,6 +59,7 @@ def derive_labels(root: Path) -> None:
     citation="Fonov V et al. Unbiased average age-appropriate atlases for pediatric studies. NeuroImage 2011;54(1):313-327.",
     layout=f"{DATA}/{STEM.format('t1')} with derived {LABELS} (WM = 1 if P>0.5, GM = 2 if P>0.5)",
     prepare=derive_labels,
+    cases=1,
 )
 def sample_mni152(root: Path) -> Iterator[CaseFiles]:
     """The single template case."""

@@ -38,6 +38,7 @@ _SUBSET_OF = {"brain": "brain-mr", "lung": "chest-ct", "breast": "breast-mr"}
     license="BSD-3-Clause (pyradiomics); image provenance undocumented",
     citation="van Griethuysen JJM et al. Computational Radiomics System to Decode the Radiographic Phenotype. Cancer Res 2017;77(21):e104-e107.",
     layout="pyradiomics-3.0.1/data/<case>_image.nrrd with <case>_label.nrrd (uint8, lesion = 1)",
+    cases=5,
 )
 def sample_radiomics(root: Path) -> Iterator[CaseFiles]:
     """Pair every ``<case>_image.nrrd`` with its ``<case>_label.nrrd``."""

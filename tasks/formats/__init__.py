@@ -1,0 +1,1 @@
+"""Case readers for release formats beyond one SimpleITK file per channel (registered on import)."""

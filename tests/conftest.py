@@ -1,0 +1,67 @@
+"""Shared fixtures: one Prefect test server per session, an isolated data root per test, the CLI."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+# The download cache `make data` fills; tests reuse it so the samples are fetched once per machine.
+SHARED_CACHE = Path(os.environ.get("SAMATLAS_TEST_CACHE", REPO / "samatlas-data" / "cache"))
+
+
+@pytest.fixture(scope="session")
+def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
+    """A temporary Prefect API for the whole session (flows and Dask workers report to it)."""
+    os.environ["PREFECT_HOME"] = str(tmp_path_factory.mktemp("prefect-home"))
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        from prefect.settings import PREFECT_API_URL
+
+        os.environ["PREFECT_API_URL"] = PREFECT_API_URL.value()
+        yield
+        os.environ.pop("PREFECT_API_URL", None)
+
+
+@pytest.fixture
+def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty data root for one test, sharing the session's download cache."""
+    from tasks.settings import get_settings
+
+    root = tmp_path / "samatlas-data"
+    monkeypatch.setenv("SAMATLAS_DATA_ROOT", str(root))
+    monkeypatch.setenv("SAMATLAS_CACHE_DIR", str(SHARED_CACHE))
+    get_settings.cache_clear()
+    yield root
+    get_settings.cache_clear()
+
+
+@dataclass
+class CliResult:
+    """What a ``samatlas`` command did: exit code, and stdout and stderr together."""
+
+    exit_code: int
+    output: str
+    stdout: str
+
+
+@pytest.fixture
+def cli(prefect_server: None, data_root: Path):
+    """Run ``samatlas ARGS...`` as a user would, in a subprocess against the session's Prefect API."""
+    executable = Path(sys.executable).with_name("samatlas")
+
+    def invoke(*args: object, timeout: float = 600) -> CliResult:
+        done = subprocess.run(
+            [str(executable), *map(str, args)], capture_output=True, text=True, timeout=timeout,
+            env={**os.environ, "COLUMNS": "200"},
+        )
+        return CliResult(done.returncode, done.stdout + done.stderr, done.stdout)
+
+    return invoke

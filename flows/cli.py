@@ -83,7 +83,9 @@ def evaluate(
     model: Annotated[str, typer.Option(help="litemedsam, filled-box, sam_vit_b|l|h, medsam_vit_b")] = "litemedsam",
     checkpoint: Annotated[Optional[Path], typer.Option(help="weights file for SAM/MedSAM models")] = None,
     protocol: Annotated[Optional[list[str]], typer.Option(help="protocol name (repeatable)")] = None,
-    clicks: Annotated[Optional[int], typer.Option(help="clicks for iterative protocols")] = None,
+    clicks: Annotated[Optional[int], typer.Option(help="clicks for mazurowski (default 9)")] = None,
+    iterations: Annotated[Optional[int], typer.Option(help="iterations for microsam-iterative (default 8)")] = None,
+    points: Annotated[Optional[int], typer.Option(help="points for sammed2d's N-point prompt (default 5)")] = None,
     max_slices_per_case: Annotated[int, typer.Option(help="evaluate at most this many slices per case, evenly spread (0: all)")] = 0,
     cluster: Annotated[Optional[str], typer.Option(help="local, tcp://HOST:PORT, slurm or kubernetes")] = None,
     workers: Annotated[Optional[int], typer.Option(help="local Dask worker processes")] = None,
@@ -104,7 +106,8 @@ def evaluate(
         with prefect_api():
             report = evaluate_flow.with_options(task_runner=runner)(
                 model=model, checkpoint=str(checkpoint) if checkpoint else None, protocols=protocol,
-                datasets=dataset, cases=case, clicks=clicks, max_slices_per_case=max_slices_per_case,
+                datasets=dataset, cases=case,
+                options={k: v for k, v in {"clicks": clicks, "iterations": iterations, "points": points}.items() if v}, max_slices_per_case=max_slices_per_case,
                 device=device, n_workers=n_workers, dry_run=dry_run,
             )
     except (CheckpointError, ValueError) as exc:

@@ -35,15 +35,15 @@ class EvaluateReport:
     encoder_calls: int = 0
 
 
-def build_protocols(names: list[str], clicks: int | None = None) -> dict[str, PromptProtocol]:
-    """Protocol instances by the names the user gave."""
-    return {name: get_protocol(name, clicks=clicks) for name in dict.fromkeys(names)}
+def build_protocols(names: list[str], options: dict[str, int] | None = None) -> dict[str, PromptProtocol]:
+    """Protocol instances by the names the user gave, each taking the options it accepts."""
+    return {name: get_protocol(name, **(options or {})) for name in dict.fromkeys(names)}
 
 
 @task(name="evaluate-unit", cache_policy=NO_CACHE, task_run_name="evaluate {unit.dataset}/{unit.case_id}")
 def evaluate_unit_task(
     unit: WorkUnit, model_name: str, checkpoint: str | None, device: str, protocol_names: list[str],
-    clicks: int | None, catalog: str, run_id: str, torch_threads: int,
+    options: dict[str, int], catalog: str, run_id: str, torch_threads: int,
 ) -> dict:
     """Evaluate one case's planned objects and write them as one results fragment per partition."""
     import torch
@@ -51,7 +51,7 @@ def evaluate_unit_task(
     torch.set_num_threads(torch_threads)
     model = load_model(model_name, checkpoint, device)
     result = run_unit(Path(unit.zarr_path), unit.dataset, unit.case_id, unit.objects, model,
-                      build_protocols(protocol_names, clicks))
+                      build_protocols(protocol_names, options))
     version = code_version()
     for row in result.rows:
         row.update(run_id=run_id, code_version=version)
@@ -67,7 +67,7 @@ def model_identity(model: str, checkpoint: str | None) -> str:
 @flow(name="evaluate", log_prints=True)
 def evaluate(
     model: str = "litemedsam", checkpoint: str | None = None, protocols: list[str] | None = None,
-    datasets: list[str] | None = None, cases: list[str] | None = None, clicks: int | None = None,
+    datasets: list[str] | None = None, cases: list[str] | None = None, options: dict[str, int] | None = None,
     max_slices_per_case: int = 0, device: str = "cpu", n_workers: int = 1, dry_run: bool = False,
 ) -> EvaluateReport:
     """Evaluate ``model`` under ``protocols`` on every planned object not yet in ``results``."""
@@ -76,7 +76,7 @@ def evaluate(
     protocol_names = protocols or ["medsam-box"]
     run_id, started = current_run_id(), dt.datetime.now(dt.UTC)
     sha256 = model_identity(model, checkpoint)
-    units = plan_units(catalog, model, sha256, build_protocols(protocol_names, clicks), datasets or (),
+    units = plan_units(catalog, model, sha256, build_protocols(protocol_names, options), datasets or (),
                        cases or (), max_slices_per_case)
     report = EvaluateReport(model, sha256, len(units), sum(len(u.objects) for u in units), sum(u.slices for u in units))
     logger = get_run_logger()
@@ -87,7 +87,7 @@ def evaluate(
     # GPU workers advertise GPU=1, so each runs one unit at a time on its device.
     with dask.annotate(resources={"GPU": 1}) if device == "cuda" else nullcontext():
         futures = [
-            evaluate_unit_task.submit(unit, model, checkpoint, device, protocol_names, clicks, str(catalog), run_id, threads)
+            evaluate_unit_task.submit(unit, model, checkpoint, device, protocol_names, options, str(catalog), run_id, threads)
             for unit in units
         ]
     for future in futures:
@@ -96,7 +96,7 @@ def evaluate(
         report.encoder_calls += done["encoder_calls"]
     record_run(catalog, "evaluate", run_id, started,
                {"model": model, "checkpoint": checkpoint, "protocols": protocol_names, "datasets": datasets,
-                "cases": cases, "clicks": clicks, "max_slices_per_case": max_slices_per_case, "device": device},
+                "cases": cases, "options": options, "max_slices_per_case": max_slices_per_case, "device": device},
                {"units": report.units, "objects": report.objects, "rows": report.rows,
                 "encoder_calls": report.encoder_calls, "distinct_slices": report.slices})
     return report

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -52,16 +53,17 @@ class CliResult:
     stdout: str
 
 
+def run_samatlas(root: Path, *args: object, timeout: float = 600) -> CliResult:
+    """Run ``samatlas ARGS...`` as a user would: the console script, in a subprocess, on ``root``."""
+    env = {**os.environ, "SAMATLAS_DATA_ROOT": str(root), "SAMATLAS_CACHE_DIR": str(SHARED_CACHE), "COLUMNS": "200"}
+    done = subprocess.run(
+        [str(Path(sys.executable).with_name("samatlas")), *map(str, args)],
+        capture_output=True, text=True, timeout=timeout, env=env,
+    )
+    return CliResult(done.returncode, done.stdout + done.stderr, done.stdout)
+
+
 @pytest.fixture
 def cli(prefect_server: None, data_root: Path):
-    """Run ``samatlas ARGS...`` as a user would, in a subprocess against the session's Prefect API."""
-    executable = Path(sys.executable).with_name("samatlas")
-
-    def invoke(*args: object, timeout: float = 600) -> CliResult:
-        done = subprocess.run(
-            [str(executable), *map(str, args)], capture_output=True, text=True, timeout=timeout,
-            env={**os.environ, "COLUMNS": "200"},
-        )
-        return CliResult(done.returncode, done.stdout + done.stderr, done.stdout)
-
-    return invoke
+    """``cli(ARGS...)`` runs the samatlas command on this test's data root (see run_samatlas)."""
+    return functools.partial(run_samatlas, data_root)

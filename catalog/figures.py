@@ -40,7 +40,7 @@ def pick_objects(catalog: Path, model: str, protocol: str) -> list[dict]:
 def _crop(mask: np.ndarray, margin: float = 1.5, minimum: int = 96) -> tuple[slice, slice]:
     ys, xs = np.nonzero(mask)
     cy, cx = (ys.min() + ys.max()) / 2, (xs.min() + xs.max()) / 2
-    half = max(minimum / 2, margin * max(ys.ptp(), xs.ptp()))
+    half = max(minimum / 2, margin * max(np.ptp(ys), np.ptp(xs)))
     y0, x0 = int(max(cy - half, 0)), int(max(cx - half, 0))
     return slice(y0, int(min(cy + half, mask.shape[0]))), slice(x0, int(min(cx + half, mask.shape[1])))
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from catalog.query import connect
@@ -97,3 +98,15 @@ def test_summary_and_read_only_query_through_the_cli(evaluated: Path):
     refused = run_samatlas(evaluated, "catalog", "query", f"COPY results TO '{evaluated / 'leak.csv'}'")
     assert refused.exit_code != 0 and "Traceback" not in refused.output
     assert not (evaluated / "leak.csv").exists()
+
+
+def test_overlay_figure_shows_both_contours(evaluated: Path):
+    from PIL import Image
+
+    from catalog.figures import overlay_figure
+
+    out = overlay_figure(evaluated / "catalog", evaluated / "overlays.png")
+    pixels = np.asarray(Image.open(out).convert("RGB")).reshape(-1, 3).astype(int)
+    lime = ((pixels[:, 0] < 80) & (pixels[:, 1] > 200) & (pixels[:, 2] < 80)).sum()
+    red = ((pixels[:, 0] > 200) & (pixels[:, 1] < 60) & (pixels[:, 2] < 60)).sum()
+    assert lime > 100 and red > 100, (lime, red)

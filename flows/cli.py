@@ -145,6 +145,44 @@ def catalog_query(sql: Annotated[str, typer.Argument(help="SQL over the views da
 
 
 @app.command()
+def server() -> None:
+    """Start a long-lived Prefect server on 127.0.0.1 (schedules need one); Ctrl-C stops it."""
+    import subprocess
+    import sys
+
+    err.print("Prefect server on http://127.0.0.1:4200; in other shells: export PREFECT_API_URL=http://127.0.0.1:4200/api")
+    raise typer.Exit(subprocess.call([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]))
+
+
+@app.command()
+def serve(
+    dataset: Annotated[list[str], typer.Option(help="datasets to refresh and re-evaluate (repeatable)")],
+    model: Annotated[Optional[list[str]], typer.Option(help="models to re-evaluate nightly")] = None,
+    protocol: Annotated[Optional[list[str]], typer.Option(help="protocols")] = None,
+    cluster: Annotated[str, typer.Option(help="local, tcp://HOST:PORT, slurm or kubernetes")] = "local",
+    ingest_cron: Annotated[str, typer.Option(help="cron of the ingest refresh")] = "0 3 * * 0",
+    evaluate_cron: Annotated[str, typer.Option(help="cron of the re-evaluation")] = "0 2 * * *",
+) -> None:
+    """Serve the scheduled deployments (weekly ingest, nightly evaluate) until stopped."""
+    import os
+
+    from prefect import serve as prefect_serve
+
+    from flows.schedules import build_deployments
+
+    if not os.environ.get("PREFECT_API_URL"):
+        fail("schedules fire only on a running Prefect server: start `samatlas server`, then "
+             "export PREFECT_API_URL=http://127.0.0.1:4200/api and run serve again")
+    for dataset_id in dataset:
+        try:
+            get_card(dataset_id)
+        except UnknownDataset as exc:
+            fail(str(exc).strip("'\""))
+    prefect_serve(*build_deployments(dataset, model or ["litemedsam"], protocol or ["medsam-box"], cluster,
+                                     ingest_cron, evaluate_cron))
+
+
+@app.command()
 def demo(
     workers: Annotated[Optional[int], typer.Option(help="local Dask worker processes")] = None,
 ) -> None:

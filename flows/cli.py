@@ -145,6 +145,23 @@ def catalog_query(sql: Annotated[str, typer.Argument(help="SQL over the views da
 
 
 @app.command()
+def report(
+    outdir: Annotated[Path, typer.Argument(help="folder for report.md and its figures")],
+    overlays: Annotated[bool, typer.Option(help="re-run the model to draw overlays")] = True,
+) -> None:
+    """Summaries, a Dice heatmap, Dice-vs-step curves and overlays as Markdown + PNG."""
+    from flows.report import report as report_flow
+    from flows.server import prefect_api
+
+    try:
+        with prefect_api():
+            path = report_flow(str(outdir), overlays)
+    except ValueError as exc:
+        fail(str(exc))
+    err.print(f"report: {path}")
+
+
+@app.command()
 def server() -> None:
     """Start a long-lived Prefect server on 127.0.0.1 (schedules need one); Ctrl-C stops it."""
     import subprocess

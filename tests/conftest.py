@@ -13,8 +13,19 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-# The download cache `make data` fills; tests reuse it so the samples are fetched once per machine.
-SHARED_CACHE = Path(os.environ.get("SAMATLAS_TEST_CACHE", REPO / "samatlas-data" / "cache"))
+# The downloads `make data` fetched (package files, sha256-checked); tests reuse them, but unpack
+# releases into their own cache so that no test sees another's (or leaves one for the user).
+SHARED_DOWNLOADS = Path(os.environ.get("SAMATLAS_TEST_DOWNLOADS", REPO / "samatlas-data" / "cache" / "downloads"))
+
+
+def seed_cache(root: Path) -> Path:
+    """``root``'s own download cache, whose ``downloads`` links to the shared downloads."""
+    cache = root / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    SHARED_DOWNLOADS.mkdir(parents=True, exist_ok=True)
+    if not (cache / "downloads").exists():
+        (cache / "downloads").symlink_to(SHARED_DOWNLOADS, target_is_directory=True)
+    return cache
 
 
 @pytest.fixture(scope="session")
@@ -38,7 +49,7 @@ def data_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
     root = tmp_path / "samatlas-data"
     monkeypatch.setenv("SAMATLAS_DATA_ROOT", str(root))
-    monkeypatch.setenv("SAMATLAS_CACHE_DIR", str(SHARED_CACHE))
+    monkeypatch.setenv("SAMATLAS_CACHE_DIR", str(seed_cache(root)))
     get_settings.cache_clear()
     yield root
     get_settings.cache_clear()
@@ -55,7 +66,7 @@ class CliResult:
 
 def run_samatlas(root: Path, *args: object, timeout: float = 600) -> CliResult:
     """Run ``samatlas ARGS...`` as a user would: the console script, in a subprocess, on ``root``."""
-    env = {**os.environ, "SAMATLAS_DATA_ROOT": str(root), "SAMATLAS_CACHE_DIR": str(SHARED_CACHE), "COLUMNS": "200"}
+    env = {**os.environ, "SAMATLAS_DATA_ROOT": str(root), "SAMATLAS_CACHE_DIR": str(seed_cache(root)), "COLUMNS": "200"}
     done = subprocess.run(
         [str(Path(sys.executable).with_name("samatlas")), *map(str, args)],
         capture_output=True, text=True, timeout=timeout, env=env,

@@ -1,0 +1,103 @@
+"""Medical Segmentation Decathlon (MSD): ten tasks, one card, one subset per task.
+
+The survey counts MSD as one dataset (row 12, CT and MR, "multiple" anatomy), so it is one card;
+each task is a subset because each has its own modality, label map, intensity preset and channels.
+Each task ships as ``TaskXX_Name.tar`` holding ``TaskXX_Name/{imagesTr,labelsTr,imagesTs}/*.nii.gz``
+and ``dataset.json``; only ``imagesTr`` has labels, so only those cases are ingested. BrainTumour and
+Prostate images are 4D (the sequences on the 4th axis) and are split into named channels.
+The tars carry macOS ``._*`` files, which are skipped. Task03 Liver is LiTS and Task01 is
+derived from BraTS 2016/17, so those overlap with the ``lits`` and ``brats2023`` cards.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import tasks.formats.split4d  # noqa: F401  (registers the channels-4d reader)
+from catalog.cards import CaseFiles, CTWindow, ManualSource, PercentileClip, Subset, Target, dataset_card
+from tasks.formats.layout import find
+
+SOFT_TISSUE = CTWindow(level=40, width=400)
+LUNG = CTWindow(level=-600, width=1500)
+
+# Task folder -> subset; label values and channel order as each task's dataset.json states them.
+TASKS: dict[str, Subset] = {
+    "Task01_BrainTumour": Subset(
+        name="task01-braintumour", modality="mr", region="brain", intensity=PercentileClip(),
+        channels=("flair", "t1w", "t1gd", "t2w"), labels={
+            1: Target(name="edema", anatomy="brain"),
+            2: Target(name="non-enhancing-tumour", anatomy="brain"),
+            3: Target(name="enhancing-tumour", anatomy="brain"),
+        }),
+    "Task02_Heart": Subset(
+        name="task02-heart", modality="mr", region="heart", intensity=PercentileClip(),
+        labels={1: Target(name="left-atrium", anatomy="heart")}),
+    "Task03_Liver": Subset(
+        name="task03-liver", modality="ct", region="abdomen", intensity=SOFT_TISSUE, labels={
+            1: Target(name="liver", anatomy="liver"),
+            2: Target(name="liver-tumour", anatomy="liver"),
+        }),
+    "Task04_Hippocampus": Subset(
+        name="task04-hippocampus", modality="mr", region="brain", intensity=PercentileClip(), labels={
+            1: Target(name="hippocampus-anterior", anatomy="brain"),
+            2: Target(name="hippocampus-posterior", anatomy="brain"),
+        }),
+    "Task05_Prostate": Subset(
+        name="task05-prostate", modality="mr", region="prostate", intensity=PercentileClip(),
+        channels=("t2", "adc"), labels={
+            1: Target(name="prostate-peripheral-zone", anatomy="prostate"),
+            2: Target(name="prostate-transition-zone", anatomy="prostate"),
+        }),
+    "Task06_Lung": Subset(
+        name="task06-lung", modality="ct", region="chest", intensity=LUNG,
+        labels={1: Target(name="lung-tumour", anatomy="lung")}),
+    "Task07_Pancreas": Subset(
+        name="task07-pancreas", modality="ct", region="abdomen", intensity=SOFT_TISSUE, labels={
+            1: Target(name="pancreas", anatomy="pancreas"),
+            2: Target(name="pancreas-tumour", anatomy="pancreas"),
+        }),
+    "Task08_HepaticVessel": Subset(
+        name="task08-hepaticvessel", modality="ct", region="abdomen", intensity=SOFT_TISSUE, labels={
+            1: Target(name="hepatic-vessel", anatomy="liver"),
+            2: Target(name="liver-tumour", anatomy="liver"),
+        }),
+    "Task09_Spleen": Subset(
+        name="task09-spleen", modality="ct", region="abdomen", intensity=SOFT_TISSUE,
+        labels={1: Target(name="spleen", anatomy="spleen")}),
+    "Task10_Colon": Subset(
+        name="task10-colon", modality="ct", region="abdomen", intensity=SOFT_TISSUE,
+        labels={1: Target(name="colon-tumour", anatomy="colon")}),
+}
+
+
+@dataset_card(
+    id="msd",
+    name="Medical Segmentation Decathlon",
+    dimensionality=3,
+    subsets=tuple(TASKS.values()),
+    source=ManualSource(
+        register_at="http://medicaldecathlon.com/ (open download, no account)",
+        what_to_pass=(
+            "one task tar as published, e.g. https://msd-for-monai.s3-us-west-2.amazonaws.com/Task04_Hippocampus.tar "
+            "(samatlas knows no verified sha256 for the tars, so it does not download them itself), "
+            "or a folder holding extracted TaskXX_Name/ folders"
+        ),
+    ),
+    license="CC BY-SA 4.0 (per medicaldecathlon.com; not verified here)",
+    citation="Antonelli M et al. The Medical Segmentation Decathlon. Nat Commun 2022;13:4128.",
+    layout="TaskXX_Name/{imagesTr,labelsTr,imagesTs}/<case>.nii.gz + dataset.json per task; "
+           "BrainTumour and Prostate images are 4D (channels last)",
+    cases=2633,  # volumes in the ten tasks (1,411 CT + 1,222 MR); the labelled imagesTr ones are ingested
+    reader="channels-4d",
+)
+def msd(root: Path) -> Iterator[CaseFiles]:
+    """Every labelled case of every task folder found, as ``<official file stem>`` in the task's subset."""
+    for label in find(root, "labelsTr/*.nii.gz", "a TaskXX_Name folder or tar, or a folder holding several"):
+        task = label.parent.parent.name
+        if task not in TASKS:
+            raise ValueError(f"{label.parent.parent}: not an MSD task folder; expected one of {sorted(TASKS)}")
+        subset = TASKS[task]
+        extra = {"channels": ",".join(subset.channels)} if len(subset.channels) > 1 else {}
+        image = label.parent.parent / "imagesTr" / label.name
+        yield CaseFiles(label.name.removesuffix(".nii.gz"), (image,), label, subset=subset.name, extra=extra)

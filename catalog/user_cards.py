@@ -1,0 +1,173 @@
+"""Dataset cards a user writes in YAML, registered through the same machinery as the built-in ones.
+
+A YAML card names the dataset, its modality and region, the label map, the intensity preset, and
+where images and labels are (globs relative to the release root, the folder passed as
+``--source``); a regular expression with a ``case`` group turns each file's path into its case id,
+and images and labels pair by case id. ``examples/my_dataset.yaml`` shows every field.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+import catalog.datasets  # noqa: F401  (built-in ids must be registered before checking for a collision)
+from catalog.cards import MODALITIES, REGISTRY, SLUG, CaseFiles, DatasetCard, Intensity, ManualSource, Subset, Target
+from tasks.formats.release import is_junk
+
+DEFAULT_CASE_ID = r"(?P<case>[^/.]+)[^/]*$"  # the file name up to its first dot
+CASE_ID_CHARS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+LOADED: dict[str, Path] = {}  # card id -> the YAML file it was loaded from
+
+
+class UserCardError(ValueError):
+    """A YAML card that cannot be used; the message names the file and the field."""
+
+
+class UserCardSpec(BaseModel):
+    """The fields of a YAML card (unknown fields are refused, so a typo does not pass silently)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    name: str
+    modality: str
+    region: str
+    dimensionality: int = Field(3, ge=2, le=3)
+    labels: dict[int, Target] = Field(min_length=1)
+    intensity: Intensity
+    channels: tuple[str, ...] = Field(("image",), description="names of the image file's channels (an RGB file has three)")
+    images_glob: str = Field(description="glob of image files, relative to the release root")
+    labels_glob: str = Field(description="glob of label files, relative to the release root")
+    case_id: str = Field(DEFAULT_CASE_ID, description="regex searched in each file's path relative to the root; group 'case'")
+    license: str
+    citation: str
+    layout: str | None = None
+    cases: int | None = None
+    register_at: str | None = Field(None, description="where the data comes from, for the message shown without --source")
+    what_to_pass: str | None = None
+
+    @field_validator("id", "region")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError(f"{value!r} must be a lowercase slug (letters, digits, _ or -)")
+        return value
+
+    @field_validator("modality")
+    @classmethod
+    def _modality(cls, value: str) -> str:
+        if value not in MODALITIES:
+            raise ValueError(f"{value!r} is not one of {', '.join(MODALITIES)}")
+        return value
+
+    @field_validator("labels")
+    @classmethod
+    def _no_background(cls, value: dict[int, Target]) -> dict[int, Target]:
+        if 0 in value:
+            raise ValueError("label 0 is background and must not be mapped")
+        return value
+
+    @field_validator("case_id")
+    @classmethod
+    def _case_group(cls, value: str) -> str:
+        try:
+            pattern = re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"not a regular expression ({exc})") from None
+        if "case" not in pattern.groupindex:
+            raise ValueError("needs a named group (?P<case>...) that captures the case id")
+        return value
+
+
+def _index(root: Path, glob: str, pattern: re.Pattern[str], card: Path, field: str) -> dict[str, Path]:
+    """Case id -> file for the files ``glob`` matches under ``root``."""
+    found: dict[str, Path] = {}
+    for path in sorted(p for p in root.glob(glob) if p.is_file() and not is_junk(p)):
+        match = pattern.search(path.relative_to(root).as_posix())
+        if match is None or not CASE_ID_CHARS.match(match["case"] or ""):
+            raise ValueError(f"{card}: case_id does not give a usable case id (letters, digits, . _ -) for {field} file {path}")
+        if match["case"] in found:
+            raise ValueError(f"{card}: {field} files {found[match['case']]} and {path} have the same case id {match['case']!r}")
+        found[match["case"]] = path
+    return found
+
+
+def _discover(spec: UserCardSpec, card: Path) -> Callable[[Path], Iterator[CaseFiles]]:
+    """The discover function of a YAML card: images and labels paired by case id (unpaired files skipped)."""
+    pattern = re.compile(spec.case_id)
+
+    def discover(root: Path) -> Iterator[CaseFiles]:
+        root = Path(root)
+        images = _index(root, spec.images_glob, pattern, card, "images_glob")
+        labels = _index(root, spec.labels_glob, pattern, card, "labels_glob")
+        paired = sorted(images.keys() & labels.keys())
+        if not paired:
+            raise ValueError(
+                f"{card}: under {root}, images_glob {spec.images_glob!r} matched {len(images)} files and labels_glob "
+                f"{spec.labels_glob!r} {len(labels)}, and none paired by case id; check the globs and case_id"
+            )
+        for case_id in paired:
+            yield CaseFiles(case_id, (images[case_id],), labels[case_id])
+
+    discover.__name__ = spec.id.replace("-", "_")
+    discover.__doc__ = f"Images {spec.images_glob} paired with labels {spec.labels_glob} by case id ({card.name})."
+    return discover
+
+
+def _errors(path: Path, exc: ValidationError) -> str:
+    lines = [f"{'.'.join(str(p) for p in e['loc']) or '(card)'}: {e['msg']}" for e in exc.errors()]
+    return f"{path}: invalid dataset card:\n  " + "\n  ".join(lines)
+
+
+def load_yaml_card(path: Path | str) -> DatasetCard:
+    """Validate the YAML card at ``path`` and register it; loading the same file again replaces it.
+
+    Raises UserCardError naming the file and each bad field; an id that a built-in card or another
+    YAML file already uses is refused.
+    """
+    path = Path(path).resolve()
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise UserCardError(f"{path}: cannot read the dataset card ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        raise UserCardError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(raw, dict):
+        raise UserCardError(f"{path}: a dataset card is a YAML mapping of fields, found {type(raw).__name__}")
+    try:
+        spec = UserCardSpec.model_validate(raw)
+    except ValidationError as exc:
+        raise UserCardError(_errors(path, exc)) from None
+    if spec.id in REGISTRY and LOADED.get(spec.id) != path:
+        origin = f"the YAML card {LOADED[spec.id]}" if spec.id in LOADED else "a built-in dataset"
+        raise UserCardError(f"{path}: id: {spec.id!r} is already used by {origin}; choose another id")
+    try:
+        card = DatasetCard(
+            id=spec.id, name=spec.name, dimensionality=spec.dimensionality,
+            subsets=(Subset(modality=spec.modality, region=spec.region, labels=spec.labels,
+                            intensity=spec.intensity, channels=spec.channels),),
+            source=ManualSource(
+                register_at=spec.register_at or f"your own data, described by {path}",
+                what_to_pass=spec.what_to_pass or f"the folder holding {spec.images_glob} and {spec.labels_glob}",
+            ),
+            license=spec.license, citation=spec.citation,
+            layout=spec.layout or f"{spec.images_glob} with {spec.labels_glob}, paired by case id",
+            cases=spec.cases, discover=_discover(spec, path),
+        )
+    except ValidationError as exc:
+        raise UserCardError(_errors(path, exc)) from None
+    REGISTRY[card.id] = card
+    LOADED[card.id] = path
+    return card
+
+
+def resolve_dataset(arg: str) -> str:
+    """The dataset id for a CLI argument: a ``.yaml``/``.yml`` path is loaded and registered first."""
+    if arg.lower().endswith((".yaml", ".yml")):
+        return load_yaml_card(Path(arg)).id
+    return arg

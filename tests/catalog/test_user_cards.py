@@ -1,0 +1,140 @@
+"""YAML dataset cards: the example card ingests a synthetic replica, and bad cards name file and field.
+
+The replica (a few 4 x 12 x 16 NIfTI volumes of made-up values) tests the card machinery and the
+ingest plumbing, not segmentation quality. Ingest is driven through the Python API
+(load_yaml_card, then tasks.ingest_case.ingest_case per case) and through the CLI, which takes a
+card's path where a dataset id goes.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+import replicas_b as rep
+import yaml
+import zarr
+
+from catalog import user_cards
+from catalog.cards import REGISTRY, get_card
+from catalog.user_cards import UserCardError, load_yaml_card, resolve_dataset
+from tasks.ingest_case import ingest_case
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "my_dataset.yaml"
+LABELS = {"liver_001": [1, 2], "liver_002": [1]}
+
+
+@pytest.fixture(autouse=True)
+def registry() -> Iterator[None]:
+    """Cards a test registers are removed afterwards, so the registry (and the docs listing) stay as built."""
+    before, loaded = set(REGISTRY), dict(user_cards.LOADED)
+    yield
+    for card_id in set(REGISTRY) - before:
+        del REGISTRY[card_id]
+    user_cards.LOADED.clear()
+    user_cards.LOADED.update(loaded)
+
+
+def replica(root: Path) -> Path:
+    """The example card's layout: ``images/<case>_0000.nii.gz`` and ``labels/<case>.nii.gz``, plus an
+    unlabelled image and a macOS resource fork that must both be ignored."""
+    for case, values in LABELS.items():
+        rep.write(rep.image(rep.scan(-100)), root / "images" / f"{case}_0000.nii.gz")
+        rep.write(rep.image(rep.blocks(values)), root / "labels" / f"{case}.nii.gz")
+    rep.write(rep.image(rep.scan(-100)), root / "images" / "liver_003_0000.nii.gz")
+    rep.junk(root / "labels", "._liver_001.nii.gz")
+    return root
+
+
+def test_example_card_ingests_a_replica(tmp_path: Path):
+    card = load_yaml_card(EXAMPLE)
+    assert get_card("my-liver-ct") is card and resolve_dataset(str(EXAMPLE)) == "my-liver-ct"
+    assert resolve_dataset("msd") == "msd"
+    assert card.source.kind == "manual" and card.subsets[0].intensity.kind == "ct_window"
+
+    cases = list(card.discover(replica(tmp_path / "release")))
+    assert [c.case_id for c in cases] == ["liver_001", "liver_002"]
+    store = tmp_path / "store"
+    for case in cases:
+        outcome = ingest_case(card, case, store, run_id="test")
+        assert outcome.ok, outcome.case["reason"]
+        assert {(o["label"], o["target"], o["anatomy"]) for o in outcome.objects} == {
+            (v, {1: "liver", 2: "liver-tumour"}[v], "liver") for v in LABELS[case.case_id]}
+        assert outcome.case["modality"] == "ct" and outcome.case["anatomy"] == "abdomen"
+        group = zarr.open_group(str(store / "my-liver-ct" / case.case_id), mode="r")
+        meta = group.attrs["samatlas"]
+        assert meta["spacing"] == pytest.approx(rep.STORE_SPACING) and meta["orientation"] == "LPS"
+        np.testing.assert_array_equal(group["labels/mask/0"][:], rep.as_lps(rep.blocks(LABELS[case.case_id])))
+
+
+def test_yaml_card_ingests_through_the_cli(cli, data_root: Path, tmp_path: Path):
+    """``samatlas ingest CARD.yaml --source DIR``: the flow's tasks see the card registered from YAML."""
+    from catalog.query import connect
+
+    done = cli("ingest", EXAMPLE, "--source", replica(tmp_path / "release"))
+    assert done.exit_code == 0, done.output
+    assert "my-liver-ct: 2 ingested, 0 unchanged, 0 quarantined" in done.output
+    dataset = "my-liver-ct"
+    rows = connect(data_root / "catalog").execute(
+        "SELECT DISTINCT dataset, target, modality, anatomy FROM objects ORDER BY target").fetchall()
+    assert rows == [(dataset, "liver", "ct", "liver"), (dataset, "liver-tumour", "ct", "liver")]
+
+
+def test_reloading_the_same_file_replaces_its_card(tmp_path: Path):
+    copy = shutil.copy(EXAMPLE, tmp_path / "card.yml")
+    first = load_yaml_card(copy)
+    assert load_yaml_card(copy) is not first and get_card(first.id).name == first.name
+    other = tmp_path / "other.yaml"
+    other.write_text(EXAMPLE.read_text())
+    with pytest.raises(UserCardError, match=r"other\.yaml: id: 'my-liver-ct' is already used by the YAML card .*card\.yml"):
+        load_yaml_card(other)
+
+
+def write_card(tmp_path: Path, **changes: object) -> Path:
+    """The example card with ``changes`` applied (a value of None removes the field)."""
+    fields = yaml.safe_load(EXAMPLE.read_text())
+    for key, value in changes.items():
+        if value is None:
+            fields.pop(key)
+        else:
+            fields[key] = value
+    path = tmp_path / "bad_card.yaml"
+    path.write_text(yaml.safe_dump(fields))
+    return path
+
+
+@pytest.mark.parametrize(("changes", "message"), [
+    ({"modality": "mri"}, r"modality: Value error, 'mri' is not one of ct, mr"),
+    ({"labels": {1: {"name": "Liver", "anatomy": "liver"}}}, r"labels\.1: Value error, 'Liver' must be a lowercase slug"),
+    ({"labels": {0: {"name": "background", "anatomy": "none"}}}, r"labels: Value error, label 0 is background"),
+    ({"intensity": {"kind": "window", "level": 40}}, r"intensity: .*'window'"),
+    ({"images_glob": None}, r"images_glob: Field required"),
+    ({"image_glob": "images/*"}, r"image_glob: Extra inputs are not permitted"),
+    ({"case_id": r"(\w+)\.nii\.gz$"}, r"case_id: Value error, needs a named group \(\?P<case>"),
+    ({"case_id": "(?P<case>["}, r"case_id: Value error, not a regular expression"),
+    ({"id": "msd"}, r"id: 'msd' is already used by a built-in dataset"),
+])
+def test_bad_card_names_file_and_field(tmp_path: Path, changes: dict, message: str):
+    path = write_card(tmp_path, **changes)
+    with pytest.raises(UserCardError, match=rf"bad_card\.yaml: (invalid dataset card:\n(.*\n)*\s*)?{message}"):
+        load_yaml_card(path)
+
+
+def test_unreadable_cards_name_the_file(tmp_path: Path):
+    with pytest.raises(UserCardError, match=r"missing\.yaml: cannot read the dataset card"):
+        resolve_dataset(str(tmp_path / "missing.yaml"))
+    (tmp_path / "list.yaml").write_text("- id: x\n")
+    with pytest.raises(UserCardError, match=r"list\.yaml: a dataset card is a YAML mapping"):
+        load_yaml_card(tmp_path / "list.yaml")
+    (tmp_path / "broken.yaml").write_text("id: [x\n")
+    with pytest.raises(UserCardError, match=r"broken\.yaml: not valid YAML"):
+        load_yaml_card(tmp_path / "broken.yaml")
+
+
+def test_globs_that_pair_nothing_say_so(tmp_path: Path):
+    card = load_yaml_card(write_card(tmp_path, labels_glob="masks/*.nii.gz"))
+    with pytest.raises(ValueError, match=r"bad_card\.yaml: .*matched 3 files and labels_glob 'masks/\*\.nii\.gz' 0"):
+        list(card.discover(replica(tmp_path / "release")))

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from catalog.cards import CaseFiles, CTWindow, ManualSource, Subset, Target, dataset_card
-from tasks.formats.layout import find
+from tasks.formats.release import find
 
 PART_OF = ((400, 1), (800, 2))  # case number <= bound -> image part; the rest are in part 3
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
-from tasks.formats.layout import find
+from tasks.formats.release import find
 
 
 def read_info(path: Path) -> dict[str, str]:

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
-from tasks.formats.layout import find
+from tasks.formats.release import find
 
 SEQUENCES = ("t1n", "t1c", "t2w", "t2f")
 SUB_CHALLENGES = ("gli", "men", "met", "ped", "ssa")

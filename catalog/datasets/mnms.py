@@ -18,8 +18,7 @@ from pathlib import Path
 
 import tasks.formats.split4d  # noqa: F401  (registers the cine-frame reader)
 from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
-from tasks.formats.layout import find
-from tasks.formats.release import is_junk
+from tasks.formats.release import find, is_junk
 
 LABELLED = ("Training/Labeled", "Validation", "Testing")
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tasks.formats.split4d  # noqa: F401  (registers the channels-4d reader)
 from catalog.cards import CaseFiles, CTWindow, ManualSource, PercentileClip, Subset, Target, dataset_card
-from tasks.formats.layout import find
+from tasks.formats.release import find
 
 SOFT_TISSUE = CTWindow(level=40, width=400)
 LUNG = CTWindow(level=-600, width=1500)

@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from catalog.cards import CaseFiles, CTWindow, ManualSource, Subset, Target, dataset_card
-from tasks.formats.layout import find
+from tasks.formats.release import find
 from tasks.formats.merge import MaskSetCase
 
 CLASSES = (

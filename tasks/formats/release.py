@@ -2,6 +2,8 @@
 
 Releases unpacked on macOS carry ``._*`` resource forks, ``.DS_Store`` and ``__MACOSX`` folders;
 slice files numbered without zero padding (``x_2.png`` before ``x_10.png``) need natural order.
+Users pass the release folder itself, its parent, or the folder an archive unpacked into (often one
+or two wrapper folders deep), so ``find`` looks a few levels down and takes the shallowest match.
 """
 
 from __future__ import annotations
@@ -39,3 +41,21 @@ def find_dirs(root: Path, name: str) -> list[Path]:
     found = [root] if root.name == name else []
     found += [p for p in root.rglob(name) if p.is_dir() and not is_junk(p)]
     return sorted(found, key=lambda p: (len(p.parts), str(p)))
+
+
+MAX_DEPTH = 3
+
+
+def find(root: Path, pattern: str, hint: str) -> list[Path]:
+    """Paths matching ``pattern`` at ``root`` or up to MAX_DEPTH folders below, at the shallowest level
+    that has any, sorted.
+
+    Raises ValueError naming ``root``, the pattern and ``hint`` (what the user should pass) when
+    nothing matches, so a wrong ``--source`` fails loudly instead of ingesting zero cases.
+    """
+    root = Path(root)
+    for depth in range(MAX_DEPTH + 1):
+        found = sorted(p for p in root.glob("*/" * depth + pattern) if not is_junk(p))
+        if found:
+            return found
+    raise ValueError(f"{root}: no {pattern} found (searched {MAX_DEPTH} folder levels deep); pass {hint}")

@@ -120,6 +120,10 @@ def evaluate(
         f"{report.model} ({report.model_sha256[:12]}): planned {report.units} units, {report.objects} objects "
         f"on {report.slices} slices; wrote {report.rows} result rows with {report.encoder_calls} encoder calls"
     )
+    for unit, reason in report.failed.items():
+        err.print(f"  [red]failed[/] {unit}: {reason}")
+    if report.failed:
+        fail(f"{len(report.failed)} units failed; their objects stay planned for the next run", code=1)
 
 
 @catalog_app.command("summary")

@@ -5,12 +5,13 @@ from __future__ import annotations
 import datetime as dt
 import os
 from contextlib import nullcontext
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import dask
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import as_completed
 from prefect.logging import get_run_logger
 
 from catalog.writer import write_rows
@@ -33,6 +34,7 @@ class EvaluateReport:
     slices: int
     rows: int = 0
     encoder_calls: int = 0
+    failed: dict[str, str] = field(default_factory=dict)
 
 
 def build_protocols(names: list[str], options: dict[str, int] | None = None) -> dict[str, PromptProtocol]:
@@ -85,18 +87,24 @@ def evaluate(
         return report
     threads = max(1, (os.cpu_count() or 1) // max(n_workers, 1))  # no oversubscription of the cores
     # GPU workers advertise GPU=1, so each runs one unit at a time on its device.
+    largest_first = sorted(units, key=lambda u: -u.slices)  # long units start early: better load balance
     with dask.annotate(resources={"GPU": 1}) if device == "cuda" else nullcontext():
-        futures = [
-            evaluate_unit_task.submit(unit, model, checkpoint, device, protocol_names, options, str(catalog), run_id, threads)
-            for unit in units
-        ]
-    for future in futures:
-        done = future.result()
+        futures = {
+            evaluate_unit_task.submit(unit, model, checkpoint, device, protocol_names, options, str(catalog), run_id, threads):
+            f"{unit.dataset}/{unit.case_id}" for unit in largest_first
+        }
+    for finished, future in enumerate(as_completed(futures), start=1):
+        done = future.result(raise_on_failure=False)
+        if isinstance(done, BaseException):  # a bad unit is reported; the others go on
+            report.failed[futures[future]] = f"{type(done).__name__}: {done}"
+            logger.error("unit %s failed: %s", futures[future], report.failed[futures[future]])
+            continue
         report.rows += done["rows"]
         report.encoder_calls += done["encoder_calls"]
+        logger.info("%d/%d units done (%s: %d rows)", finished, len(futures), futures[future], done["rows"])
     record_run(catalog, "evaluate", run_id, started,
                {"model": model, "checkpoint": checkpoint, "protocols": protocol_names, "datasets": datasets,
                 "cases": cases, "options": options, "max_slices_per_case": max_slices_per_case, "device": device},
                {"units": report.units, "objects": report.objects, "rows": report.rows,
-                "encoder_calls": report.encoder_calls, "distinct_slices": report.slices})
+                "encoder_calls": report.encoder_calls, "distinct_slices": report.slices, "failed": report.failed})
     return report

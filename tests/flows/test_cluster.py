@@ -61,3 +61,18 @@ def test_unknown_and_uninstalled_clusters_are_clear_errors():
         make_task_runner("yarn")
     with pytest.raises(ValueError, match=r"pip install 'samatlas\[kubernetes\]'"):
         make_task_runner("kubernetes")
+
+
+def test_a_failing_unit_is_reported_and_the_others_complete(cli, data_root: Path):
+    assert cli("ingest", "sample-radiomics").exit_code == 0
+    for chunk in (data_root / "store" / "sample-radiomics" / "lung1" / "image" / "c").rglob("*"):
+        if chunk.is_file():
+            chunk.write_bytes(b"not a zstd frame")
+    done = cli("evaluate", "--model", "filled-box", "--workers", "1")
+    assert done.exit_code == 1
+    assert "failed sample-radiomics/lung1" in done.output and "stay planned" in done.output
+    con = connect(data_root / "catalog")
+    assert con.execute("SELECT count(DISTINCT case_id) FROM results").fetchone() == (4,)
+    assert json.loads(con.execute("SELECT counts FROM runs WHERE flow = 'evaluate'").fetchone()[0])["failed"]
+    again = cli("evaluate", "--model", "filled-box", "--dry-run")
+    assert "planned 1 units, 3 objects" in again.output

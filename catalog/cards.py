@@ -118,12 +118,13 @@ class CaseFiles:
     images: tuple[Path, ...]
     label: Path | None
     subset: str = "default"
-    extra: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = field(default_factory=dict)  # data the reader uses (e.g. run-length rows)
+    more: tuple[Path, ...] = ()  # further source files the reader uses (extra masks, FOV, label slices)
 
     @property
     def files(self) -> tuple[Path, ...]:
         """Every source file of the case, for checksums."""
-        return self.images + ((self.label,) if self.label else ())
+        return self.images + ((self.label,) if self.label else ()) + self.more
 
 
 class DatasetCard(BaseModel):

@@ -93,3 +93,21 @@ def read_table(root: Path, table: str, filter: pads.Expression | None = None) ->
         partition_base_dir=str(base),
     )
     return dataset.to_table(filter=filter)
+
+
+def read_fragment(root: Path, table: str, key: str) -> list[dict[str, Any]]:
+    """The rows that ``key``'s fragments hold in ``table`` (all partitions), as dicts.
+
+    A batch of work units that rewrites its own key uses this to carry over the rows it keeps.
+    """
+    name = fragment_name(key)
+    base = Path(root) / table
+    files = sorted(base.glob(f"*/*/{name}" if table in PARTITIONED else name)) if base.exists() else []
+    if not files:
+        return []
+    partitioning = pads.partitioning(pa.schema([(p, pa.string()) for p in PARTITIONS]), flavor="hive")
+    dataset = pads.dataset(
+        [str(f) for f in files], schema=TABLES[table], format="parquet",
+        partitioning=partitioning if table in PARTITIONED else None, partition_base_dir=str(base),
+    )
+    return dataset.to_table().to_pylist()

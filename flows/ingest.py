@@ -1,8 +1,16 @@
-"""The ingest flow: fetch a dataset's release, then one Prefect task per case into Zarr and the catalog."""
+"""The ingest flow: fetch a dataset's release, then Prefect tasks that write its cases into Zarr and the catalog.
+
+3D datasets run one task per case; 2D datasets run one task per bucket of cases (``tasks/ingest_batch.py``
+explains the buckets and their catalog fragments), so tens of thousands of images make at most
+``BUCKETS`` task runs. Tasks receive case file references, never arrays. At most ``WORKERS`` tasks run
+at once (Prefect's thread pool is otherwise unbounded: 64 threads each holding a 2048x2048 radiograph,
+or hundreds each holding a CT volume, would only contend for the GIL and memory).
+"""
 
 from __future__ import annotations
 
 import datetime as dt
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -10,14 +18,19 @@ import pyarrow.dataset as pads
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
+from prefect.task_runners import ThreadPoolTaskRunner
 
 from catalog.cards import CaseFiles, all_cards, get_card
 from catalog.writer import read_table, write_rows
 from flows.runinfo import current_run_id, record_run
 from tasks.fetch import materialise
+from tasks.ingest_batch import bucket_key, group_by_bucket, ingest_batch
 from tasks.ingest_case import ingest_case, is_current, source_checksums
 from tasks.settings import get_settings
 from tasks.store import sweep_staging
+
+
+WORKERS = min(32, (os.cpu_count() or 1) + 4)  # the thread pool default of the standard library
 
 
 @dataclass
@@ -28,6 +41,7 @@ class DatasetReport:
     ingested: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     quarantined: dict[str, str] = field(default_factory=dict)
+    tasks: int = 0  # Prefect task runs submitted for it
 
 
 def dataset_row(card_id: str) -> list[dict]:
@@ -56,13 +70,42 @@ def ingest_case_task(dataset_id: str, case: CaseFiles, previous: dict | None, st
     return {"case_id": case.case_id, "status": outcome.case["status"], "reason": outcome.case["reason"]}
 
 
+@task(name="ingest-batch", cache_policy=NO_CACHE, task_run_name="ingest {key}")
+def ingest_batch_task(dataset_id: str, key: str, cases: list[CaseFiles], store: str, catalog: str, run_id: str) -> list[dict]:
+    """Ingest one bucket of small cases, skipping those whose source files are unchanged."""
+    statuses = ingest_batch(get_card(dataset_id), key, cases, Path(store), Path(catalog), run_id)
+    for status in statuses:
+        if status["status"] == "quarantined":
+            get_run_logger().warning("quarantined %s/%s: %s", dataset_id, status["case_id"], status["reason"])
+    return statuses
+
+
+def submit_cases(card_id: str, cases: list[CaseFiles], store: Path, catalog: Path, run_id: str) -> list:
+    """Submit the dataset's tasks: one per bucket of cases for 2D datasets, one per case for 3D ones."""
+    if get_card(card_id).dimensionality == 2:
+        return [
+            ingest_batch_task.submit(card_id, bucket_key(card_id, b), group, str(store), str(catalog), run_id)
+            for b, group in group_by_bucket(cases).items()
+        ]
+    previous = previous_cases(catalog, card_id)
+    return [
+        ingest_case_task.submit(card_id, case, previous.get(case.case_id), str(store), str(catalog), run_id)
+        for case in cases
+    ]
+
+
+def _statuses(result: dict | list[dict]) -> list[dict]:
+    """A task's case statuses: a batch task returns a list of them, a case task one."""
+    return result if isinstance(result, list) else [result]
+
+
 def previous_cases(catalog: Path, dataset_id: str) -> dict[str, dict]:
     """The current ``cases`` rows of a dataset, by case id."""
     table = read_table(catalog, "cases", filter=pads.field("dataset") == dataset_id)
     return {row["case_id"]: row for row in table.to_pylist()}
 
 
-@flow(name="ingest", log_prints=True)
+@flow(name="ingest", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
 def ingest(datasets: list[str], source: str | None = None) -> list[DatasetReport]:
     """Ingest ``datasets`` (ids) from their releases; ``source`` is the user's copy of one release."""
     settings = get_settings()
@@ -75,15 +118,10 @@ def ingest(datasets: list[str], source: str | None = None) -> list[DatasetReport
         card = get_card(dataset_id)
         root = materialise(card, settings.cache_root, Path(source) if source else None)
         sweep_staging(store, card.id)
-        previous = previous_cases(catalog, card.id)
-        cases = list(card.discover(root))
-        futures = [
-            ingest_case_task.submit(card.id, case, previous.get(case.case_id), str(store), str(catalog), run_id)
-            for case in cases
-        ]
+        futures = submit_cases(card.id, list(card.discover(root)), store, catalog, run_id)
         write_rows(catalog, "datasets", dataset_row(card.id), card.id)
-        report = DatasetReport(card.id)
-        for result in (f.result() for f in futures):
+        report = DatasetReport(card.id, tasks=len(futures))
+        for result in (status for f in futures for status in _statuses(f.result())):
             if result["status"] == "ok":
                 report.ingested.append(result["case_id"])
             elif result["status"] == "skipped":
@@ -91,7 +129,10 @@ def ingest(datasets: list[str], source: str | None = None) -> list[DatasetReport
             else:
                 report.quarantined[result["case_id"]] = result["reason"]
         reports.append(report)
-    counts = {r.dataset: {"ingested": len(r.ingested), "skipped": len(r.skipped), "quarantined": len(r.quarantined)} for r in reports}
+    counts = {
+        r.dataset: {"ingested": len(r.ingested), "skipped": len(r.skipped), "quarantined": len(r.quarantined), "tasks": r.tasks}
+        for r in reports
+    }
     record_run(catalog, "ingest", run_id, started, {"datasets": datasets, "source": source}, counts)
     return reports
 

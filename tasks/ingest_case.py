@@ -2,11 +2,17 @@
 
 Any problem with a case becomes a quarantine record with a reason naming the file; nothing of a
 failed case reaches the store (it is written under a staging name and renamed only when complete).
+
+A case's sources are its files (images, label and ``more``: BUSI's extra ``_mask_N`` files, DRIVE's
+FOV mask, CHAOS's label slices) and the data its ``extra`` holds (SIIM's run-length rows from a
+shared CSV). All of it is checksummed, so a change to any of it re-ingests the case.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,7 +22,7 @@ from tasks.fetch import sha256_file
 from tasks.intensity import window
 from tasks.objects import slice_objects
 from tasks.readers import READERS
-from tasks.store import case_path, is_complete, write_case
+from tasks.store import case_path, is_complete, marked_complete, write_case, write_small_case
 from tasks.volume import CaseError, check_label_values, check_same_grid, to_volume
 
 
@@ -33,9 +39,18 @@ class CaseOutcome:
         return self.case["status"] == "ok"
 
 
+def source_names(case: CaseFiles) -> list[str]:
+    """What the case is made of: every source file, then ``extra:<keys>`` for data in ``extra``."""
+    names = [str(p) for p in case.files]
+    return names + ([f"extra:{','.join(sorted(case.extra))}"] if case.extra else [])
+
+
 def source_checksums(case: CaseFiles) -> list[str]:
-    """sha256 of each source file (missing files hash to ``missing``)."""
-    return [sha256_file(p) if p.is_file() else "missing" for p in case.files]
+    """sha256 of each source (missing files hash to ``missing``), in the order of :func:`source_names`."""
+    sums = [sha256_file(p) if p.is_file() else "missing" for p in case.files]
+    if case.extra:
+        sums.append(hashlib.sha256(json.dumps(case.extra, sort_keys=True).encode()).hexdigest())
+    return sums
 
 
 def _case_row(card: DatasetCard, case: CaseFiles, checksums: list[str], run_id: str) -> dict[str, Any]:
@@ -43,7 +58,7 @@ def _case_row(card: DatasetCard, case: CaseFiles, checksums: list[str], run_id: 
     return {
         "dataset": card.id, "case_id": case.case_id, "subset": subset.name, "status": "ok", "reason": None,
         "shape": None, "spacing": None, "zarr_path": None,
-        "source_files": [str(p) for p in case.files], "source_sha256": checksums, "n_objects": 0,
+        "source_files": source_names(case), "source_sha256": checksums, "n_objects": 0,
         "ingested_at": dt.datetime.now(dt.UTC).replace(microsecond=0), "run_id": run_id,
         "modality": subset.modality, "anatomy": subset.region,
     }
@@ -52,11 +67,12 @@ def _case_row(card: DatasetCard, case: CaseFiles, checksums: list[str], run_id: 
 def _ingest(card: DatasetCard, case: CaseFiles, store: Path, row: dict[str, Any]) -> CaseOutcome:
     subset = card.subset(case.subset)
     channels, label = READERS[card.reader](case)
+    label_source = case.label or case.images[0]  # labels decoded from data in ``extra`` (SIIM's RLE)
     if label is not None:
-        check_same_grid(channels[0], label, case.images[0], case.label)
+        check_same_grid(channels[0], label, case.images[0], label_source)
     volume = to_volume(channels, label)
     if volume.mask is not None:
-        check_label_values(volume.mask, subset.labels, case.label)
+        check_label_values(volume.mask, subset.labels, label_source)
     windows = [window(volume.image[c], subset.intensity) for c in range(volume.image.shape[0])]
     attrs = {
         "dataset": card.id, "case_id": case.case_id, "subset": subset.name, "modality": subset.modality,
@@ -66,7 +82,8 @@ def _ingest(card: DatasetCard, case: CaseFiles, store: Path, row: dict[str, Any]
         "label_map": {str(v): t.name for v, t in subset.labels.items()},
         "window": [list(w) for w in windows], "orientation": "LPS",
     }
-    path = write_case(store, card.id, case.case_id, volume, attrs)
+    writer = write_small_case if card.dimensionality == 2 else write_case
+    path = writer(store, card.id, case.case_id, volume, attrs)
     objects = []
     if volume.mask is not None:
         for obj in slice_objects(volume.mask, volume.spacing, subset.labels):
@@ -95,9 +112,14 @@ def ingest_case(card: DatasetCard, case: CaseFiles, store: Path, run_id: str, ch
     return CaseOutcome(row)
 
 
-def is_current(previous: dict[str, Any] | None, checksums: list[str], store: Path) -> bool:
-    """True if a previous ``ok`` ingest of the same source files is complete in the store."""
+def is_current(previous: dict[str, Any] | None, checksums: list[str], store: Path, quick: bool = False) -> bool:
+    """True if a previous ``ok`` ingest of the same source files is complete in the store.
+
+    ``quick`` checks completeness from the root ``zarr.json`` alone (for thousands of small cases)
+    instead of opening the group.
+    """
+    complete = marked_complete if quick else is_complete
     return (
         previous is not None and previous["status"] == "ok" and list(previous["source_sha256"]) == checksums
-        and is_complete(case_path(store, previous["dataset"], previous["case_id"]))
+        and complete(case_path(store, previous["dataset"], previous["case_id"]))
     )

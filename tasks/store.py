@@ -6,19 +6,32 @@ Layout (OME-Zarr 0.5 on Zarr v3, so napari-ome-zarr opens a case)::
     <store>/<dataset>/<case>/labels/mask/0  (z, y, x) integer label map
     attrs["samatlas"]: spacing, origin, original affine, sha256s, channels, label map, intensity
                        window, complete=true (written last)
+
+Small cases (2D images) are written by :func:`write_small_case`: the same group, byte for byte the
+same metadata, but encoded by zarr in memory in one call and then written as plain files, because
+zarr's per-call overhead (about 1 ms per metadata or chunk operation, 16 of them per case) dominates
+for a 64x64 image: 3-5 ms instead of about 21 ms per case on two cores. A case is 7 files (6 when
+its mask is all zero: zarr does not store a chunk equal to the fill value) in 12 directories.
 """
 
 from __future__ import annotations
 
+import json
 import shutil
 import uuid
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import zarr
+import zarr.api.asynchronous as zarr_async
 from ome_zarr.format import FormatV05
 from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
+
+from zarr.core.buffer import default_buffer_prototype
+from zarr.core.sync import sync
+from zarr.storage import MemoryStore
 
 from tasks.volume import Volume
 
@@ -91,6 +104,84 @@ def write_case(store: Path, dataset: str, case_id: str, volume: Volume, attrs: d
         if staging.exists():
             shutil.rmtree(staging)
     return final
+
+
+@lru_cache(maxsize=64)
+def _ome_attrs(spacing: tuple[float, float, float], has_mask: bool) -> dict[str, dict[str, Any]]:
+    """The OME attributes of the root, ``labels`` and ``labels/mask`` groups for a spacing.
+
+    Made once per spacing by the same ome-zarr calls as :func:`write_case`, on a throwaway in-memory
+    group, so both writers give identical metadata.
+    """
+    group = zarr.open_group(MemoryStore(), mode="w", zarr_format=3)
+    mask = np.zeros((1, 1, 1), np.uint8) if has_mask else None
+    _write_arrays(group, Volume(np.zeros((1, 1, 1, 1), np.uint8), mask, spacing, (0.0, 0.0, 0.0), []))
+    attrs = {"": dict(group.attrs)}
+    if has_mask:
+        attrs["labels"] = dict(group["labels"].attrs)
+        attrs["labels/mask"] = dict(group["labels/mask"].attrs)
+    return attrs
+
+
+async def _encode(volume: Volume, groups: dict[str, dict[str, Any]], meta: dict[str, Any]) -> dict[str, bytes]:
+    """Every key of the case's group and its bytes, encoded by zarr in an in-memory store."""
+    store = MemoryStore()
+    for path, attributes in groups.items():  # parents first: zarr would otherwise make them empty
+        if path == "":
+            attributes = {**attributes, "samatlas": meta}
+        await zarr_async.group(store=store, path=path, attributes=attributes, zarr_format=3)
+    c, z, y, x = volume.image.shape
+    await zarr_async.create_array(
+        store, name="image", data=volume.image, chunks=(c, 1, y, x), dimension_names=("c", "z", "y", "x"),
+    )
+    if volume.mask is not None:
+        await zarr_async.create_array(
+            store, name="labels/mask/0", data=volume.mask, chunks=(1, y, x), dimension_names=("z", "y", "x"),
+        )
+    prototype = default_buffer_prototype()
+    return {key: (await store.get(key, prototype=prototype)).to_bytes() async for key in store.list()}
+
+
+def write_small_case(store: Path, dataset: str, case_id: str, volume: Volume, attrs: dict[str, Any]) -> Path:
+    """Write a case as :func:`write_case` does, for small cases where zarr's per-call cost dominates.
+
+    The group is encoded in memory in one zarr call, then written into a staging folder as files:
+    chunks first, then array and group metadata, the root ``zarr.json`` (which holds
+    ``complete=true``) last, then the folder is renamed into place.
+    """
+    final = case_path(store, dataset, case_id)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    meta = {
+        "spacing": list(volume.spacing), "origin": list(volume.origin), "original_affine": volume.original_affine,
+        "spacing_from_file": volume.spacing_from_file, **attrs, "complete": True,
+    }
+    files = sync(_encode(volume, _ome_attrs(tuple(volume.spacing), volume.mask is not None), meta))
+    staging = final.parent / f".staging-{case_id}-{uuid.uuid4().hex[:8]}"
+    order = sorted(files, key=lambda k: (k == "zarr.json", k.endswith("zarr.json"), k))
+    try:
+        for key in order:
+            path = staging / key
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(files[key])
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+    return final
+
+
+def marked_complete(path: Path) -> bool:
+    """True if the case at ``path`` has ``complete=true`` in its root ``zarr.json``.
+
+    A cheap check (one small file read, no zarr call) for skipping thousands of unchanged images.
+    """
+    try:
+        meta = json.loads((Path(path) / "zarr.json").read_bytes())
+    except (OSError, ValueError):
+        return False
+    return bool(meta.get("attributes", {}).get("samatlas", {}).get("complete"))
 
 
 def sweep_staging(store: Path, dataset: str) -> int:

@@ -10,6 +10,9 @@ import numpy as np
 import SimpleITK as sitk
 
 CANONICAL = "LPS"  # DICOM patient axes: array x runs to the left, y to posterior, z to superior
+# Metadata key a reader sets on an ITK image whose file holds no pixel spacing (PNG, JPEG, raw): its
+# spacing of 1.0 is an assumption, which the store's attrs then say (``spacing_from_file: false``).
+SPACING_ASSUMED = "samatlas:spacing_assumed"
 
 
 class CaseError(ValueError):
@@ -43,6 +46,21 @@ def affine(image: sitk.Image) -> list[list[float]]:
     return matrix.tolist()
 
 
+def mark_spacing_assumed(image: sitk.Image) -> sitk.Image:
+    """Flag ``image`` as having no spacing in its file (its 1.0 mm spacing is assumed); returns it."""
+    image.SetMetaData(SPACING_ASSUMED, "1")
+    return image
+
+
+def spacing_assumed(image: sitk.Image) -> bool:
+    """True if a reader flagged ``image``'s spacing as assumed rather than read from its file."""
+    return image.HasMetaDataKey(SPACING_ASSUMED)
+
+
+def _rounded(values: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(round(float(v), 4) for v in values)
+
+
 def check_same_grid(image: sitk.Image, label: sitk.Image, image_path: Path, label_path: Path) -> None:
     """Raise CaseError unless the label lies on the image's voxel grid."""
     if image.GetSize() != label.GetSize():
@@ -54,7 +72,7 @@ def check_same_grid(image: sitk.Image, label: sitk.Image, image_path: Path, labe
     }
     for what, (a, b, tol) in checks.items():
         if not np.allclose(a, b, atol=tol, rtol=1e-4):
-            raise CaseError(f"{label_path}: label {what} {tuple(np.round(b, 4))} differs from image {tuple(np.round(a, 4))}")
+            raise CaseError(f"{label_path}: label {what} {_rounded(b)} differs from image {_rounded(a)}")
 
 
 def check_label_values(mask: np.ndarray, allowed: Mapping[int, object], label_path: Path) -> None:
@@ -82,7 +100,12 @@ def _channels_zyx(image: sitk.Image) -> np.ndarray:
 
 
 def to_volume(channels: Sequence[sitk.Image], label: sitk.Image | None, spacing_from_file: bool = True) -> Volume:
-    """Reorient the channels and label to the canonical orientation and stack them as arrays."""
+    """Reorient the channels and label to the canonical orientation and stack them as arrays.
+
+    ``spacing_from_file`` is also false when a reader flagged the first channel with
+    :func:`mark_spacing_assumed`.
+    """
+    spacing_from_file = spacing_from_file and not spacing_assumed(channels[0])
     original = affine(channels[0])
     oriented = [_canonical(c) for c in channels]
     image = np.concatenate([_channels_zyx(c) for c in oriented], axis=0)

@@ -33,7 +33,7 @@ def _case(case_id: str, subset: str, dicoms: list[Path], ground: Path, encoding:
     if not dicoms or not pngs:
         return None
     return CaseFiles(case_id, tuple(dicoms), ground, subset=subset,
-                     extra={"files": "\n".join(str(p) for p in pngs), "encoding": encoding})
+                     more=tuple(pngs), extra={"encoding": encoding})
 
 
 def _patients(base: Path) -> list[Path]:

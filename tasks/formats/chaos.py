@@ -26,7 +26,6 @@ from tasks.volume import CaseError
 
 MR_BANDS = {63: (55, 70), 126: (110, 135), 189: (175, 200), 252: (240, 255)}
 CT_LIVER = 1
-PNG_FILES = "files"  # CaseFiles.extra key listing a case's further source files, one per line
 
 
 def read_png(path: Path) -> np.ndarray:
@@ -86,13 +85,13 @@ def read_chaos(case: CaseFiles) -> Read:
     """A CHAOS case: one DICOM folder per channel (T1-DUAL: in-phase, opposed-phase) and PNG labels.
 
     ``images`` are the DICOM files, grouped into channels by folder in the order given; ``label`` is
-    the Ground folder; ``extra["files"]`` lists its PNGs one per line; ``extra["encoding"]`` is
+    the Ground folder; ``more`` lists its PNGs in slice order; ``extra["encoding"]`` is
     ``ct`` or ``mr``.
     """
     folders: dict[Path, list[Path]] = {}
     for path in case.images:
         folders.setdefault(path.parent, []).append(path)
-    pngs = [Path(line) for line in case.extra.get(PNG_FILES, "").splitlines() if line]
+    pngs = list(case.more)
     series = [_series_of(files) for files in folders.values()]
     channels = [load(s) for s in series]
     for other, s in zip(channels[1:], series[1:], strict=True):

@@ -33,7 +33,7 @@ def walk_files(root: Path, suffixes: Iterable[str]) -> Iterator[Path]:
     """Every file under ``root`` with one of ``suffixes`` (any case), sorted, junk skipped."""
     wanted = {s.lower() for s in suffixes}
     found = []
-    for folder, dirs, names in os.walk(root):
+    for folder, dirs, names in os.walk(root, followlinks=True):
         dirs[:] = [d for d in dirs if d != "__MACOSX"]
         found.extend(Path(folder) / n for n in names if Path(n).suffix.lower() in wanted)
     yield from sorted(p for p in found if not is_junk(p))
@@ -44,7 +44,7 @@ def top_folders(root: Path, name: str) -> list[Path]:
     if root.name == name:
         return [root]
     found = []
-    for folder, dirs, _ in os.walk(root):
+    for folder, dirs, _ in os.walk(root, followlinks=True):
         dirs[:] = [d for d in dirs if d != "__MACOSX"]
         if name in dirs:
             found.append(Path(folder) / name)

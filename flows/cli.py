@@ -36,10 +36,12 @@ def fetch(datasets: Annotated[list[str], typer.Argument(help="dataset ids or YAM
     cache = get_settings().cache_root
     for dataset_id in datasets:
         try:
-            root = materialise(get_card(resolve_dataset(dataset_id)), cache)
+            release = materialise(get_card(resolve_dataset(dataset_id)), cache)
         except (UnknownDataset, FetchError, ValueError) as exc:
             fail(str(exc).strip("'\""))
-        err.print(f"{dataset_id}: release ready at {root}")
+        err.print(f"{dataset_id}: release ready at {release.root}")
+        for name, reason in release.problems.items():
+            err.print(f"  [yellow]skipped[/] {name}: {reason}")
 
 
 @app.command()
@@ -74,9 +76,14 @@ def ingest(
     except (UnknownDataset, FetchError, ValueError) as exc:
         fail(str(exc).strip("'\""))
     for r in reports:
+        if r.error:
+            err.print(f"[bold red]{r.dataset}: not ingested:[/] {r.error}")
+            continue
         err.print(f"{r.dataset}: {len(r.ingested)} ingested, {len(r.skipped)} unchanged, {len(r.quarantined)} quarantined")
         for case_id, reason in r.quarantined.items():
             err.print(f"  [yellow]quarantined[/] {case_id}: {reason}")
+    if any(r.error for r in reports):
+        raise typer.Exit(1)
 
 
 @app.command()

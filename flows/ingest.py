@@ -20,10 +20,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from catalog.cards import CaseFiles, all_cards, get_card
+from catalog.cards import CaseFiles, get_card
+from catalog.user_cards import resolve_dataset
 from catalog.writer import read_table, write_rows
 from flows.runinfo import current_run_id, record_run
-from tasks.fetch import materialise
+from tasks.fetch import FetchError, materialise
 from tasks.ingest_batch import bucket_key, group_by_bucket, ingest_batch
 from tasks.ingest_case import ingest_case, is_current, source_checksums
 from tasks.settings import get_settings
@@ -42,6 +43,7 @@ class DatasetReport:
     skipped: list[str] = field(default_factory=list)
     quarantined: dict[str, str] = field(default_factory=dict)
     tasks: int = 0  # Prefect task runs submitted for it
+    error: str | None = None  # why the release could not be fetched or discovered
 
 
 def dataset_row(card_id: str) -> list[dict]:
@@ -107,7 +109,11 @@ def previous_cases(catalog: Path, dataset_id: str) -> dict[str, dict]:
 
 @flow(name="ingest", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
 def ingest(datasets: list[str], source: str | None = None) -> list[DatasetReport]:
-    """Ingest ``datasets`` (ids) from their releases; ``source`` is the user's copy of one release."""
+    """Ingest ``datasets`` (ids or YAML card paths); ``source`` is the user's copy of one release.
+
+    A dataset whose release cannot be fetched or whose layout does not match its card is reported
+    with the reason, and the other datasets go on.
+    """
     settings = get_settings()
     store, catalog = settings.store_root, settings.catalog_root
     run_id, started = current_run_id(), dt.datetime.now(dt.UTC)
@@ -115,12 +121,18 @@ def ingest(datasets: list[str], source: str | None = None) -> list[DatasetReport
         raise ValueError("--source names one release: give exactly one dataset with it")
     reports = []
     for dataset_id in datasets:
-        card = get_card(dataset_id)
-        root = materialise(card, settings.cache_root, Path(source) if source else None)
+        card = get_card(resolve_dataset(dataset_id))
+        try:
+            release = materialise(card, settings.cache_root, Path(source) if source else None)
+            cases = list(card.discover(release.root))
+        except (FetchError, OSError, ValueError) as exc:  # UnsafeArchive and layout errors included
+            get_run_logger().error("%s: %s", card.id, exc)
+            reports.append(DatasetReport(card.id, error=str(exc)))
+            continue
         sweep_staging(store, card.id)
-        futures = submit_cases(card.id, list(card.discover(root)), store, catalog, run_id)
+        futures = submit_cases(card.id, cases, store, catalog, run_id)
         write_rows(catalog, "datasets", dataset_row(card.id), card.id)
-        report = DatasetReport(card.id, tasks=len(futures))
+        report = DatasetReport(card.id, tasks=len(futures), quarantined=dict(release.problems))
         for result in (status for f in futures for status in _statuses(f.result())):
             if result["status"] == "ok":
                 report.ingested.append(result["case_id"])
@@ -130,13 +142,9 @@ def ingest(datasets: list[str], source: str | None = None) -> list[DatasetReport
                 report.quarantined[result["case_id"]] = result["reason"]
         reports.append(report)
     counts = {
-        r.dataset: {"ingested": len(r.ingested), "skipped": len(r.skipped), "quarantined": len(r.quarantined), "tasks": r.tasks}
+        r.dataset: {"ingested": len(r.ingested), "skipped": len(r.skipped), "quarantined": len(r.quarantined),
+                    "tasks": r.tasks, "error": r.error}
         for r in reports
     }
     record_run(catalog, "ingest", run_id, started, {"datasets": datasets, "source": source}, counts)
     return reports
-
-
-def known_dataset_ids() -> list[str]:
-    """Every registered dataset id."""
-    return [c.id for c in all_cards()]

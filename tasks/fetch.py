@@ -6,6 +6,7 @@ import hashlib
 import shutil
 import subprocess
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pooch
@@ -63,13 +64,50 @@ def _download_urls(source: UrlSource, downloads: Path) -> list[Path]:
     return paths
 
 
-def _from_user(card: DatasetCard, given: Path, release: Path) -> Path:
+@dataclass
+class Release:
+    """Where a release lies on disk, and the archives of it that could not be unpacked (name: reason)."""
+
+    root: Path
+    problems: dict[str, str] = field(default_factory=dict)
+
+
+def _extract_once(archive: Path, dest: Path) -> None:
+    """Extract ``archive`` into ``dest`` unless that exact archive (by sha256) was extracted there."""
+    digest = sha256_file(archive)
+    marker = dest / COMPLETE
+    if marker.exists() and marker.read_text() == digest:
+        return
+    extract(archive, dest)
+    marker.write_text(digest)
+
+
+def _from_folder_of_archives(folder: Path, archives: list[Path], release: Path) -> Release:
+    """Unpack each archive of a release shipped in parts; a bad part is reported and the rest go on.
+
+    Other entries of the folder are linked beside the unpacked parts, so the release keeps its layout.
+    """
+    release.mkdir(parents=True, exist_ok=True)
+    problems = {}
+    for archive in archives:
+        try:
+            _extract_once(archive, release / archive.name.split(".")[0])
+        except ValueError as exc:  # truncated, corrupt or unsafe: name it, skip it
+            problems[archive.name] = str(exc)
+    for entry in folder.iterdir():
+        link = release / entry.name
+        if entry not in archives and not link.exists():
+            link.symlink_to(entry.resolve(), target_is_directory=entry.is_dir())
+    return Release(release, problems)
+
+
+def _from_user(card: DatasetCard, given: Path, release: Path) -> Release:
     if given.is_dir():
-        return given
+        archives = sorted(p for p in given.iterdir() if is_archive(p) and not p.name.startswith("._"))
+        return _from_folder_of_archives(given, archives, release) if archives else Release(given)
     if is_archive(given):
-        extract(given, release)
-        (release / COMPLETE).write_text(sha256_file(given))
-        return release
+        _extract_once(given, release)
+        return Release(release)
     raise FetchError(f"{given}: not a folder or a zip/tar archive; pass the release as {card.id} ships it")
 
 
@@ -86,16 +124,19 @@ def check_obtainable(card: DatasetCard, cache: Path, given: Path | None = None) 
         )
 
 
-def materialise(card: DatasetCard, cache: Path, given: Path | None = None) -> Path:
-    """Return the folder holding ``card``'s release as officially laid out, fetching it if needed.
+def materialise(card: DatasetCard, cache: Path, given: Path | None = None) -> Release:
+    """The folder holding ``card``'s release as officially laid out, fetching it if needed.
 
-    A folder given by the user is used in place; archives are extracted once into the cache, and a
-    completion marker, written last, tells a finished extraction from an interrupted one.
+    A folder given by the user is used in place (a folder of archives, a release shipped in parts,
+    is unpacked part by part); archives are extracted into the cache, and a completion marker holding
+    the archive's sha256, written last, tells a finished extraction from an interrupted or older one.
     """
     release = cache / card.id / "release"
     check_obtainable(card, cache, given)
+    problems: dict[str, str] = {}
     if given is not None:
-        root = _from_user(card, Path(given), release)
+        unpacked = _from_user(card, Path(given), release)
+        root, problems = unpacked.root, unpacked.problems
     elif (release / COMPLETE).exists():
         root = release
     elif isinstance(card.source, PackageSource):
@@ -114,4 +155,4 @@ def materialise(card: DatasetCard, cache: Path, given: Path | None = None) -> Pa
         card.prepare(root)
     if root == release and not (release / COMPLETE).exists():
         (release / COMPLETE).write_text("ok")
-    return root
+    return Release(root, problems)

@@ -19,6 +19,8 @@ from __future__ import annotations
 import json
 import shutil
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -76,6 +78,25 @@ def _write_arrays(group: zarr.Group, volume: Volume) -> None:
     write_label_metadata(labels, "mask", fmt=FormatV05())
 
 
+@contextmanager
+def _staged(final: Path) -> Iterator[Path]:
+    """A staging folder beside ``final``, renamed to it (replacing an older case) if the block succeeds.
+
+    A crash or an error leaves no half-written case: the staging folder is removed (or, after a
+    kill, swept by :func:`sweep_staging` on the next run).
+    """
+    final.parent.mkdir(parents=True, exist_ok=True)
+    staging = final.parent / f".staging-{final.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        yield staging
+        if final.exists():
+            shutil.rmtree(final)
+        staging.rename(final)
+    finally:
+        if staging.exists():
+            shutil.rmtree(staging)
+
+
 def write_case(store: Path, dataset: str, case_id: str, volume: Volume, attrs: dict[str, Any]) -> Path:
     """Write a case whole: staging folder first, ``complete`` attribute last, then an atomic rename.
 
@@ -83,9 +104,7 @@ def write_case(store: Path, dataset: str, case_id: str, volume: Volume, attrs: d
     old case only once the new one is complete.
     """
     final = case_path(store, dataset, case_id)
-    final.parent.mkdir(parents=True, exist_ok=True)
-    staging = final.parent / f".staging-{case_id}-{uuid.uuid4().hex[:8]}"
-    try:
+    with _staged(final) as staging:
         group = zarr.open_group(str(staging), mode="w", zarr_format=3)
         _write_arrays(group, volume)
         meta = {
@@ -97,12 +116,6 @@ def write_case(store: Path, dataset: str, case_id: str, volume: Volume, attrs: d
         }
         group.attrs["samatlas"] = meta
         group.attrs["samatlas"] = {**meta, "complete": True}
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return final
 
 
@@ -150,25 +163,17 @@ def write_small_case(store: Path, dataset: str, case_id: str, volume: Volume, at
     ``complete=true``) last, then the folder is renamed into place.
     """
     final = case_path(store, dataset, case_id)
-    final.parent.mkdir(parents=True, exist_ok=True)
     meta = {
         "spacing": list(volume.spacing), "origin": list(volume.origin), "original_affine": volume.original_affine,
         "spacing_from_file": volume.spacing_from_file, **attrs, "complete": True,
     }
     files = sync(_encode(volume, _ome_attrs(tuple(volume.spacing), volume.mask is not None), meta))
-    staging = final.parent / f".staging-{case_id}-{uuid.uuid4().hex[:8]}"
     order = sorted(files, key=lambda k: (k == "zarr.json", k.endswith("zarr.json"), k))
-    try:
+    with _staged(final) as staging:
         for key in order:
             path = staging / key
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_bytes(files[key])
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
     return final
 
 

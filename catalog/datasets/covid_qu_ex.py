@@ -19,7 +19,7 @@ from pathlib import Path
 
 import tasks.formats.planar  # noqa: F401  (registers the planar-binary reader)
 from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
-from catalog.planar_release import case_slug, files_in, inner_folder
+from tasks.formats.release import case_slug, files_in, inner_folder
 
 # subset -> (top folder as released, mask folder)
 TASKS = {

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import tasks.formats.planar  # noqa: F401  (registers the planar-binary-fov reader)
 from catalog.cards import CaseFiles, ManualSource, Passthrough, Subset, Target, dataset_card
-from catalog.planar_release import files_in, top_folders
+from tasks.formats.release import files_in, top_folders
 
 SPLITS = {"training": "train", "test": "test"}
 

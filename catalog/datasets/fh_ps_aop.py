@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tasks.formats.itk2d  # noqa: F401  (registers the itk-2d reader)
 from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
-from catalog.planar_release import files_in, top_folders
+from tasks.formats.release import files_in, top_folders
 
 
 @dataset_card(

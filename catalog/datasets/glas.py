@@ -15,7 +15,7 @@ from pathlib import Path
 
 import tasks.formats.planar  # noqa: F401  (registers the planar-instances reader)
 from catalog.cards import CaseFiles, ManualSource, Passthrough, Subset, Target, dataset_card
-from catalog.planar_release import case_slug, walk_files
+from tasks.formats.release import case_slug, walk_files
 
 ANNOTATION = "_anno"
 

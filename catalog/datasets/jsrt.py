@@ -22,7 +22,7 @@ from pathlib import Path
 
 import tasks.formats.jsrt  # noqa: F401  (registers the jsrt reader)
 from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
-from catalog.planar_release import case_slug, files_in, top_folders, walk_files
+from tasks.formats.release import case_slug, files_in, top_folders, walk_files
 from tasks.formats.jsrt import SCR_LABELS
 
 

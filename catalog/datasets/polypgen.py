@@ -16,7 +16,7 @@ from pathlib import Path
 
 import tasks.formats.planar  # noqa: F401  (registers the planar-binary reader)
 from catalog.cards import CaseFiles, ManualSource, Passthrough, Subset, Target, dataset_card
-from catalog.planar_release import case_slug, files_in, top_folders, walk_files
+from tasks.formats.release import case_slug, files_in, top_folders, walk_files
 
 PICTURES = (".jpg", ".jpeg", ".png")
 

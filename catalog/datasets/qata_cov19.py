@@ -13,7 +13,7 @@ from pathlib import Path
 
 import tasks.formats.planar  # noqa: F401  (registers the planar-binary reader)
 from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
-from catalog.planar_release import case_slug, files_in, top_folders
+from tasks.formats.release import case_slug, files_in, top_folders
 
 SPLITS = {"Train Set": "train", "Test Set": "test"}
 

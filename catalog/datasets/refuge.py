@@ -17,7 +17,7 @@ from pathlib import Path
 
 import tasks.formats.greylevels  # noqa: F401  (registers the refuge reader)
 from catalog.cards import CaseFiles, ManualSource, Passthrough, Subset, Target, dataset_card
-from catalog.planar_release import top_folders, walk_files
+from tasks.formats.release import top_folders, walk_files
 
 # split -> (image folder, mask folder) as the release names them
 SPLITS = {

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import tasks.formats.rle  # noqa: F401  (registers the siim reader)
 from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
-from catalog.planar_release import case_slug, files_in, top_folders, walk_files
+from tasks.formats.release import case_slug, files_in, top_folders, walk_files
 
 RLE_FILES = ("stage_2_train.csv", "train-rle.csv")  # in order of preference
 

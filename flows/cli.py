@@ -112,6 +112,11 @@ def evaluate(
     cluster = cluster or settings.cluster
     device = device or settings.device
     n_workers = local_workers(workers or settings.n_workers) if cluster == "local" else 1
+    if device == "cuda" and cluster == "local":
+        import torch
+
+        if not torch.cuda.is_available():
+            fail("--device cuda, but this machine has no usable CUDA device; use --device cpu, or a cluster with GPU workers")
     try:
         runner = make_task_runner(cluster, n_workers, device)
         with prefect_api():

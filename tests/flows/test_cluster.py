@@ -76,3 +76,9 @@ def test_a_failing_unit_is_reported_and_the_others_complete(cli, data_root: Path
     assert json.loads(con.execute("SELECT counts FROM runs WHERE flow = 'evaluate'").fetchone()[0])["failed"]
     again = cli("evaluate", "--model", "filled-box", "--dry-run")
     assert "planned 1 units, 3 objects" in again.output
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="checks the message on a machine without CUDA")
+def test_cuda_without_a_device_is_a_clear_error(tmp_path: Path):
+    done = run_samatlas(tmp_path, "evaluate", "--device", "cuda", "--dry-run")
+    assert done.exit_code == 2 and "no usable CUDA device" in done.output and "Traceback" not in done.output

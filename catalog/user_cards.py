@@ -166,8 +166,27 @@ def load_yaml_card(path: Path | str) -> DatasetCard:
     return card
 
 
+def register_folder(folder: Path | None = None) -> list[DatasetCard]:
+    """Register every YAML card in ``folder`` (default: the ``SAMATLAS_CARDS`` setting), sorted by name.
+
+    Loading a file again replaces its card, so calling this more than once is harmless.
+    """
+    from tasks.settings import get_settings
+
+    folder = folder or get_settings().cards
+    if folder is None:
+        return []
+    if not Path(folder).is_dir():
+        raise UserCardError(f"{folder}: SAMATLAS_CARDS is not a folder of YAML dataset cards")
+    paths = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in (".yaml", ".yml") and not is_junk(p))
+    return [load_yaml_card(p) for p in paths]
+
+
 def resolve_dataset(arg: str) -> str:
-    """The dataset id for a CLI argument: a ``.yaml``/``.yml`` path is loaded and registered first."""
+    """The dataset id for a CLI argument: a ``.yaml``/``.yml`` path is loaded and registered first,
+    and an id no card registers yet is looked for among the ``SAMATLAS_CARDS`` folder's cards."""
     if arg.lower().endswith((".yaml", ".yml")):
         return load_yaml_card(Path(arg)).id
+    if arg not in REGISTRY:
+        register_folder()
     return arg

@@ -52,6 +52,12 @@ def datasets(
 ) -> None:
     """The dataset registry: what samatlas can ingest, and how each release is obtained."""
     from catalog.listing import COLUMNS, registry_rows
+    from catalog.user_cards import register_folder
+
+    try:
+        register_folder()
+    except ValueError as exc:
+        fail(str(exc))
 
     emit(COLUMNS, registry_rows(modality, anatomy), fmt, title="samatlas datasets")
 

@@ -21,6 +21,7 @@ class Settings(BaseSettings):
     store: Path | None = Field(None, description="Zarr store root (default <data_root>/store).")
     catalog: Path | None = Field(None, description="Parquet catalog root (default <data_root>/catalog).")
     cache_dir: Path | None = Field(None, description="Download cache (default <data_root>/cache).")
+    cards: Path | None = Field(None, description="A folder of YAML dataset cards, registered beside the built-in ones.")
     cluster: str = Field("local", description="local, tcp://HOST:PORT, slurm or kubernetes.")
     n_workers: int | None = Field(None, description="Local Dask workers (default: one per core, at most 4).")
     device: str = Field("cpu", description="cpu or cuda.")

@@ -138,3 +138,19 @@ def test_globs_that_pair_nothing_say_so(tmp_path: Path):
     card = load_yaml_card(write_card(tmp_path, labels_glob="masks/*.nii.gz"))
     with pytest.raises(ValueError, match=r"bad_card\.yaml: .*matched 3 files and labels_glob 'masks/\*\.nii\.gz' 0"):
         list(card.discover(replica(tmp_path / "release")))
+
+
+def test_cards_folder_is_listed_and_ingested_by_id(cli, data_root: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """``SAMATLAS_CARDS``: a folder of YAML cards the registry, the listing and ingest all see."""
+    import json
+
+    cards = tmp_path / "cards"
+    cards.mkdir()
+    shutil.copy(EXAMPLE, cards / "liver.yaml")
+    monkeypatch.setenv("SAMATLAS_CARDS", str(cards))
+    listed = cli("datasets", "--modality", "ct", "--format", "json")
+    assert "my-liver-ct" in {row["id"] for row in json.loads(listed.stdout)}
+    done = cli("ingest", "my-liver-ct", "--source", replica(tmp_path / "release"))
+    assert "my-liver-ct: 2 ingested" in done.output, done.output
+    monkeypatch.setenv("SAMATLAS_CARDS", str(tmp_path / "missing"))
+    assert cli("datasets").exit_code == 2

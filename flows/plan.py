@@ -19,9 +19,12 @@ from tasks.evaluate_unit import PlannedObject
 from tasks.protocols import PromptProtocol
 
 
+SLICES_PER_UNIT = 32  # about a minute of LiteMedSAM encoding on a CPU core, seconds on a GPU
+
+
 @dataclass(frozen=True)
 class WorkUnit:
-    """One case's planned objects; passed to a Prefect task as plain values (no arrays)."""
+    """Planned objects of one case (a run of at most SLICES_PER_UNIT slices); plain values, no arrays."""
 
     dataset: str
     case_id: str
@@ -91,6 +94,23 @@ def plan_units(
             PlannedObject(z, label, target, modality, anatomy, tuple(keys))
             for (z, label, target, modality, anatomy), keys in sorted(objects.items()) if z in keep and keys
         )
-        if planned:
-            units.append(WorkUnit(dataset, case_id, path, planned))
+        units += [WorkUnit(dataset, case_id, path, part) for part in _slice_ranges(planned, SLICES_PER_UNIT)]
     return units
+
+
+def _slice_ranges(objects: tuple[PlannedObject, ...], size: int) -> list[tuple[PlannedObject, ...]]:
+    """Split a case's objects (sorted by slice) into runs of at most ``size`` distinct slices.
+
+    A large volume then spreads over several workers, while each slice stays in one unit, so it is
+    still encoded exactly once.
+    """
+    parts: list[list[PlannedObject]] = []
+    slices_in_part = 0
+    for i, obj in enumerate(objects):
+        new_slice = i == 0 or obj.slice_index != objects[i - 1].slice_index
+        if new_slice and (not parts or slices_in_part == size):
+            parts.append([])
+            slices_in_part = 0
+        slices_in_part += new_slice
+        parts[-1].append(obj)
+    return [tuple(p) for p in parts]

@@ -69,3 +69,14 @@ def test_unit_keys_are_deterministic(tmp_path: Path):
     _objects(tmp_path, "a", range(3))
     one, two = plan_units(tmp_path, "m", "abc", BOX), plan_units(tmp_path, "m", "abc", BOX)
     assert one[0].key("m", "abc") == two[0].key("m", "abc") != one[0].key("m", "abd")
+
+
+def test_a_large_case_is_split_into_slice_ranges_that_never_share_a_slice(tmp_path: Path):
+    from flows.plan import SLICES_PER_UNIT
+
+    _objects(tmp_path, "a", range(SLICES_PER_UNIT * 2 + 5))
+    units = plan_units(tmp_path, "m", "abc", BOX)
+    assert [u.slices for u in units] == [SLICES_PER_UNIT, SLICES_PER_UNIT, 5]
+    slices = [{o.slice_index for o in u.objects} for u in units]
+    assert set.union(*slices) == set(range(SLICES_PER_UNIT * 2 + 5)) and sum(map(len, slices)) == SLICES_PER_UNIT * 2 + 5
+    assert len({u.key("m", "abc") for u in units}) == 3

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import importlib.util
 import os
+from contextlib import AbstractContextManager, nullcontext
+
+import dask
 
 from prefect_dask import DaskTaskRunner
 
@@ -17,6 +20,15 @@ OPTIONAL = {"slurm": ("dask_jobqueue", "samatlas[slurm]"), "kubernetes": ("dask_
 def local_workers(requested: int | None = None) -> int:
     """Worker processes for a local cluster: one per core (at most 4) unless asked otherwise."""
     return requested or max(1, min(4, os.cpu_count() or 1))
+
+
+def unit_resources(device: str) -> AbstractContextManager:
+    """The Dask annotation for evaluate units: on CUDA each unit holds one of a worker's ``GPU``.
+
+    Workers advertise ``GPU=1`` (local clusters here, ``--resources GPU=1`` elsewhere), so a worker
+    runs one unit at a time on its device however many threads it has.
+    """
+    return dask.annotate(resources={"GPU": 1}) if device == "cuda" else nullcontext()
 
 
 def make_task_runner(cluster: str, n_workers: int | None = None, device: str = "cpu") -> DaskTaskRunner:

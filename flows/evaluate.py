@@ -4,17 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import dask
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.logging import get_run_logger
 
 from catalog.writer import write_rows
+from flows.cluster import unit_resources
 from flows.plan import WorkUnit, plan_units
 from flows.runinfo import code_version, current_run_id, record_run
 from tasks.evaluate_unit import run_unit
@@ -88,7 +87,7 @@ def evaluate(
     threads = max(1, (os.cpu_count() or 1) // max(n_workers, 1))  # no oversubscription of the cores
     # GPU workers advertise GPU=1, so each runs one unit at a time on its device.
     largest_first = sorted(units, key=lambda u: -u.slices)  # long units start early: better load balance
-    with dask.annotate(resources={"GPU": 1}) if device == "cuda" else nullcontext():
+    with unit_resources(device):  # on CUDA a worker runs one unit at a time on its GPU
         futures = {
             evaluate_unit_task.submit(unit, model, checkpoint, device, protocol_names, options, str(catalog), run_id, threads):
             f"{unit.dataset}/{unit.case_id}" for unit in largest_first

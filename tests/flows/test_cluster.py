@@ -82,3 +82,43 @@ def test_a_failing_unit_is_reported_and_the_others_complete(cli, data_root: Path
 def test_cuda_without_a_device_is_a_clear_error(tmp_path: Path):
     done = run_samatlas(tmp_path, "evaluate", "--device", "cuda", "--dry-run")
     assert done.exit_code == 2 and "no usable CUDA device" in done.output and "Traceback" not in done.output
+
+
+def _overlaps(runs: list[tuple[str, float, float]]) -> bool:
+    """True if two runs on the same worker overlap in time."""
+    for i, (worker, start, end) in enumerate(runs):
+        for other, s, e in runs[i + 1:]:
+            if worker == other and start < e and s < end:
+                return True
+    return False
+
+
+def test_gpu_units_run_one_at_a_time_per_worker(prefect_server: None):
+    """The annotation evaluate uses on CUDA, checked on CPU: a worker with two threads and GPU=1 runs
+    annotated tasks one at a time; without the annotation the same worker runs them together."""
+    from prefect import flow, task
+    from prefect_dask import DaskTaskRunner
+
+    from flows.cluster import unit_resources
+
+    @task
+    def hold(i: int) -> tuple[str, float, float]:
+        from distributed import get_worker
+
+        start = time.monotonic()
+        time.sleep(0.6)
+        return get_worker().address, start, time.monotonic()
+
+    @flow
+    def fan_out(device: str) -> list[tuple[str, float, float]]:
+        with unit_resources(device):
+            futures = [hold.submit(i) for i in range(4)]
+        return [f.result() for f in futures]
+
+    def runner() -> DaskTaskRunner:
+        return DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
+            "n_workers": 1, "threads_per_worker": 2, "processes": False, "resources": {"GPU": 1},
+            "dashboard_address": None})
+
+    assert not _overlaps(fan_out.with_options(task_runner=runner())("cuda"))
+    assert _overlaps(fan_out.with_options(task_runner=runner())("cpu"))

@@ -106,7 +106,7 @@ def test_gpu_units_run_one_at_a_time_per_worker(prefect_server: None):
         from distributed import get_worker
 
         start = time.monotonic()
-        time.sleep(0.6)
+        time.sleep(1.5)  # long beside the ~0.5 s of Prefect bookkeeping, so unannotated runs overlap
         return get_worker().address, start, time.monotonic()
 
     @flow

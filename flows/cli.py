@@ -11,7 +11,7 @@ from rich.console import Console
 
 from catalog.cards import UnknownDataset, get_card
 from catalog.query import SUMMARY_KEYS, connect, summary_sql
-from catalog.user_cards import resolve_dataset
+from catalog.user_cards import register_folder, resolve_dataset
 from flows.output import Format, emit
 from tasks.fetch import FetchError, check_obtainable, materialise
 from tasks.settings import get_settings
@@ -52,13 +52,11 @@ def datasets(
 ) -> None:
     """The dataset registry: what samatlas can ingest, and how each release is obtained."""
     from catalog.listing import COLUMNS, registry_rows
-    from catalog.user_cards import register_folder
 
     try:
         register_folder()
     except ValueError as exc:
         fail(str(exc))
-
     emit(COLUMNS, registry_rows(modality, anatomy), fmt, title="samatlas datasets")
 
 
@@ -110,10 +108,19 @@ def evaluate(
 ) -> None:
     """Evaluate a model under prompt protocols on every object not yet in the results."""
     from flows.cluster import local_workers, make_task_runner
+    from flows.evaluate import build_protocols
     from flows.evaluate import evaluate as evaluate_flow
     from flows.server import prefect_api
+    from tasks.models import MODEL_NAMES
     from tasks.models.weights import CheckpointError
 
+    options = {k: v for k, v in {"clicks": clicks, "iterations": iterations, "points": points}.items() if v is not None}
+    if model not in MODEL_NAMES:
+        fail(f"unknown model {model!r}; choose from {', '.join(MODEL_NAMES)}")
+    try:
+        build_protocols(protocol or ["medsam-box"], options)  # unknown names and bad options fail here
+    except ValueError as exc:
+        fail(str(exc))
     settings = get_settings()
     cluster = cluster or settings.cluster
     device = device or settings.device
@@ -128,8 +135,7 @@ def evaluate(
         with prefect_api():
             report = evaluate_flow.with_options(task_runner=runner)(
                 model=model, checkpoint=str(checkpoint) if checkpoint else None, protocols=protocol,
-                datasets=dataset, cases=case,
-                options={k: v for k, v in {"clicks": clicks, "iterations": iterations, "points": points}.items() if v}, max_slices_per_case=max_slices_per_case,
+                datasets=dataset, cases=case, options=options, max_slices_per_case=max_slices_per_case,
                 device=device, n_workers=n_workers, dry_run=dry_run,
             )
     except (CheckpointError, ValueError) as exc:

@@ -80,3 +80,11 @@ def test_a_large_case_is_split_into_slice_ranges_that_never_share_a_slice(tmp_pa
     slices = [{o.slice_index for o in u.objects} for u in units]
     assert set.union(*slices) == set(range(SLICES_PER_UNIT * 2 + 5)) and sum(map(len, slices)) == SLICES_PER_UNIT * 2 + 5
     assert len({u.key("m", "abc") for u in units}) == 3
+
+
+def test_unknown_model_or_protocol_stops_before_any_work(tmp_path: Path):
+    from tests.conftest import run_samatlas
+
+    for args, message in ((("--protocol", "nope"), "unknown protocol 'nope'"), (("--model", "sam_vit_x"), "unknown model")):
+        done = run_samatlas(tmp_path, "evaluate", *args, "--dry-run")
+        assert done.exit_code == 2 and message in done.output and "Traceback" not in done.output

@@ -224,8 +224,8 @@ def serve(
              "export PREFECT_API_URL=http://127.0.0.1:4200/api and run serve again")
     for dataset_id in dataset:
         try:
-            get_card(dataset_id)
-        except UnknownDataset as exc:
+            get_card(resolve_dataset(dataset_id))
+        except (UnknownDataset, ValueError) as exc:
             fail(str(exc).strip("'\""))
     prefect_serve(*build_deployments(dataset, model or ["litemedsam"], protocol or ["medsam-box"], cluster,
                                      ingest_cron, evaluate_cron))

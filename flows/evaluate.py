@@ -41,6 +41,11 @@ def build_protocols(names: list[str], options: dict[str, int] | None = None) -> 
     return {name: get_protocol(name, **(options or {})) for name in dict.fromkeys(names)}
 
 
+def recorded_names(protocols: dict[str, PromptProtocol]) -> list[str]:
+    """Every protocol name the protocols' rows carry (variants and options included)."""
+    return sorted(name for protocol in protocols.values() for name in protocol.names)
+
+
 @task(name="evaluate-unit", cache_policy=NO_CACHE, task_run_name="evaluate {unit.dataset}/{unit.case_id}")
 def evaluate_unit_task(
     unit: WorkUnit, model_name: str, checkpoint: str | None, device: str, protocol_names: list[str],
@@ -51,12 +56,12 @@ def evaluate_unit_task(
 
     torch.set_num_threads(torch_threads)
     model = load_model(model_name, checkpoint, device)
-    result = run_unit(Path(unit.zarr_path), unit.dataset, unit.case_id, unit.objects, model,
-                      build_protocols(protocol_names, options))
+    protocols = build_protocols(protocol_names, options)
+    result = run_unit(Path(unit.zarr_path), unit.dataset, unit.case_id, unit.objects, model, protocols)
     version = code_version()
     for row in result.rows:
         row.update(run_id=run_id, code_version=version)
-    write_rows(Path(catalog), "results", result.rows, unit.key(model.name, model.sha256))
+    write_rows(Path(catalog), "results", result.rows, unit.key(model.name, model.sha256, recorded_names(protocols)))
     return {"rows": len(result.rows), "encoder_calls": result.encoder_calls}
 
 

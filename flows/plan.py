@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,9 +36,13 @@ class WorkUnit:
         """Distinct slices, i.e. encoder calls this unit will make."""
         return len({o.slice_index for o in self.objects})
 
-    def key(self, model: str, sha256: str) -> str:
-        """Deterministic fragment key: the same unit always writes the same file."""
-        content = repr(sorted((o.slice_index, o.label, o.protocols) for o in self.objects)).encode()
+    def key(self, model: str, sha256: str, recorded: Iterable[str]) -> str:
+        """Deterministic fragment key: the same unit always writes the same file.
+
+        ``recorded`` are the protocol names the unit's rows carry (they include options such as the
+        click count), so a run with other options writes beside the earlier results, never over them.
+        """
+        content = repr((sorted((o.slice_index, o.label) for o in self.objects), sorted(recorded))).encode()
         return f"{self.dataset}/{self.case_id}/{model}-{sha256[:12]}/{hashlib.sha256(content).hexdigest()[:16]}"
 
 

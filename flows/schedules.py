@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from prefect.deployments.runner import RunnerDeployment
 
+from catalog.user_cards import resolve_dataset
 from flows.cluster import make_task_runner
 from flows.evaluate import evaluate
 from flows.ingest import ingest
@@ -20,7 +21,7 @@ def build_deployments(
     datasets: list[str], models: list[str], protocols: list[str], cluster: str = "local",
     ingest_cron: str = WEEKLY_INGEST, evaluate_cron: str = NIGHTLY_EVALUATE,
 ) -> list[RunnerDeployment]:
-    """One ingest deployment for ``datasets`` and one evaluate deployment per model."""
+    """One ingest deployment for ``datasets`` (ids or YAML card paths) and one evaluate deployment per model."""
     deployments = [ingest.to_deployment(
         name="weekly-ingest", cron=ingest_cron, parameters={"datasets": datasets}, tags=["samatlas", "ingest"],
     )]
@@ -28,6 +29,6 @@ def build_deployments(
     for model in models:
         deployments.append(evaluate.with_options(task_runner=runner).to_deployment(
             name=f"nightly-evaluate-{model}", cron=evaluate_cron, tags=["samatlas", "evaluate"],
-            parameters={"model": model, "protocols": protocols, "datasets": datasets},
+            parameters={"model": model, "protocols": protocols, "datasets": [resolve_dataset(d) for d in datasets]},
         ))
     return deployments

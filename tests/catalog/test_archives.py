@@ -6,10 +6,10 @@ The replicas are synthetic LiTS-shaped NIfTI volumes (layout and plumbing, not q
 from __future__ import annotations
 
 import tarfile
-import zipfile
 from pathlib import Path
 
 from replicas_a import box, ramp, write_volume
+from replicas_b import zip_folder
 
 from catalog.query import connect
 
@@ -22,18 +22,11 @@ def _batch(folder: Path, number: int) -> Path:
     return folder
 
 
-def _zip_folder(folder: Path, archive: Path) -> Path:
-    with zipfile.ZipFile(archive, "w") as zf:
-        for path in sorted(folder.rglob("*")):
-            zf.write(path, path.relative_to(folder.parent).as_posix())
-    return archive
-
-
 def test_release_in_parts_with_a_truncated_part(cli, data_root: Path, tmp_path: Path):
     parts = tmp_path / "downloads"
     parts.mkdir()
-    _zip_folder(_batch(tmp_path / "Training Batch 1", 0), parts / "Training_Batch1.zip")
-    broken = _zip_folder(_batch(tmp_path / "Training Batch 2", 28), parts / "Training_Batch2.zip")
+    zip_folder(_batch(tmp_path / "Training Batch 1", 0), parts / "Training_Batch1.zip")
+    broken = zip_folder(_batch(tmp_path / "Training Batch 2", 28), parts / "Training_Batch2.zip")
     broken.write_bytes(broken.read_bytes()[:200])
 
     done = cli("ingest", "lits", "--source", parts)

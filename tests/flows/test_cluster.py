@@ -52,6 +52,10 @@ def test_evaluate_on_an_existing_scheduler(scheduler: str, tmp_path: Path):
     done = run_samatlas(root, "evaluate", "--model", "filled-box", "--cluster", scheduler)
     assert done.exit_code == 0, done.output
     assert "planned 5 units" in done.output
+    from distributed import Client
+
+    with Client(scheduler, timeout=30) as client:  # the units ran on this scheduler, not a cluster of their own
+        assert client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.task_prefixes)) > 0
     con = connect(root / "catalog")
     assert con.execute("SELECT count(DISTINCT case_id), count(*) FROM results").fetchone() == (5, 27)
 

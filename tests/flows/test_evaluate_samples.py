@@ -69,7 +69,8 @@ def test_second_run_plans_nothing_and_changes_no_counts(evaluated: Path):
 
 def test_runs_record_encoder_calls_equal_to_distinct_slices(evaluated: Path):
     counts = [json.loads(c) for (c,) in query(evaluated, "SELECT counts FROM runs WHERE flow = 'evaluate'")]
-    assert counts and all(c["encoder_calls"] == c["distinct_slices"] == 8 for c in counts)
+    assert counts and all(c["encoder_calls"] == c["distinct_slices"] for c in counts)
+    assert sum(c["encoder_calls"] == 8 for c in counts) >= 2  # the fixture's two runs: 4 slices of 2 cases
 
 
 def test_several_protocols_share_one_encoder_pass_per_slice(evaluated: Path):

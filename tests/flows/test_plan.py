@@ -61,14 +61,19 @@ def test_slice_spread_is_stable_once_partly_done(tmp_path: Path):
 def test_small_objects_and_unselected_cases_are_left_out(tmp_path: Path):
     _objects(tmp_path, "a", range(2), area=5)
     _objects(tmp_path, "b", range(2))
-    assert plan_units(tmp_path, "m", "abc", BOX) == plan_units(tmp_path, "m", "abc", BOX, cases=["b"])
+    _objects(tmp_path, "c", range(2))
+    assert [u.case_id for u in plan_units(tmp_path, "m", "abc", BOX)] == ["b", "c"]
+    assert [u.case_id for u in plan_units(tmp_path, "m", "abc", BOX, cases=["b"])] == ["b"]
     assert plan_units(tmp_path, "m", "abc", BOX, datasets=["other"]) == []
 
 
 def test_unit_keys_are_deterministic(tmp_path: Path):
     _objects(tmp_path, "a", range(3))
     one, two = plan_units(tmp_path, "m", "abc", BOX), plan_units(tmp_path, "m", "abc", BOX)
-    assert one[0].key("m", "abc") == two[0].key("m", "abc") != one[0].key("m", "abd")
+    names = ["medsam-box"]
+    assert one[0].key("m", "abc", names) == two[0].key("m", "abc", names) != one[0].key("m", "abd", names)
+    # Other options (here the click count) record other protocol names: their rows go to another file.
+    assert one[0].key("m", "abc", ["mazurowski-clicks9"]) != one[0].key("m", "abc", ["mazurowski-clicks5"])
 
 
 def test_a_large_case_is_split_into_slice_ranges_that_never_share_a_slice(tmp_path: Path):
@@ -79,7 +84,7 @@ def test_a_large_case_is_split_into_slice_ranges_that_never_share_a_slice(tmp_pa
     assert [u.slices for u in units] == [SLICES_PER_UNIT, SLICES_PER_UNIT, 5]
     slices = [{o.slice_index for o in u.objects} for u in units]
     assert set.union(*slices) == set(range(SLICES_PER_UNIT * 2 + 5)) and sum(map(len, slices)) == SLICES_PER_UNIT * 2 + 5
-    assert len({u.key("m", "abc") for u in units}) == 3
+    assert len({u.key("m", "abc", ["medsam-box"]) for u in units}) == 3
 
 
 def test_unknown_model_or_protocol_stops_before_any_work(tmp_path: Path):

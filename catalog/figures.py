@@ -17,9 +17,9 @@ import numpy as np  # noqa: E402
 from matplotlib.patches import Rectangle  # noqa: E402
 
 from catalog.query import connect  # noqa: E402
-from tasks.evaluate_unit import slice_rgb  # noqa: E402
+from tasks.evaluate_unit import object_context, slice_rgb  # noqa: E402
 from tasks.models import load_model  # noqa: E402
-from tasks.protocols import Context, get_protocol, object_seed  # noqa: E402
+from tasks.protocols import get_protocol  # noqa: E402
 from tasks.store import StoredCase  # noqa: E402
 
 
@@ -58,8 +58,8 @@ def overlay_figure(catalog: Path, out: Path, model_name: str = "litemedsam", pro
         image = slice_rgb(case, obj["slice_index"])
         gt = case.mask_slice(obj["slice_index"]) == obj["label"]
         embedding = model.encode(image)
-        rng = np.random.default_rng(object_seed(obj["dataset"], obj["case_id"], obj["slice_index"], obj["label"], protocol.name))
-        step = protocol.run(Context(gt, embedding.geometry, model.box_shift, lambda p, m: model.decode(embedding, p, m), rng))[0]
+        key = (obj["dataset"], obj["case_id"], obj["slice_index"], obj["label"])
+        step = protocol.run(object_context(model, embedding, gt, key, protocol, []))[0]
         rows, cols = _crop(gt)
         ax.imshow(image[rows, cols], interpolation="nearest")
         ax.contour(gt[rows, cols], levels=[0.5], colors="lime", linewidths=1.2)

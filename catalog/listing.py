@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from catalog.cards import DatasetCard, all_cards
 
 COLUMNS = ("id", "name", "modality", "anatomy", "dim", "targets", "cases", "license", "access")
@@ -36,12 +38,16 @@ def registry_rows(modality: str | None = None, anatomy: str | None = None) -> li
     return rows
 
 
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    """A Markdown table; ``|`` inside a cell becomes ``/`` so it cannot split the cell."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
+    lines += ["| " + " | ".join("" if v is None else str(v).replace("|", "/") for v in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
 def docs_markdown() -> str:
     """The Markdown page listing every registered dataset."""
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
-    for row in registry_rows():
-        lines.append("| " + " | ".join("" if v is None else str(v).replace("|", "/") for v in row) + " |")
-    return DOCS_HEADER + "\n".join(lines) + "\n"
+    return DOCS_HEADER + markdown_table(COLUMNS, registry_rows()) + "\n"
 
 
 if __name__ == "__main__":

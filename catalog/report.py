@@ -11,6 +11,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from catalog.figures import overlay_figure  # noqa: E402
+from catalog.listing import markdown_table  # noqa: E402
 from catalog.query import connect  # noqa: E402
 
 TABLE_SQL = """
@@ -25,12 +26,6 @@ STEPS_SQL = """
     FROM results WHERE protocol IN (SELECT protocol FROM results GROUP BY protocol HAVING max(step) > 1)
     GROUP BY ALL ORDER BY ALL
 """
-
-
-def _markdown_table(columns: list[str], rows: list[tuple]) -> str:
-    lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
-    lines += ["| " + " | ".join("" if v is None else str(v) for v in row) + " |" for row in rows]
-    return "\n".join(lines)
 
 
 def heatmap(con, out: Path) -> Path | None:
@@ -89,7 +84,7 @@ def write_report(catalog: Path, outdir: Path, overlays: bool = True) -> Path:
         raise ValueError(f"{catalog}: the catalog holds no results yet; run samatlas evaluate first")
     parts = ["# samatlas report", "",
              "Per target, model and protocol at step 1: median Dice with its interquartile range, mean Dice,"
-             " mean NSD (2 mm) and median HD95 (mm).", "", _markdown_table(columns, rows), ""]
+             " mean NSD (2 mm) and median HD95 (mm).", "", markdown_table(columns, rows), ""]
     for title, path in (("Median Dice", heatmap(con, outdir / "heatmap.png")),
                         ("Dice against prompt steps", step_curves(con, outdir / "steps.png"))):
         if path is not None:

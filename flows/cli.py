@@ -209,8 +209,8 @@ def serve(
     model: Annotated[Optional[list[str]], typer.Option(help="models to re-evaluate nightly")] = None,
     protocol: Annotated[Optional[list[str]], typer.Option(help="protocols")] = None,
     cluster: Annotated[str, typer.Option(help="local, tcp://HOST:PORT, slurm or kubernetes")] = "local",
-    ingest_cron: Annotated[str, typer.Option(help="cron of the ingest refresh")] = "0 3 * * 0",
-    evaluate_cron: Annotated[str, typer.Option(help="cron of the re-evaluation")] = "0 2 * * *",
+    ingest_cron: Annotated[Optional[str], typer.Option(help="cron of the ingest refresh (default: settings)")] = None,
+    evaluate_cron: Annotated[Optional[str], typer.Option(help="cron of the re-evaluation (default: settings)")] = None,
 ) -> None:
     """Serve the scheduled deployments (weekly ingest, nightly evaluate) until stopped."""
     import os

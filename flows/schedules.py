@@ -12,16 +12,20 @@ from catalog.user_cards import resolve_dataset
 from flows.cluster import make_task_runner
 from flows.evaluate import evaluate
 from flows.ingest import ingest
+from tasks.settings import get_settings
 
-WEEKLY_INGEST = "0 3 * * 0"  # Sundays 03:00: re-checks sources; unchanged cases are skipped
-NIGHTLY_EVALUATE = "0 2 * * *"  # 02:00: computes only what results lacks (new cases, models, protocols)
 
 
 def build_deployments(
     datasets: list[str], models: list[str], protocols: list[str], cluster: str = "local",
-    ingest_cron: str = WEEKLY_INGEST, evaluate_cron: str = NIGHTLY_EVALUATE,
+    ingest_cron: str | None = None, evaluate_cron: str | None = None,
 ) -> list[RunnerDeployment]:
-    """One ingest deployment for ``datasets`` (ids or YAML card paths) and one evaluate deployment per model."""
+    """One ingest deployment for ``datasets`` (ids or YAML card paths) and one evaluate deployment per model.
+
+    Crons default to the settings' ``ingest_cron`` and ``evaluate_cron``.
+    """
+    settings = get_settings()
+    ingest_cron, evaluate_cron = ingest_cron or settings.ingest_cron, evaluate_cron or settings.evaluate_cron
     deployments = [ingest.to_deployment(
         name="weekly-ingest", cron=ingest_cron, parameters={"datasets": datasets}, tags=["samatlas", "ingest"],
     )]

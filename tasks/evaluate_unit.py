@@ -63,6 +63,16 @@ def _predictor(model: SegmentationModel, embedding: Embedding, timer: list[float
     return predict
 
 
+def object_context(
+    model: SegmentationModel, embedding: Embedding, gt: np.ndarray, key: tuple[str, str, int, int],
+    protocol: PromptProtocol, timer: list[float],
+) -> Context:
+    """A protocol's view of one object: the slice's embedding, and an RNG seeded from the object's key
+    (dataset, case, slice, label) and the protocol, so the same object always gets the same prompts."""
+    rng = np.random.default_rng(object_seed(*key, protocol.name))
+    return Context(gt, embedding.geometry, model.box_shift, _predictor(model, embedding, timer), rng)
+
+
 def run_unit(
     case_path: Path,
     dataset: str,
@@ -89,8 +99,7 @@ def run_unit(
             gt = mask_plane == obj.label
             for protocol in (protocols[key] for key in obj.protocols):
                 timer: list[float] = []
-                rng = np.random.default_rng(object_seed(dataset, case_id, z, obj.label, protocol.name))
-                ctx = Context(gt, embedding.geometry, model.box_shift, _predictor(model, embedding, timer), rng)
+                ctx = object_context(model, embedding, gt, (dataset, case_id, z, obj.label), protocol, timer)
                 for step in protocol.run(ctx):
                     scores = score(step.mask, gt, spacing, tolerance_mm)
                     result.rows.append({

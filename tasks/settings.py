@@ -22,6 +22,8 @@ class Settings(BaseSettings):
     catalog: Path | None = Field(None, description="Parquet catalog root (default <data_root>/catalog).")
     cache_dir: Path | None = Field(None, description="Download cache (default <data_root>/cache).")
     cards: Path | None = Field(None, description="A folder of YAML dataset cards, registered beside the built-in ones.")
+    ingest_cron: str = Field("0 3 * * 0", description="Scheduled ingest refresh (Sun 03:00; unchanged cases skip).")
+    evaluate_cron: str = Field("0 2 * * *", description="Scheduled re-evaluation (02:00; computes only what results lack).")
     cluster: str = Field("local", description="local, tcp://HOST:PORT, slurm or kubernetes.")
     n_workers: int | None = Field(None, description="Local Dask workers (default: one per core, at most 4).")
     device: str = Field("cpu", description="cpu or cuda.")

@@ -78,6 +78,14 @@ def _write_arrays(group: zarr.Group, volume: Volume) -> None:
     write_label_metadata(labels, "mask", fmt=FormatV05())
 
 
+def case_meta(volume: Volume, attrs: dict[str, Any]) -> dict[str, Any]:
+    """The ``samatlas`` attributes of a case: its geometry plus the ingest's ``attrs``."""
+    return {
+        "spacing": list(volume.spacing), "origin": list(volume.origin), "original_affine": volume.original_affine,
+        "spacing_from_file": volume.spacing_from_file, **attrs,
+    }
+
+
 @contextmanager
 def _staged(final: Path) -> Iterator[Path]:
     """A staging folder beside ``final``, renamed to it (replacing an older case) if the block succeeds.
@@ -107,13 +115,7 @@ def write_case(store: Path, dataset: str, case_id: str, volume: Volume, attrs: d
     with _staged(final) as staging:
         group = zarr.open_group(str(staging), mode="w", zarr_format=3)
         _write_arrays(group, volume)
-        meta = {
-            "spacing": list(volume.spacing),
-            "origin": list(volume.origin),
-            "original_affine": volume.original_affine,
-            "spacing_from_file": volume.spacing_from_file,
-            **attrs,
-        }
+        meta = case_meta(volume, attrs)
         group.attrs["samatlas"] = meta
         group.attrs["samatlas"] = {**meta, "complete": True}
     return final
@@ -163,10 +165,7 @@ def write_small_case(store: Path, dataset: str, case_id: str, volume: Volume, at
     ``complete=true``) last, then the folder is renamed into place.
     """
     final = case_path(store, dataset, case_id)
-    meta = {
-        "spacing": list(volume.spacing), "origin": list(volume.origin), "original_affine": volume.original_affine,
-        "spacing_from_file": volume.spacing_from_file, **attrs, "complete": True,
-    }
+    meta = {**case_meta(volume, attrs), "complete": True}
     files = sync(_encode(volume, _ome_attrs(tuple(volume.spacing), volume.mask is not None), meta))
     order = sorted(files, key=lambda k: (k == "zarr.json", k.endswith("zarr.json"), k))
     with _staged(final) as staging:

@@ -99,13 +99,13 @@ def _channels_zyx(image: sitk.Image) -> np.ndarray:
     return array
 
 
-def to_volume(channels: Sequence[sitk.Image], label: sitk.Image | None, spacing_from_file: bool = True) -> Volume:
+def to_volume(channels: Sequence[sitk.Image], label: sitk.Image | None) -> Volume:
     """Reorient the channels and label to the canonical orientation and stack them as arrays.
 
-    ``spacing_from_file`` is also false when a reader flagged the first channel with
+    ``spacing_from_file`` is false when a reader flagged the first channel with
     :func:`mark_spacing_assumed`.
     """
-    spacing_from_file = spacing_from_file and not spacing_assumed(channels[0])
+    spacing_from_file = not spacing_assumed(channels[0])
     original = affine(channels[0])
     oriented = [_canonical(c) for c in channels]
     image = np.concatenate([_channels_zyx(c) for c in oriented], axis=0)

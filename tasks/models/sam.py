@@ -52,7 +52,8 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from skimage.transform import resize as skimage_resize
 
 from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel, sam_decode
-from tasks.models.weights import CheckpointError, file_sha256, load_state_dict
+from tasks.fetch import sha256_file
+from tasks.models.weights import CheckpointError, load_state_dict
 
 # Our model name -> (segment-anything registry key, preprocessing recipe).
 ARCHITECTURES: dict[str, tuple[str, str]] = {
@@ -118,7 +119,7 @@ class SamFamily(SegmentationModel):
         del state
         # Non-persistent buffers (pixel mean/std) are created on the CPU by the builder; fp16/bf16 files -> fp32.
         self.net = net.float().to(self.device).eval().requires_grad_(False)
-        self.sha256 = file_sha256(self.checkpoint)
+        self.sha256 = sha256_file(self.checkpoint)
         self._resize = ResizeLongestSide(self.input_size)
 
     def geometry(self, height: int, width: int) -> Geometry:

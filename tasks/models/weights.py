@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import torch
 
+from tasks.fetch import sha256_file
+
 
 class CheckpointError(ValueError):
     """A checkpoint file that is missing, corrupt, or not a state dict for the model asked for."""
-
-
-def file_sha256(path: str | Path) -> str:
-    """The hex sha256 of a checkpoint file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def load_state_dict(path: str | Path, architecture: str, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:
@@ -26,7 +18,7 @@ def load_state_dict(path: str | Path, architecture: str, expected_sha256: str | 
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"{path}: checkpoint file not found (for {architecture})")
-    if expected_sha256 is not None and file_sha256(path) != expected_sha256:
+    if expected_sha256 is not None and sha256_file(path) != expected_sha256:
         raise CheckpointError(f"{path}: sha256 does not match the expected {expected_sha256} for {architecture}")
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)

@@ -55,12 +55,16 @@ def tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(xs.min()), int(ys.min()), int(xs.max()), int(ys.max())
 
 
-def expand_box(box: tuple[float, float, float, float], geometry: Geometry, shift: float) -> tuple[float, float, float, float]:
-    """Expand an original-pixel box by ``shift`` model-input pixels per side, clipped to the image."""
+def expand_box(
+    box: tuple[float, float, float, float], geometry: Geometry, shifts: float | tuple[float, float, float, float]
+) -> tuple[float, float, float, float]:
+    """Expand an original-pixel box by model-input pixels, one ``shift`` for every side or one per side
+    (x0, y0, x1, y1), clipped to the image."""
+    per_side = np.broadcast_to(np.asarray(shifts, dtype=np.float64), (4,))
     corners = geometry.to_model(np.reshape(box, (2, 2)))
     h, w = geometry.resized
-    corners[0] = np.maximum(corners[0] - shift, 0)
-    corners[1] = np.minimum(corners[1] + shift, [w - 1, h - 1])
+    corners[0] = np.maximum(corners[0] - per_side[:2], 0)
+    corners[1] = np.minimum(corners[1] + per_side[2:], [w - 1, h - 1])
     return tuple(float(v) for v in geometry.to_original(corners).ravel())
 
 

@@ -13,10 +13,8 @@ from scipy import ndimage
 from skimage.measure import label, regionprops
 from skimage.segmentation import find_boundaries
 
-Box = tuple[float, float, float, float]
 Point = tuple[int, int]
 
-_EIGHT = np.ones((3, 3), dtype=bool)
 
 
 def child_rngs(rng: np.random.Generator, n: int) -> list[np.random.Generator]:

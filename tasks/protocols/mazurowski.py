@@ -112,14 +112,13 @@ class Mazurowski(PromptProtocol):
         gt = np.asarray(ctx.gt, dtype=bool)
         if not gt.any():
             raise ValueError("mazurowski needs a non-empty object mask")
-        cache: dict[tuple[Prompt, bool], tuple[np.ndarray, np.ndarray]] = {}
+        cache: dict[Prompt, tuple[np.ndarray, np.ndarray]] = {}
 
         def predict(prompt: Prompt) -> tuple[np.ndarray, np.ndarray]:
-            key = (prompt, True)
-            if key not in cache:
+            if prompt not in cache:
                 masks, scores = ctx.predict(prompt, True)
-                cache[key] = (np.asarray(masks, dtype=bool), np.asarray(scores, dtype=np.float64))
-            return cache[key]
+                cache[prompt] = (np.asarray(masks, dtype=bool), np.asarray(scores, dtype=np.float64))
+            return cache[prompt]
 
         modes_rng, clicks_rng = child_rngs(ctx.rng, 2)
         steps = self._modes(gt, modes_rng, predict)

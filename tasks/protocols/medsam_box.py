@@ -10,9 +10,7 @@ Python's global ``random``; the box is clipped to the resized image as ``medsam-
 
 from __future__ import annotations
 
-import numpy as np
-
-from tasks.models.base import Geometry, Prompt
+from tasks.models.base import Prompt
 from tasks.protocols.base import Context, PromptProtocol, Step, expand_box, tight_box
 
 
@@ -33,17 +31,6 @@ class MedSAMBox(PromptProtocol):
         return [Step(self.name, 1, prompt, masks[0], float(scores[0]))]
 
 
-def expand_box_sides(
-    box: tuple[float, float, float, float], geometry: Geometry, shifts: tuple[int, int, int, int]
-) -> tuple[float, float, float, float]:
-    """Expand an original-pixel box by per-side model-input pixels (x0, y0, x1, y1), clipped like ``expand_box``."""
-    corners = geometry.to_model(np.reshape(box, (2, 2)))
-    h, w = geometry.resized
-    corners[0] = np.maximum(corners[0] - np.array(shifts[:2], dtype=np.float64), 0)
-    corners[1] = np.minimum(corners[1] + np.array(shifts[2:], dtype=np.float64), [w - 1, h - 1])
-    return tuple(float(v) for v in geometry.to_original(corners).ravel())
-
-
 class MedSAMBoxJitter(MedSAMBox):
     """One step: the tight GT box, each side pushed out by an independent integer in 0..margin."""
 
@@ -52,7 +39,7 @@ class MedSAMBoxJitter(MedSAMBox):
     def run(self, ctx: Context) -> list[Step]:
         # MedSAM draws x_min, x_max, y_min, y_max in that order; randint(0, n) includes n.
         dx0, dx1, dy0, dy1 = (int(v) for v in ctx.rng.integers(0, ctx.box_shift + 1, size=4))
-        box = expand_box_sides(tight_box(ctx.gt), ctx.geometry, (dx0, dy0, dx1, dy1))
+        box = expand_box(tight_box(ctx.gt), ctx.geometry, (dx0, dy0, dx1, dy1))
         prompt = Prompt(box=box)
         masks, scores = ctx.predict(prompt, False)
         return [Step(self.name, 1, prompt, masks[0], float(scores[0]))]

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 
-from flows.schedules import NIGHTLY_EVALUATE, WEEKLY_INGEST, build_deployments
+from flows.schedules import build_deployments
+from tasks.settings import Settings
 from tests.conftest import run_samatlas
 
 
@@ -11,10 +12,10 @@ def test_deployments_carry_schedules_and_parameters():
     deployments = build_deployments(["sample-radiomics"], ["litemedsam", "filled-box"], ["medsam-box"])
     by_name = {d.name: d for d in deployments}
     assert set(by_name) == {"weekly-ingest", "nightly-evaluate-litemedsam", "nightly-evaluate-filled-box"}
-    assert by_name["weekly-ingest"].schedules[0].schedule.cron == WEEKLY_INGEST
+    assert by_name["weekly-ingest"].schedules[0].schedule.cron == Settings().ingest_cron == "0 3 * * 0"
     assert by_name["weekly-ingest"].parameters == {"datasets": ["sample-radiomics"]}
     nightly = by_name["nightly-evaluate-filled-box"]
-    assert nightly.schedules[0].schedule.cron == NIGHTLY_EVALUATE
+    assert nightly.schedules[0].schedule.cron == Settings().evaluate_cron == "0 2 * * *"
     assert nightly.parameters["model"] == "filled-box" and nightly.parameters["protocols"] == ["medsam-box"]
 
 

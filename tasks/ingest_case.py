@@ -68,6 +68,8 @@ def _ingest(card: DatasetCard, case: CaseFiles, store: Path, row: dict[str, Any]
     subset = card.subset(case.subset)
     channels, label = READERS[card.reader](case)
     label_source = case.label or case.images[0]  # labels decoded from data in ``extra`` (SIIM's RLE)
+    for i, channel in enumerate(channels[1:], start=1):  # channels stack into one array: one grid
+        check_same_grid(channels[0], channel, case.images[0], case.images[min(i, len(case.images) - 1)], f"channel {i}")
     if label is not None:
         check_same_grid(channels[0], label, case.images[0], label_source)
     volume = to_volume(channels, label)

@@ -57,14 +57,15 @@ def spacing_assumed(image: sitk.Image) -> bool:
     return image.HasMetaDataKey(SPACING_ASSUMED)
 
 
-def _rounded(values: tuple[float, ...]) -> tuple[float, ...]:
+def rounded(values: tuple[float, ...]) -> tuple[float, ...]:
+    """Geometry values as plain floats to 4 decimals, for error messages."""
     return tuple(round(float(v), 4) for v in values)
 
 
-def check_same_grid(image: sitk.Image, label: sitk.Image, image_path: Path, label_path: Path) -> None:
-    """Raise CaseError unless the label lies on the image's voxel grid."""
+def check_same_grid(image: sitk.Image, label: sitk.Image, image_path: Path, label_path: Path, role: str = "label") -> None:
+    """Raise CaseError unless ``label`` (a label, or another ``role`` such as a channel) lies on the image's grid."""
     if image.GetSize() != label.GetSize():
-        raise CaseError(f"{label_path}: label size {label.GetSize()} differs from image {image_path.name} size {image.GetSize()}")
+        raise CaseError(f"{label_path}: {role} size {label.GetSize()} differs from image {image_path.name} size {image.GetSize()}")
     checks = {
         "spacing": (image.GetSpacing(), label.GetSpacing(), 1e-3),
         "origin": (image.GetOrigin(), label.GetOrigin(), 1e-2),
@@ -72,7 +73,7 @@ def check_same_grid(image: sitk.Image, label: sitk.Image, image_path: Path, labe
     }
     for what, (a, b, tol) in checks.items():
         if not np.allclose(a, b, atol=tol, rtol=1e-4):
-            raise CaseError(f"{label_path}: label {what} {_rounded(b)} differs from image {_rounded(a)}")
+            raise CaseError(f"{label_path}: {role} {what} {rounded(b)} differs from image {rounded(a)}")
 
 
 def check_label_values(mask: np.ndarray, allowed: Mapping[int, object], label_path: Path) -> None:

@@ -19,7 +19,7 @@ import SimpleITK as sitk
 
 from catalog.cards import CaseFiles
 from tasks.readers import Read, read_sitk, reader
-from tasks.volume import CaseError
+from tasks.volume import CaseError, rounded
 
 OFFSET_TOLERANCE = 0.05  # voxels: a mask's origin must sit this close to an image voxel centre
 
@@ -48,11 +48,6 @@ def _binary(mask: sitk.Image) -> np.ndarray:
     return array != 0
 
 
-def _rounded(values: tuple[float, ...]) -> tuple[float, ...]:
-    """Plain floats to 4 decimals, for messages."""
-    return tuple(round(float(v), 4) for v in values)
-
-
 def _on_image_axes(mask: sitk.Image, image: sitk.Image, mask_path: Path, image_path: Path) -> sitk.Image:
     """``mask`` indexed along the image's axes: a mask stored with its axes permuted or flipped is
     re-indexed (no resampling); a mask of another spacing or an oblique rotation is refused."""
@@ -65,7 +60,7 @@ def _on_image_axes(mask: sitk.Image, image: sitk.Image, mask_path: Path, image_p
     checks = (("direction", image.GetDirection(), mask.GetDirection()), ("spacing", image.GetSpacing(), mask.GetSpacing()))
     for what, a, b in checks:
         if not same(a, b):
-            raise CaseError(f"{mask_path}: mask {what} {_rounded(b)} differs from image {image_path.name} {_rounded(a)}")
+            raise CaseError(f"{mask_path}: mask {what} {rounded(b)} differs from image {image_path.name} {rounded(a)}")
     return mask
 
 

@@ -100,7 +100,8 @@ def timed_ingest(dataset: str, source: Path) -> tuple[float, object]:
 
 def register_per_image_clone() -> str:
     """A copy of the QaTa card that says 3D, so the flow takes the one-task-per-case path."""
-    from catalog.cards import DatasetCard, dataset_card, get_card
+    from catalog.registry import dataset_card, get_card
+    from records.cards import DatasetCard
 
     base = get_card("qata_cov19")
     fields = {name: getattr(base, name) for name in DatasetCard.model_fields if name != "discover"}

@@ -23,16 +23,16 @@ from tasks.protocols import get_protocol  # noqa: E402
 from tasks.store import StoredCase  # noqa: E402
 
 
-def pick_objects(catalog: Path, model: str, protocol: str) -> list[dict]:
+def pick_objects(catalog: Path, model: str, spec_id: str) -> list[dict]:
     """For each target, the object with the largest ground truth (its lesion is the most visible)."""
     con = connect(catalog)
     cursor = con.execute("""
         SELECT r.dataset, r.case_id, r.slice_index, r.label, r.target, r.dice, r.prompt, c.zarr_path
         FROM results r JOIN cases c USING (dataset, case_id)
-        WHERE r.model = ? AND r.protocol = ? AND r.step = 1
+        WHERE r.model = ? AND r.spec_id = ? AND r.step = 1 AND r.scope = 'slice'
         QUALIFY row_number() OVER (PARTITION BY r.target ORDER BY r.gt_area_px DESC) = 1
         ORDER BY r.dataset, r.target
-    """, [model, protocol])
+    """, [model, spec_id])
     columns = [d[0] for d in cursor.description]
     return [dict(zip(columns, row)) for row in cursor.fetchall()]
 
@@ -47,11 +47,11 @@ def _crop(mask: np.ndarray, margin: float = 1.5, minimum: int = 96) -> tuple[sli
 
 def overlay_figure(catalog: Path, out: Path, model_name: str = "litemedsam", protocol_name: str = "medsam-box") -> Path:
     """Write a PNG with one panel per target and return its path."""
-    objects = pick_objects(catalog, model_name, protocol_name)
+    protocol = get_protocol(protocol_name)
+    objects = pick_objects(catalog, model_name, protocol.specs[0].id)
     if not objects:
         raise ValueError(f"no {model_name} results under {protocol_name} to draw")
     model = load_model(model_name)
-    protocol = get_protocol(protocol_name)
     fig, axes = plt.subplots(1, len(objects), figsize=(3.2 * len(objects), 3.6), squeeze=False)
     for ax, obj in zip(axes[0], objects):
         case = StoredCase(Path(obj["zarr_path"]))

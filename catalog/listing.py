@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from catalog.cards import DatasetCard, all_cards
+from records.cards import DatasetCard
+from catalog.registry import all_cards
 
 COLUMNS = ("id", "name", "modality", "anatomy", "dim", "targets", "cases", "license", "access")
 DOCS_HEADER = """# Datasets

@@ -1,47 +1,126 @@
-"""Read-only DuckDB over the Parquet catalog: one view per table, no access to anything else."""
+"""DuckDB over the catalog: one view per table, for samatlas's own queries and, sandboxed, for users.
+
+The views read each Delta table's current data files with ``read_parquet`` (partition columns from
+the hive-style paths). :func:`connect` is the connection samatlas's own code uses. :func:`user_query`
+runs SQL a user typed, read-only by construction:
+
+* DuckDB's own parser splits the text (``extract_statements``); exactly one statement of type SELECT
+  is accepted, so COPY, EXPORT, ATTACH, CREATE, INSERT, SET, PRAGMA, INSTALL, LOAD and a second
+  statement never reach the engine;
+* the connection may read only the tables' data files (``allowed_paths``, no directories), external
+  access is then switched off and the configuration locked;
+* spills go to a private temporary folder outside the catalog and the working directory;
+* a memory limit and a time limit (settings) end a runaway query with a one-line message.
+"""
 
 from __future__ import annotations
 
+import tempfile
+import threading
+from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 
-from catalog.schema import PARTITIONED, TABLES
-from catalog.writer import read_table
+from catalog.tables import data_files
+from records.rows import PARTITIONED, ROW_TYPES
 
-SUMMARY_KEYS = ("modality", "anatomy", "target", "model", "protocol", "step")
+SUMMARY_KEYS = ("modality", "anatomy", "target", "model", "protocol", "spec_id", "spec_label", "step")
+GROUPABLE = (*SUMMARY_KEYS, "dataset", "case_id", "scope")
 
 
-def connect(root: Path) -> duckdb.DuckDBPyConnection:
-    """A connection whose views read the catalog at ``root`` and which can read or write nothing else.
+class QueryRefused(ValueError):
+    """A user query that is not a single read statement, or that hit a limit; the message is one line."""
 
-    External access is switched off and the configuration locked after the views are made, so COPY,
-    ATTACH, INSTALL and reads of other files are refused (the catalog is safe to query with
-    user-supplied SQL).
-    """
-    root = Path(root).resolve()
-    con = duckdb.connect(":memory:")
-    con.execute("SET allowed_directories=[?]", [str(root) + "/"])
-    for table in TABLES:
-        base = root / table
-        if base.exists() and any(base.rglob("*.parquet")):
-            hive = "hive_partitioning=true, hive_types={'modality': VARCHAR, 'anatomy': VARCHAR}," if table in PARTITIONED else "hive_partitioning=false,"
+
+def _views(con: duckdb.DuckDBPyConnection, root: Path) -> list[str]:
+    """Create one view per table; return every data file the views read."""
+    every: list[str] = []
+    for name, cls in ROW_TYPES.items():
+        files = data_files(root, name)
+        if files:
+            hive = "true" if name in PARTITIONED else "false"
+            listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
+            columns = ", ".join(cls.SCHEMA.names)
             con.execute(
-                f"CREATE VIEW {table} AS SELECT * FROM read_parquet('{base}/**/*.parquet', {hive} union_by_name=true)"
+                f"CREATE VIEW {name} AS SELECT {columns} FROM read_parquet({listed}, hive_partitioning={hive})"
             )
+            every += files
         else:
-            con.register(f"_{table}_empty", read_table(root, table))
-            con.execute(f"CREATE VIEW {table} AS SELECT * FROM _{table}_empty")
-    con.execute("SET enable_external_access=false")
-    con.execute("SET lock_configuration=true")
+            con.register(f"_{name}_empty", cls.SCHEMA.empty_table())
+            con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_empty")
+    return every
+
+
+def connect(root: Path | str) -> duckdb.DuckDBPyConnection:
+    """A connection with the views ``datasets cases objects results runs`` over the catalog at ``root``."""
+    con = duckdb.connect(":memory:")
+    _views(con, Path(root).resolve())
     return con
+
+
+@dataclass(frozen=True)
+class QueryLimits:
+    """What one user query may use."""
+
+    timeout_s: float = 60.0
+    memory: str = "4GB"
+    threads: int = 2
+
+
+def sandbox(root: Path | str, limits: QueryLimits = QueryLimits()) -> duckdb.DuckDBPyConnection:
+    """A connection that can read the catalog's data files and nothing else, and write nothing."""
+    con = duckdb.connect(":memory:", config={"threads": limits.threads})
+    spill = tempfile.mkdtemp(prefix="samatlas-query-")
+    con.execute("SET temp_directory = ?", [spill])
+    con.execute(f"SET memory_limit = '{limits.memory}'")
+    con.execute("SET max_temp_directory_size = '1GB'")
+    files = _views(con, Path(root).resolve())
+    con.execute("SET allowed_paths = ?", [files])
+    con.execute("SET enable_external_access = false")
+    con.execute("SET lock_configuration = true")
+    return con
+
+
+def check_read_only(sql: str) -> str:
+    """The single SELECT statement in ``sql``; anything else is refused with the reason."""
+    try:
+        statements = duckdb.extract_statements(sql)
+    except duckdb.Error as exc:
+        raise QueryRefused(f"cannot parse the query: {str(exc).splitlines()[0]}") from None
+    if len(statements) != 1:
+        raise QueryRefused(f"give exactly one statement (found {len(statements)})")
+    (statement,) = statements
+    if statement.type != duckdb.StatementType.SELECT:
+        raise QueryRefused(f"only SELECT queries are allowed here (found {statement.type.name})")
+    return statement.query
+
+
+def user_query(root: Path | str, sql: str, limits: QueryLimits = QueryLimits()) -> tuple[list[str], list[tuple]]:
+    """Run a user's read-only query; return (column names, rows). Errors are one-line QueryRefused."""
+    text = check_read_only(sql)
+    con = sandbox(root, limits)
+    timer = threading.Timer(limits.timeout_s, con.interrupt)
+    timer.start()
+    try:
+        cursor = con.execute(text)
+        return [d[0] for d in cursor.description], cursor.fetchall()
+    except duckdb.InterruptException:
+        raise QueryRefused(f"the query ran longer than {limits.timeout_s:g} s (SAMATLAS_QUERY_TIMEOUT_S) and was stopped") from None
+    except duckdb.OutOfMemoryException:
+        raise QueryRefused(f"the query needed more than {limits.memory} of memory (SAMATLAS_QUERY_MEMORY) and was stopped") from None
+    except duckdb.Error as exc:
+        raise QueryRefused(str(exc).strip().splitlines()[0]) from None
+    finally:
+        timer.cancel()
+        con.close()
 
 
 def summary_sql(by: tuple[str, ...] = SUMMARY_KEYS) -> str:
     """SQL for n, mean and median Dice and IoU (and NSD, HD95) grouped by ``by``."""
-    unknown = set(by) - set(SUMMARY_KEYS) - {"dataset", "case_id"}
+    unknown = set(by) - set(GROUPABLE)
     if unknown:
-        raise ValueError(f"cannot group by {sorted(unknown)}; choose from {', '.join(SUMMARY_KEYS)}")
+        raise ValueError(f"cannot group by {sorted(unknown)}; choose from {', '.join(GROUPABLE)}")
     keys = ", ".join(by)
     return f"""
         SELECT {keys}, count(*) AS n,

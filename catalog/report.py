@@ -15,23 +15,27 @@ from catalog.listing import markdown_table  # noqa: E402
 from catalog.query import connect  # noqa: E402
 
 TABLE_SQL = """
-    SELECT modality, anatomy, target, model, protocol, count(*) AS n,
+    SELECT modality, anatomy, target, model, spec_label AS spec, count(*) AS n,
            round(median(dice), 3) AS dice_median,
            round(quantile_cont(dice, 0.25), 3) AS dice_q1, round(quantile_cont(dice, 0.75), 3) AS dice_q3,
            round(avg(dice), 3) AS dice_mean, round(avg(nsd), 3) AS nsd_mean, round(median(hd95), 2) AS hd95_median
     FROM results WHERE step = 1 GROUP BY ALL ORDER BY ALL
 """
 STEPS_SQL = """
-    SELECT model || ' / ' || protocol AS series, step, avg(dice) AS dice, count(*) AS n
-    FROM results WHERE protocol IN (SELECT protocol FROM results GROUP BY protocol HAVING max(step) > 1)
+    SELECT model || ' / ' || spec_label AS series, step, avg(dice) AS dice, count(*) AS n
+    FROM results WHERE spec_id IN (SELECT spec_id FROM results GROUP BY spec_id HAVING max(step) > 1)
     GROUP BY ALL ORDER BY ALL
+"""
+SPECS_SQL = """
+    SELECT spec_id, any_value(protocol) AS protocol, any_value(spec) AS parameters, count(*) AS rows
+    FROM results GROUP BY spec_id ORDER BY protocol, spec_id
 """
 
 
 def heatmap(con, out: Path) -> Path | None:
-    """Median Dice at step 1, targets down, model/protocol across."""
+    """Median Dice at step 1, targets down, model/spec across."""
     rows = con.execute("""
-        SELECT modality || '/' || target AS target, model || '\n' || protocol AS column, median(dice)
+        SELECT modality || '/' || target AS target, model || '\n' || spec_label AS column, median(dice)
         FROM results WHERE step = 1 GROUP BY ALL ORDER BY ALL""").fetchall()
     if not rows:
         return None
@@ -83,8 +87,14 @@ def write_report(catalog: Path, outdir: Path, overlays: bool = True) -> Path:
     if not rows:
         raise ValueError(f"{catalog}: the catalog holds no results yet; run samatlas evaluate first")
     parts = ["# samatlas report", "",
-             "Per target, model and protocol at step 1: median Dice with its interquartile range, mean Dice,"
-             " mean NSD (2 mm) and median HD95 (mm).", "", markdown_table(columns, rows), ""]
+             "Per target, model and protocol spec at step 1: median Dice with its interquartile range, mean Dice,"
+             " mean NSD (convention and tolerance in the spec: nsd=surface@tolerance) and median HD95 (mm).", "",
+             markdown_table(columns, rows), ""]
+    cursor = con.execute(SPECS_SQL)
+    parts += ["## Protocol specs", "",
+              "Each result is keyed by its object, the model's sha256, its spec id and its step; a spec is the "
+              "protocol's name and every parameter that changes what is sent or scored.", "",
+              markdown_table([d[0] for d in cursor.description], cursor.fetchall()), ""]
     for title, path in (("Median Dice", heatmap(con, outdir / "heatmap.png")),
                         ("Dice against prompt steps", step_curves(con, outdir / "steps.png"))):
         if path is not None:

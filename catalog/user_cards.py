@@ -15,13 +15,24 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-import catalog.datasets  # noqa: F401  (built-in ids must be registered before checking for a collision)
-from catalog.cards import MODALITIES, REGISTRY, SLUG, CaseFiles, DatasetCard, Intensity, ManualSource, Subset, Target
+from records.cards import MODALITIES, SLUG, CaseFiles, DatasetCard, Intensity, ManualSource, Subset, Target
+from catalog.registry import REGISTRY, load_builtins
+from tasks.formats.binary import read_binary as read_sitk_binary
+from tasks.formats.itk2d import read_itk_2d
+from tasks.formats.planar import read_binary as read_planar_binary
+from tasks.readers import read_files
 from tasks.formats.release import is_junk
 
 DEFAULT_CASE_ID = r"(?P<case>[^/.]+)[^/]*$"  # the file name up to its first dot
 CASE_ID_CHARS = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 LOADED: dict[str, Path] = {}  # card id -> the YAML file it was loaded from
+READERS = {
+    "sitk": read_files,  # one file per channel in any format SimpleITK reads, an integer label image
+    "sitk-binary": read_sitk_binary,  # as sitk, the label binarised (any non-zero value is label 1)
+    "planar-binary": read_planar_binary,  # PNG/JPEG/BMP/TIFF pictures, masks binarised
+    "itk-2d": read_itk_2d,  # 2D .mhd/.nii/.mha images with their label
+}
+"""The readers a YAML card may name in its ``reader`` field (listed here, never registered by import)."""
 
 
 class UserCardError(ValueError):
@@ -40,6 +51,7 @@ class UserCardSpec(BaseModel):
     dimensionality: int = Field(3, ge=2, le=3)
     labels: dict[int, Target] = Field(min_length=1)
     intensity: Intensity
+    reader: str = Field("sitk", description=f"how a case's files are read: one of {', '.join(READERS)}")
     channels: tuple[str, ...] = Field(("image",), description="names of the image file's channels (an RGB file has three)")
     images_glob: str = Field(description="glob of image files, relative to the release root")
     labels_glob: str = Field(description="glob of label files, relative to the release root")
@@ -70,6 +82,13 @@ class UserCardSpec(BaseModel):
     def _no_background(cls, value: dict[int, Target]) -> dict[int, Target]:
         if 0 in value:
             raise ValueError("label 0 is background and must not be mapped")
+        return value
+
+    @field_validator("reader")
+    @classmethod
+    def _reader(cls, value: str) -> str:
+        if value not in READERS:
+            raise ValueError(f"unknown reader {value!r}; choose from {', '.join(READERS)}")
         return value
 
     @field_validator("case_id")
@@ -143,6 +162,7 @@ def load_yaml_card(path: Path | str) -> DatasetCard:
         spec = UserCardSpec.model_validate(raw)
     except ValidationError as exc:
         raise UserCardError(_errors(path, exc)) from None
+    load_builtins()  # built-in ids must be known before checking for a collision
     if spec.id in REGISTRY and LOADED.get(spec.id) != path:
         origin = f"the YAML card {LOADED[spec.id]}" if spec.id in LOADED else "a built-in dataset"
         raise UserCardError(f"{path}: id: {spec.id!r} is already used by {origin}; choose another id")
@@ -157,7 +177,7 @@ def load_yaml_card(path: Path | str) -> DatasetCard:
             ),
             license=spec.license, citation=spec.citation,
             layout=spec.layout or f"{spec.images_glob} with {spec.labels_glob}, paired by case id",
-            cases=spec.cases, discover=_discover(spec, path),
+            cases=spec.cases, discover=_discover(spec, path), reader=READERS[spec.reader],
         )
     except ValidationError as exc:
         raise UserCardError(_errors(path, exc)) from None
@@ -187,6 +207,7 @@ def resolve_dataset(arg: str) -> str:
     and an id no card registers yet is looked for among the ``SAMATLAS_CARDS`` folder's cards."""
     if arg.lower().endswith((".yaml", ".yml")):
         return load_yaml_card(Path(arg)).id
+    load_builtins()
     if arg not in REGISTRY:
         register_folder()
     return arg

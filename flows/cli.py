@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
-import duckdb
 import typer
 from rich.console import Console
 
-from catalog.cards import UnknownDataset, get_card
-from catalog.query import SUMMARY_KEYS, connect, summary_sql
+from catalog.registry import UnknownDataset, get_card
+from catalog.query import SUMMARY_KEYS, QueryLimits, QueryRefused, connect, summary_sql, user_query
 from catalog.user_cards import register_folder, resolve_dataset
 from flows.output import Format, emit
 from tasks.fetch import FetchError, check_obtainable, materialise
@@ -140,9 +139,15 @@ def evaluate(
             )
     except (CheckpointError, ValueError) as exc:
         fail(str(exc))
+    for d in report.plan:
+        err.print(
+            f"{d.dataset}: {d.units} units, {d.objects} objects on {d.slices} slices ({d.encoder_calls} encoder calls) "
+            f"to compute; {d.pairs_done} of {d.pairs_done + d.pairs_missing} object-spec pairs already done"
+        )
     err.print(
         f"{report.model} ({report.model_sha256[:12]}): planned {report.units} units, {report.objects} objects "
-        f"on {report.slices} slices; wrote {report.rows} result rows with {report.encoder_calls} encoder calls"
+        f"on {report.slices} slices; wrote {report.committed} result rows ({report.rows} computed) with "
+        f"{report.encoder_calls} encoder calls"
     )
     for unit, reason in report.failed.items():
         err.print(f"  [red]failed[/] {unit}: {reason}")
@@ -155,7 +160,9 @@ def catalog_summary(
     by: Annotated[str, typer.Option(help=f"comma-separated keys from {','.join(SUMMARY_KEYS)}")] = ",".join(SUMMARY_KEYS),
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """n, mean and median Dice and IoU (and NSD, HD95) grouped by the keys."""
+    """n, mean and median Dice and IoU (and NSD, HD95) grouped by the keys.
+
+    Results are keyed by protocol spec: group by spec_id or spec_label to tell options apart."""
     keys = tuple(k.strip() for k in by.split(",") if k.strip())
     try:
         cursor = connect(get_settings().catalog_root).execute(summary_sql(keys))
@@ -166,14 +173,29 @@ def catalog_summary(
 
 @catalog_app.command("query")
 def catalog_query(sql: Annotated[str, typer.Argument(help="SQL over the views datasets, cases, objects, results, runs")], fmt: FormatOpt = Format.table) -> None:
-    """Run read-only SQL on the catalog."""
+    """Run one read-only SELECT on the catalog (time and memory limited; nothing can be written)."""
+    settings = get_settings()
+    limits = QueryLimits(timeout_s=settings.query_timeout_s, memory=settings.query_memory)
     try:
-        cursor = connect(get_settings().catalog_root).execute(sql)
-    except duckdb.Error as exc:
+        columns, rows = user_query(settings.catalog_root, sql, limits)
+    except QueryRefused as exc:
         fail(str(exc))
-    if cursor.description is None:
-        return
-    emit([d[0] for d in cursor.description], cursor.fetchall(), fmt)
+    except KeyboardInterrupt:
+        fail("query interrupted", code=130)
+    emit(columns, rows, fmt)
+
+
+@catalog_app.command("compact")
+def catalog_compact(fmt: FormatOpt = Format.table) -> None:
+    """Rewrite the catalog's small files into large ones and delete superseded files.
+
+    Idempotent; readers never see a half state. Run it while no other samatlas command uses this
+    catalog (superseded files are deleted at once)."""
+    from catalog.tables import compact
+
+    done = compact(get_settings().catalog_root)
+    emit(["table", "files_before", "files_after", "removed_files"],
+         [(c.table, c.files_before, c.files_after, c.removed_files) for c in done], fmt)
 
 
 @app.command()

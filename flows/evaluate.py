@@ -1,22 +1,30 @@
-"""The evaluate flow: plan the missing work, fan one task per case out over Dask, write result fragments."""
+"""The evaluate flow: plan the missing result keys, fan units out over Dask, commit rows in batches.
+
+Workers return their rows; only this flow writes the catalog. Rows are committed in batches
+(``SAMATLAS_COMMIT_ROWS`` rows or ``SAMATLAS_COMMIT_S`` seconds, and whatever is left when the run
+ends, fails or is interrupted) with a keyed insert, so a retried unit, an overlapping run or a re-run after a kill adds
+no key twice, and each batch is one atomic commit.
+"""
 
 from __future__ import annotations
 
-import datetime as dt
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pyarrow as pa
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.futures import as_completed
 from prefect.logging import get_run_logger
 
-from catalog.writer import write_rows
+from catalog import tables
 from flows.cluster import unit_resources
-from flows.plan import WorkUnit, plan_units
-from flows.runinfo import code_version, current_run_id, record_run
-from tasks.evaluate_unit import run_unit
+from flows.plan import DatasetPlan, Plan, WorkUnit, plan_units, unit_objects
+from flows.runinfo import code_version, current_run_id, start_run
+from records.rows import ResultRow, to_table
+from tasks.evaluate_unit import PlannedSpec, RunStamp, run_unit
 from tasks.models import load_model
 from tasks.protocols import PromptProtocol, get_protocol
 from tasks.settings import get_settings
@@ -28,10 +36,12 @@ class EvaluateReport:
 
     model: str
     model_sha256: str
+    plan: list[DatasetPlan]
     units: int
     objects: int
     slices: int
-    rows: int = 0
+    rows: int = 0  # rows the workers returned
+    committed: int = 0  # rows this run added (keys another run added first are not counted)
     encoder_calls: int = 0
     failed: dict[str, str] = field(default_factory=dict)
 
@@ -41,33 +51,63 @@ def build_protocols(names: list[str], options: dict[str, int] | None = None) -> 
     return {name: get_protocol(name, **(options or {})) for name in dict.fromkeys(names)}
 
 
-def recorded_names(protocols: dict[str, PromptProtocol]) -> list[str]:
-    """Every protocol name the protocols' rows carry (variants and options included)."""
-    return sorted(name for protocol in protocols.values() for name in protocol.names)
+def planned_specs(protocols: dict[str, PromptProtocol]) -> dict[str, PlannedSpec]:
+    """Every spec the protocols record, by spec id."""
+    return {spec.id: PlannedSpec(spec, protocol) for protocol in protocols.values() for spec in protocol.specs}
 
 
 @task(name="evaluate-unit", cache_policy=NO_CACHE, task_run_name="evaluate {unit.dataset}/{unit.case_id}")
 def evaluate_unit_task(
     unit: WorkUnit, model_name: str, checkpoint: str | None, device: str, protocol_names: list[str],
     options: dict[str, int], catalog: str, run_id: str, torch_threads: int,
-) -> dict:
-    """Evaluate one case's planned objects and write them as one results fragment per partition."""
+) -> tuple[pa.Table, int]:
+    """Evaluate one unit's missing (object, spec) pairs; return the rows and the encoder calls."""
     import torch
 
     torch.set_num_threads(torch_threads)
     model = load_model(model_name, checkpoint, device)
-    protocols = build_protocols(protocol_names, options)
-    result = run_unit(Path(unit.zarr_path), unit.dataset, unit.case_id, unit.objects, model, protocols)
-    version = code_version()
-    for row in result.rows:
-        row.update(run_id=run_id, code_version=version)
-    write_rows(Path(catalog), "results", result.rows, unit.key(model.name, model.sha256, recorded_names(protocols)))
-    return {"rows": len(result.rows), "encoder_calls": result.encoder_calls}
+    specs = planned_specs(build_protocols(protocol_names, options))
+    objects = unit_objects(Path(catalog), unit, model.name, model.sha256, [p.spec for p in specs.values()])
+    result = run_unit(Path(unit.zarr_path), unit.dataset, unit.case_id, objects, model, specs,
+                      RunStamp(run_id, code_version()))
+    return to_table(result.rows, ResultRow), result.encoder_calls
 
 
 def model_identity(model: str, checkpoint: str | None) -> str:
     """The sha256 that identifies the model's weights (decides what re-evaluation recomputes)."""
     return load_model(model, checkpoint, "cpu").sha256
+
+
+class ResultBuffer:
+    """Rows waiting to be committed; committed when large or old enough, and on ``flush``."""
+
+    def __init__(self, catalog: Path, rows: int, seconds: float) -> None:
+        self.catalog, self.max_rows, self.max_s = catalog, rows, seconds
+        self.pending: list[pa.Table] = []
+        self.since = time.monotonic()
+        self.committed = 0
+
+    def add(self, table: pa.Table) -> None:
+        """Queue ``table``; commit if the queue is big or old enough."""
+        self.pending.append(table)
+        if sum(t.num_rows for t in self.pending) >= self.max_rows or time.monotonic() - self.since >= self.max_s:
+            self.flush()
+
+    def flush(self) -> None:
+        """Commit every queued row (keys already in the catalog are skipped)."""
+        if self.pending:
+            self.committed += tables.insert_missing(self.catalog, pa.concat_tables(self.pending), ResultRow)
+        self.pending = []
+        self.since = time.monotonic()
+
+
+def _log_plan(plan: Plan) -> None:
+    logger = get_run_logger()
+    for d in plan.datasets:
+        logger.info(
+            "%s: %d units, %d objects on %d slices (%d encoder calls) to compute; %d of %d object-spec pairs already done",
+            d.dataset, d.units, d.objects, d.slices, d.encoder_calls, d.pairs_done, d.pairs_done + d.pairs_missing,
+        )
 
 
 @flow(name="evaluate", log_prints=True)
@@ -76,39 +116,55 @@ def evaluate(
     datasets: list[str] | None = None, cases: list[str] | None = None, options: dict[str, int] | None = None,
     max_slices_per_case: int = 0, device: str = "cpu", n_workers: int = 1, dry_run: bool = False,
 ) -> EvaluateReport:
-    """Evaluate ``model`` under ``protocols`` on every planned object not yet in ``results``."""
+    """Evaluate ``model`` under ``protocols`` on every planned object whose result keys are missing."""
     settings = get_settings()
     catalog = settings.catalog_root
     protocol_names = protocols or ["medsam-box"]
-    run_id, started = current_run_id(), dt.datetime.now(dt.UTC)
+    specs = planned_specs(build_protocols(protocol_names, options))
     sha256 = model_identity(model, checkpoint)
-    units = plan_units(catalog, model, sha256, build_protocols(protocol_names, options), datasets or (),
-                       cases or (), max_slices_per_case)
-    report = EvaluateReport(model, sha256, len(units), sum(len(u.objects) for u in units), sum(u.slices for u in units))
-    logger = get_run_logger()
-    logger.info("planned %d units, %d objects on %d slices", report.units, report.objects, report.slices)
-    if dry_run or not units:
+    plan = plan_units(catalog, model, sha256, [p.spec for p in specs.values()], datasets or (), cases or (),
+                      max_slices_per_case)
+    report = EvaluateReport(model, sha256, plan.datasets, len(plan.units), sum(u.objects for u in plan.units),
+                            sum(len(u.slices) for u in plan.units))
+    _log_plan(plan)
+    if dry_run or not plan.units:
         return report
+    logger = get_run_logger()
+    run_id = current_run_id()
+    record = start_run(catalog, "evaluate", run_id, {
+        "model": model, "checkpoint": checkpoint, "protocols": protocol_names, "datasets": datasets,
+        "cases": cases, "options": options, "max_slices_per_case": max_slices_per_case, "device": device,
+        "specs": {s.spec.id: s.spec.label for s in specs.values()},
+    })
+    buffer, status = ResultBuffer(catalog, settings.commit_rows, settings.commit_s), "failed"
     threads = max(1, (os.cpu_count() or 1) // max(n_workers, 1))  # no oversubscription of the cores
-    # GPU workers advertise GPU=1, so each runs one unit at a time on its device.
-    largest_first = sorted(units, key=lambda u: -u.slices)  # long units start early: better load balance
-    with unit_resources(device):  # on CUDA a worker runs one unit at a time on its GPU
-        futures = {
-            evaluate_unit_task.submit(unit, model, checkpoint, device, protocol_names, options, str(catalog), run_id, threads):
-            f"{unit.dataset}/{unit.case_id}" for unit in largest_first
-        }
-    for finished, future in enumerate(as_completed(futures), start=1):
-        done = future.result(raise_on_failure=False)
-        if isinstance(done, BaseException):  # a bad unit is reported; the others go on
-            report.failed[futures[future]] = f"{type(done).__name__}: {done}"
-            logger.error("unit %s failed: %s", futures[future], report.failed[futures[future]])
-            continue
-        report.rows += done["rows"]
-        report.encoder_calls += done["encoder_calls"]
-        logger.info("%d/%d units done (%s: %d rows)", finished, len(futures), futures[future], done["rows"])
-    record_run(catalog, "evaluate", run_id, started,
-               {"model": model, "checkpoint": checkpoint, "protocols": protocol_names, "datasets": datasets,
-                "cases": cases, "options": options, "max_slices_per_case": max_slices_per_case, "device": device},
-               {"units": report.units, "objects": report.objects, "rows": report.rows,
-                "encoder_calls": report.encoder_calls, "distinct_slices": report.slices, "failed": report.failed})
+    largest_first = sorted(plan.units, key=lambda u: -len(u.slices))  # long units start early
+    try:
+        with unit_resources(device):  # on CUDA a worker runs one unit at a time on its GPU
+            futures = {
+                evaluate_unit_task.submit(unit, model, checkpoint, device, protocol_names, options, str(catalog), run_id, threads):
+                unit.name for unit in largest_first
+            }
+        for finished, future in enumerate(as_completed(futures), start=1):
+            done = future.result(raise_on_failure=False)
+            if isinstance(done, BaseException):  # a bad unit is reported; the others go on
+                report.failed[futures[future]] = f"{type(done).__name__}: {done}"
+                logger.error("unit %s failed: %s", futures[future], report.failed[futures[future]])
+                continue
+            rows, calls = done
+            buffer.add(rows)
+            report.rows += rows.num_rows
+            report.encoder_calls += calls
+            logger.info("%d/%d units done (%s: %d rows)", finished, len(futures), futures[future], rows.num_rows)
+        status = "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        buffer.flush()
+        report.committed = buffer.committed
+        record.finish(status, {
+            "units": report.units, "objects": report.objects, "rows": report.rows, "committed": report.committed,
+            "encoder_calls": report.encoder_calls, "distinct_slices": report.slices, "failed": report.failed,
+        })
     return report

@@ -1,37 +1,43 @@
-"""The ingest flow: fetch a dataset's release, then Prefect tasks that write its cases into Zarr and the catalog.
+"""The ingest flow: fetch a dataset's release, ingest its cases in Prefect tasks, commit their rows.
 
-3D datasets run one task per case; 2D datasets run one task per bucket of cases (``tasks/ingest_batch.py``
-explains the buckets and their catalog fragments), so tens of thousands of images make at most
-``BUCKETS`` task runs. Tasks receive case file references, never arrays. At most ``WORKERS`` tasks run
-at once (Prefect's thread pool is otherwise unbounded: 64 threads each holding a 2048x2048 radiograph,
-or hundreds each holding a CT volume, would only contend for the GIL and memory).
+3D datasets run one task per case; 2D datasets one task per bucket of cases (``tasks/ingest_batch.py``),
+so tens of thousands of images make at most ``BUCKETS`` task runs. Tasks receive case file references
+and return typed rows; only this flow writes the catalog, in batches: a batch's ``objects`` and then
+its ``cases`` rows replace whatever the catalog held for those cases (a crash between the two leaves
+old or missing ``cases`` rows, which make the next run re-ingest those cases; rows never duplicate).
+At most ``WORKERS`` tasks run at once (Prefect's thread pool is otherwise unbounded: 64 threads each
+holding a 2048x2048 radiograph, or hundreds each holding a CT volume, would only contend for the GIL
+and memory).
 """
 
 from __future__ import annotations
 
-import datetime as dt
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import pyarrow.dataset as pads
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from catalog.cards import CaseFiles, get_card
+from catalog import tables
+from catalog.query import connect
+from catalog.registry import get_card
 from catalog.user_cards import resolve_dataset
-from catalog.writer import read_table, write_rows
-from flows.runinfo import current_run_id, record_run
+from flows.runinfo import current_run_id, start_run
+from records.cards import CaseFiles
+from records.rows import CaseRow, DatasetRow, ObjectRow
 from tasks.fetch import FetchError, materialise
-from tasks.ingest_batch import bucket_key, group_by_bucket, ingest_batch
-from tasks.ingest_case import ingest_case, is_current, source_checksums
+from tasks.ingest_batch import CaseStatus, group_by_bucket, ingest_batch
+from tasks.ingest_case import CaseOutcome
 from tasks.settings import get_settings
 from tasks.store import sweep_staging
 
-
 WORKERS = min(32, (os.cpu_count() or 1) + 4)  # the thread pool default of the standard library
+COMMIT_CASES = 256  # cases per catalog commit (and at most COMMIT_S seconds between commits)
+COMMIT_S = 30.0
 
 
 @dataclass
@@ -46,65 +52,95 @@ class DatasetReport:
     error: str | None = None  # why the release could not be fetched or discovered
 
 
-def dataset_row(card_id: str) -> list[dict]:
+def dataset_rows(card_id: str) -> list[DatasetRow]:
     """The ``datasets`` rows of a card: one per (modality, region) of its subsets."""
     card = get_card(card_id)
-    access = card.source.kind
     seen = dict.fromkeys((s.modality, s.region) for s in card.subsets)
-    return [{
-        "dataset": card.id, "name": card.name, "dimensionality": card.dimensionality, "targets": card.targets,
-        "license": card.license, "citation": card.citation, "access": access, "modality": m, "anatomy": r,
-    } for m, r in seen]
+    return [DatasetRow(
+        dataset=card.id, name=card.name, dimensionality=card.dimensionality, targets=card.targets,
+        license=card.license, citation=card.citation, access=card.source.kind, modality=m, anatomy=r,
+    ) for m, r in seen]
 
 
-@task(name="ingest-case", cache_policy=NO_CACHE, task_run_name="ingest {dataset_id}/{case.case_id}")
-def ingest_case_task(dataset_id: str, case: CaseFiles, previous: dict | None, store: str, catalog: str, run_id: str) -> dict:
-    """Ingest one case unless its source files are unchanged since a complete ingest."""
-    checksums = source_checksums(case)
-    if is_current(previous, checksums, Path(store)):
-        return {"case_id": case.case_id, "status": "skipped"}
-    outcome = ingest_case(get_card(dataset_id), case, Path(store), run_id, checksums)
-    key = f"{dataset_id}/{case.case_id}"
-    write_rows(Path(catalog), "objects", outcome.objects, key)
-    write_rows(Path(catalog), "cases", [outcome.case], key)
-    if not outcome.ok:
-        get_run_logger().warning("quarantined %s: %s", key, outcome.case["reason"])
-    return {"case_id": case.case_id, "status": outcome.case["status"], "reason": outcome.case["reason"]}
-
-
-@task(name="ingest-batch", cache_policy=NO_CACHE, task_run_name="ingest {key}")
-def ingest_batch_task(dataset_id: str, key: str, cases: list[CaseFiles], store: str, catalog: str, run_id: str) -> list[dict]:
-    """Ingest one bucket of small cases, skipping those whose source files are unchanged."""
-    statuses = ingest_batch(get_card(dataset_id), key, cases, Path(store), Path(catalog), run_id)
+@task(name="ingest-cases", cache_policy=NO_CACHE, task_run_name="ingest {dataset_id} ({label})")
+def ingest_cases_task(
+    dataset_id: str, label: str, cases: list[CaseFiles], previous: dict[str, CaseRow],
+    object_counts: dict[str, int], store: str, run_id: str, quick: bool,
+) -> tuple[list[CaseStatus], list[CaseOutcome]]:
+    """Ingest cases (one 3D case, or a bucket of 2D ones), skipping those whose sources are unchanged."""
+    statuses, outcomes = ingest_batch(get_card(dataset_id), cases, Path(store), previous, object_counts, run_id, quick)
     for status in statuses:
-        if status["status"] == "quarantined":
-            get_run_logger().warning("quarantined %s/%s: %s", dataset_id, status["case_id"], status["reason"])
-    return statuses
+        if status.status == "quarantined":
+            get_run_logger().warning("quarantined %s/%s: %s", dataset_id, status.case_id, status.reason)
+    return statuses, outcomes
+
+
+def previous_state(catalog: Path, dataset_id: str) -> tuple[dict[str, CaseRow], dict[str, int]]:
+    """The dataset's current ``cases`` rows by case id, and its ``objects`` row count per case."""
+    rows = tables.read(catalog, "cases", f"dataset = '{dataset_id}'").to_pylist()
+    counts = connect(catalog).execute(
+        "SELECT case_id, count(*) FROM objects WHERE dataset = ? GROUP BY case_id", [dataset_id]
+    ).fetchall()
+    return {r["case_id"]: CaseRow(**r) for r in rows}, dict(counts)
 
 
 def submit_cases(card_id: str, cases: list[CaseFiles], store: Path, catalog: Path, run_id: str) -> list:
     """Submit the dataset's tasks: one per bucket of cases for 2D datasets, one per case for 3D ones."""
+    previous, counts = previous_state(catalog, card_id)
+
+    def submit(label: str, group: list[CaseFiles], quick: bool):
+        ids = {c.case_id for c in group}
+        return ingest_cases_task.submit(
+            card_id, label, group, {k: v for k, v in previous.items() if k in ids},
+            {k: v for k, v in counts.items() if k in ids}, str(store), run_id, quick,
+        )
+
     if get_card(card_id).dimensionality == 2:
-        return [
-            ingest_batch_task.submit(card_id, bucket_key(card_id, b), group, str(store), str(catalog), run_id)
-            for b, group in group_by_bucket(cases).items()
-        ]
-    previous = previous_cases(catalog, card_id)
-    return [
-        ingest_case_task.submit(card_id, case, previous.get(case.case_id), str(store), str(catalog), run_id)
-        for case in cases
-    ]
+        return [submit(f"bucket {b}", group, True) for b, group in group_by_bucket(cases).items()]
+    return [submit(case.case_id, [case], False) for case in cases]
 
 
-def _statuses(result: dict | list[dict]) -> list[dict]:
-    """A task's case statuses: a batch task returns a list of them, a case task one."""
-    return result if isinstance(result, list) else [result]
+def commit_outcomes(catalog: Path, dataset_id: str, outcomes: list[CaseOutcome]) -> None:
+    """Make ``outcomes`` the catalog's rows of their cases: objects first, then the cases rows."""
+    if not outcomes:
+        return
+    scope = {"dataset": [dataset_id], "case_id": [o.case.case_id for o in outcomes]}
+    tables.replace(catalog, [obj for o in outcomes for obj in o.objects], ObjectRow, scope)
+    tables.replace(catalog, [o.case for o in outcomes], CaseRow, scope)
 
 
-def previous_cases(catalog: Path, dataset_id: str) -> dict[str, dict]:
-    """The current ``cases`` rows of a dataset, by case id."""
-    table = read_table(catalog, "cases", filter=pads.field("dataset") == dataset_id)
-    return {row["case_id"]: row for row in table.to_pylist()}
+def _ingest_dataset(dataset_id: str, source: str | None, store: Path, catalog: Path, run_id: str) -> DatasetReport:
+    settings = get_settings()
+    card = get_card(resolve_dataset(dataset_id))
+    try:
+        release = materialise(card, settings.cache_root, Path(source) if source else None)
+        cases = list(card.discover(release.root))
+    except (FetchError, OSError, ValueError) as exc:  # UnsafeArchive and layout errors included
+        get_run_logger().error("%s: %s", card.id, exc)
+        return DatasetReport(card.id, error=str(exc))
+    sweep_staging(store, card.id)
+    futures = submit_cases(card.id, cases, store, catalog, run_id)
+    tables.replace(catalog, dataset_rows(card.id), DatasetRow, {"dataset": [card.id]})
+    report = DatasetReport(card.id, tasks=len(futures), quarantined=dict(release.problems))
+    pending: list[CaseOutcome] = []
+    since = time.monotonic()
+    try:
+        for future in futures:
+            statuses, outcomes = future.result()
+            pending += outcomes
+            for status in statuses:
+                if status.status == "ok":
+                    report.ingested.append(status.case_id)
+                elif status.status == "skipped":
+                    report.skipped.append(status.case_id)
+                else:
+                    report.quarantined[status.case_id] = status.reason
+            if len(pending) >= COMMIT_CASES or time.monotonic() - since >= COMMIT_S:
+                commit_outcomes(catalog, card.id, pending)
+                pending, since = [], time.monotonic()
+    finally:
+        commit_outcomes(catalog, card.id, pending)
+    return report
 
 
 @flow(name="ingest", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
@@ -116,35 +152,22 @@ def ingest(datasets: list[str], source: str | None = None) -> list[DatasetReport
     """
     settings = get_settings()
     store, catalog = settings.store_root, settings.catalog_root
-    run_id, started = current_run_id(), dt.datetime.now(dt.UTC)
     if source is not None and len(datasets) != 1:
         raise ValueError("--source names one release: give exactly one dataset with it")
-    reports = []
-    for dataset_id in datasets:
-        card = get_card(resolve_dataset(dataset_id))
-        try:
-            release = materialise(card, settings.cache_root, Path(source) if source else None)
-            cases = list(card.discover(release.root))
-        except (FetchError, OSError, ValueError) as exc:  # UnsafeArchive and layout errors included
-            get_run_logger().error("%s: %s", card.id, exc)
-            reports.append(DatasetReport(card.id, error=str(exc)))
-            continue
-        sweep_staging(store, card.id)
-        futures = submit_cases(card.id, cases, store, catalog, run_id)
-        write_rows(catalog, "datasets", dataset_row(card.id), card.id)
-        report = DatasetReport(card.id, tasks=len(futures), quarantined=dict(release.problems))
-        for result in (status for f in futures for status in _statuses(f.result())):
-            if result["status"] == "ok":
-                report.ingested.append(result["case_id"])
-            elif result["status"] == "skipped":
-                report.skipped.append(result["case_id"])
-            else:
-                report.quarantined[result["case_id"]] = result["reason"]
-        reports.append(report)
-    counts = {
-        r.dataset: {"ingested": len(r.ingested), "skipped": len(r.skipped), "quarantined": len(r.quarantined),
-                    "tasks": r.tasks, "error": r.error}
-        for r in reports
-    }
-    record_run(catalog, "ingest", run_id, started, {"datasets": datasets, "source": source}, counts)
+    record = start_run(catalog, "ingest", current_run_id(), {"datasets": datasets, "source": source})
+    reports: list[DatasetReport] = []
+    status = "failed"
+    try:
+        for dataset_id in datasets:
+            reports.append(_ingest_dataset(dataset_id, source, store, catalog, record.row.run_id))
+        status = "completed"
+    except KeyboardInterrupt:
+        status = "interrupted"
+        raise
+    finally:
+        record.finish(status, {
+            r.dataset: {"ingested": len(r.ingested), "skipped": len(r.skipped), "quarantined": len(r.quarantined),
+                        "tasks": r.tasks, "error": r.error}
+            for r in reports
+        })
     return reports

@@ -1,120 +1,179 @@
-"""Planning: objects x model x protocols minus what ``results`` already holds, grouped into work units.
+"""Planning: objects x model x protocol specs minus the result keys already in ``results``.
 
-Planning reads only the catalog (``objects``, ``cases``, ``results``), never the volumes, so a new
-model or protocol computes exactly what is missing: that is re-evaluation.
+Set-based in DuckDB over the catalog (no Python loop over objects): an (object, spec) pair is done
+when ``results`` holds every one of its steps under exactly that model sha256 and spec id. The
+missing pairs are grouped into work units of one case and at most ``SLICES_PER_UNIT`` slices; a unit
+carries references (case, slices, spec ids), and the worker reads its objects itself
+(:func:`unit_objects`), so a plan of ten million objects is a few thousand small records.
 """
 
 from __future__ import annotations
 
-import hashlib
-from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
+import duckdb
+import pyarrow as pa
 
 from catalog.query import connect
+from records.rows import SLICE
+from records.specs import ProtocolSpec
 from tasks.evaluate_unit import PlannedObject
-from tasks.protocols import PromptProtocol
-
 
 SLICES_PER_UNIT = 32  # about a minute of LiteMedSAM encoding on a CPU core, seconds on a GPU
 
 
 @dataclass(frozen=True)
 class WorkUnit:
-    """Planned objects of one case (a run of at most SLICES_PER_UNIT slices); plain values, no arrays."""
+    """Slices of one case that still lack results for some of the planned specs; references only."""
 
     dataset: str
     case_id: str
     zarr_path: str
-    objects: tuple[PlannedObject, ...]
+    slices: tuple[int, ...]
+    spec_ids: tuple[str, ...]
+    objects: int  # missing (object, spec) pairs' objects, for progress and load balance
 
     @property
-    def slices(self) -> int:
-        """Distinct slices, i.e. encoder calls this unit will make."""
-        return len({o.slice_index for o in self.objects})
-
-    def key(self, model: str, sha256: str, recorded: Iterable[str]) -> str:
-        """Deterministic fragment key: the same unit always writes the same file.
-
-        ``recorded`` are the protocol names the unit's rows carry (they include options such as the
-        click count), so a run with other options writes beside the earlier results, never over them.
-        """
-        content = repr((sorted((o.slice_index, o.label) for o in self.objects), sorted(recorded))).encode()
-        return f"{self.dataset}/{self.case_id}/{model}-{sha256[:12]}/{hashlib.sha256(content).hexdigest()[:16]}"
+    def name(self) -> str:
+        """A readable name for logs and task runs."""
+        return f"{self.dataset}/{self.case_id}[{self.slices[0]}..{self.slices[-1]}]"
 
 
-def _candidates(con, protocol: PromptProtocol, model: str, sha256: str, datasets: Sequence[str], cases: Sequence[str]) -> list[tuple]:
-    """Every evaluable object of the selected cases, flagged done when ``results`` has all its rows."""
-    filters, params = ["c.status = 'ok'", "o.area_px >= ?"], [protocol.min_area_px]
-    if datasets:
-        filters.append("o.dataset IN (SELECT unnest(?))")
-        params.append(list(datasets))
-    if cases:
-        filters.append("o.case_id IN (SELECT unnest(?))")
-        params.append(list(cases))
-    return con.execute(f"""
-        WITH done AS (
-            SELECT dataset, case_id, slice_index, label, count(*) AS n FROM results
-            WHERE model = ? AND model_sha256 = ? AND protocol IN (SELECT unnest(?))
+@dataclass(frozen=True)
+class DatasetPlan:
+    """What planning found for one dataset: work still missing and work already done."""
+
+    dataset: str
+    units: int
+    objects: int
+    slices: int
+    pairs_missing: int
+    pairs_done: int
+
+    @property
+    def encoder_calls(self) -> int:
+        """One encoder pass per planned slice."""
+        return self.slices
+
+
+@dataclass(frozen=True)
+class Plan:
+    """The units to run and the per-dataset counts behind them."""
+
+    units: list[WorkUnit]
+    datasets: list[DatasetPlan]
+
+
+def _specs_table(specs: Sequence[ProtocolSpec]) -> pa.Table:
+    return pa.table({
+        "spec_id": [s.id for s in specs], "steps": [s.steps for s in specs],
+        "min_area": [s.min_area_px for s in specs],
+    })
+
+
+def _missing_sql(filters: str, spread: bool) -> str:
+    """The CTEs ``cand`` (object x spec candidates), ``missing`` and ``done_pairs``."""
+    keep = """
+        , slice_rank AS (
+            SELECT dataset, case_id, slice_index,
+                   dense_rank() OVER (PARTITION BY dataset, case_id ORDER BY slice_index) - 1 AS r,
+                   count(*) OVER (PARTITION BY dataset, case_id) AS n
+            FROM (SELECT DISTINCT dataset, case_id, slice_index FROM cand0)
+        ), kept AS (
+            SELECT DISTINCT s.dataset, s.case_id, s.slice_index FROM slice_rank s, range($k) g(i)
+            WHERE s.n <= $k OR s.r = CAST(round(CASE WHEN $k = 1 THEN 0 ELSE g.i * (s.n - 1) / ($k - 1) END) AS BIGINT)
+        ), cand AS (SELECT c.* FROM cand0 c SEMI JOIN kept USING (dataset, case_id, slice_index))
+    """ if spread else ", cand AS (SELECT * FROM cand0)"
+    return f"""
+        WITH cand0 AS (
+            SELECT o.dataset, o.case_id, c.zarr_path, o.slice_index, o.label, s.spec_id, s.steps
+            FROM objects o JOIN cases c USING (dataset, case_id) JOIN specs s ON o.area_px >= s.min_area
+            WHERE c.status = 'ok' {filters}
+        ) {keep}
+        , done AS (
+            SELECT dataset, case_id, slice_index, label, spec_id, count(*) AS n FROM results
+            WHERE scope = '{SLICE}' AND model = $model AND model_sha256 = $sha AND spec_id IN (SELECT spec_id FROM specs)
             GROUP BY ALL
+        ), marked AS (
+            SELECT cand.*, coalesce(done.n, 0) >= cand.steps AS is_done
+            FROM cand LEFT JOIN done USING (dataset, case_id, slice_index, label, spec_id)
         )
-        SELECT o.dataset, o.case_id, c.zarr_path, o.slice_index, o.label, o.target, o.modality, o.anatomy,
-               coalesce(d.n, 0) >= ? AS done
-        FROM objects o JOIN cases c USING (dataset, case_id)
-        LEFT JOIN done d USING (dataset, case_id, slice_index, label)
-        WHERE {' AND '.join(filters)}
-        ORDER BY o.dataset, o.case_id, o.slice_index, o.label
-    """, [model, sha256, list(protocol.names), protocol.rows_per_object, *params]).fetchall()
-
-
-def _spread(slices: list[int], k: int) -> set[int]:
-    """At most ``k`` slices evenly spread over the sorted list (deterministic)."""
-    if k <= 0 or len(slices) <= k:
-        return set(slices)
-    return {slices[int(i)] for i in np.linspace(0, len(slices) - 1, k).round()}
+    """
 
 
 def plan_units(
-    catalog: Path, model: str, sha256: str, protocols: Mapping[str, PromptProtocol],
+    catalog: Path, model: str, sha256: str, specs: Sequence[ProtocolSpec],
     datasets: Sequence[str] = (), cases: Sequence[str] = (), max_slices_per_case: int = 0,
-) -> list[WorkUnit]:
-    """The work units still needed for ``model`` under ``protocols``, one per case."""
+) -> Plan:
+    """The work units still needed for ``model`` under ``specs``, and per-dataset counts."""
     con = connect(catalog)
-    wanted: dict[tuple, dict[tuple, list[str]]] = defaultdict(lambda: defaultdict(list))
-    for key, protocol in protocols.items():
-        for *case_key, z, label, target, modality, anatomy, done in _candidates(con, protocol, model, sha256, datasets, cases):
-            missing = wanted[tuple(case_key)][(z, label, target, modality, anatomy)]
-            if not done:
-                missing.append(key)
-    units = []
-    for (dataset, case_id, path), objects in sorted(wanted.items()):
-        # The spread is taken over all candidate slices, done or not, so a repeated run with the
-        # same limit plans nothing new.
-        keep = _spread(sorted({o[0] for o in objects}), max_slices_per_case)
-        planned = tuple(
-            PlannedObject(z, label, target, modality, anatomy, tuple(keys))
-            for (z, label, target, modality, anatomy), keys in sorted(objects.items()) if z in keep and keys
+    con.register("specs", _specs_table(specs))
+    filters, params = "", {"model": model, "sha": sha256}
+    if datasets:
+        filters += " AND o.dataset IN (SELECT unnest($datasets))"
+        params["datasets"] = list(datasets)
+    if cases:
+        filters += " AND o.case_id IN (SELECT unnest($cases))"
+        params["cases"] = list(cases)
+    spread = max_slices_per_case > 0
+    if spread:  # at most k slices per case, evenly spread over all its candidate slices, done or not,
+        params["k"] = int(max_slices_per_case)  # so a repeated run with the same limit plans nothing new
+    base = _missing_sql(filters, spread)
+    units_sql = base + f"""
+        , missing AS (SELECT * FROM marked WHERE NOT is_done),
+        slices AS (
+            SELECT dataset, case_id, any_value(zarr_path) AS zarr_path, slice_index,
+                   count(DISTINCT label) AS objects, list(DISTINCT spec_id) AS spec_ids
+            FROM missing GROUP BY dataset, case_id, slice_index
+        ), numbered AS (
+            SELECT *, (row_number() OVER (PARTITION BY dataset, case_id ORDER BY slice_index) - 1) // {SLICES_PER_UNIT} AS unit
+            FROM slices
         )
-        units += [WorkUnit(dataset, case_id, path, part) for part in _slice_ranges(planned, SLICES_PER_UNIT)]
-    return units
-
-
-def _slice_ranges(objects: tuple[PlannedObject, ...], size: int) -> list[tuple[PlannedObject, ...]]:
-    """Split a case's objects (sorted by slice) into runs of at most ``size`` distinct slices.
-
-    A large volume then spreads over several workers, while each slice stays in one unit, so it is
-    still encoded exactly once.
+        SELECT dataset, case_id, any_value(zarr_path), list(slice_index ORDER BY slice_index),
+               list_sort(list_distinct(flatten(list(spec_ids)))), sum(objects)::BIGINT
+        FROM numbered GROUP BY dataset, case_id, unit ORDER BY dataset, case_id, unit
     """
-    parts: list[list[PlannedObject]] = []
-    slices_in_part = 0
-    for i, obj in enumerate(objects):
-        new_slice = i == 0 or obj.slice_index != objects[i - 1].slice_index
-        if new_slice and (not parts or slices_in_part == size):
-            parts.append([])
-            slices_in_part = 0
-        slices_in_part += new_slice
-        parts[-1].append(obj)
-    return [tuple(p) for p in parts]
+    units = [
+        WorkUnit(d, c, p, tuple(z), tuple(s), int(n))
+        for d, c, p, z, s, n in _execute(con, units_sql, params).fetchall()
+    ]
+    counts_sql = base + """
+        SELECT dataset,
+               count(DISTINCT (case_id, slice_index, label)) FILTER (WHERE NOT is_done) AS objects,
+               count(DISTINCT (case_id, slice_index)) FILTER (WHERE NOT is_done) AS slices,
+               count(*) FILTER (WHERE NOT is_done) AS missing, count(*) FILTER (WHERE is_done) AS done
+        FROM marked GROUP BY dataset ORDER BY dataset
+    """
+    per_unit: dict[str, int] = {}
+    for unit in units:
+        per_unit[unit.dataset] = per_unit.get(unit.dataset, 0) + 1
+    summary = [
+        DatasetPlan(d, per_unit.get(d, 0), int(o), int(s), int(m), int(done))
+        for d, o, s, m, done in _execute(con, counts_sql, params).fetchall()
+    ]
+    return Plan(units, summary)
+
+
+def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
+    used = {k: v for k, v in params.items() if f"${k}" in sql}
+    return con.execute(sql, used)
+
+
+def unit_objects(catalog: Path, unit: WorkUnit, model: str, sha256: str, specs: Sequence[ProtocolSpec]) -> list[PlannedObject]:
+    """The unit's objects with the specs each still lacks, read from the catalog by the worker.
+
+    Read when the unit starts, so work another run committed since planning is not repeated.
+    """
+    wanted = [s for s in specs if s.id in set(unit.spec_ids)]
+    con = connect(catalog)
+    con.register("specs", _specs_table(wanted))
+    sql = _missing_sql(" AND o.dataset = $dataset AND o.case_id = $case AND o.slice_index IN (SELECT unnest($slices))", False)
+    sql = sql.replace("SELECT o.dataset, o.case_id, c.zarr_path,", "SELECT o.dataset, o.case_id, c.zarr_path, o.target, o.modality, o.anatomy,")
+    sql += """
+        SELECT slice_index, label, any_value(target), any_value(modality), any_value(anatomy), list(spec_id ORDER BY spec_id)
+        FROM marked WHERE NOT is_done GROUP BY slice_index, label ORDER BY slice_index, label
+    """
+    params = {"model": model, "sha": sha256, "dataset": unit.dataset, "case": unit.case_id, "slices": list(unit.slices)}
+    return [PlannedObject(z, l, t, m, a, tuple(s)) for z, l, t, m, a, s in _execute(con, sql, params).fetchall()]

@@ -1,7 +1,7 @@
 """One evaluation work unit: the planned objects of one case, each slice encoded once.
 
-Every protocol, step and object of a slice reuses the slice's embedding; the unit returns plain
-result rows (dicts) and how many encoder calls it made.
+Every protocol, step and object of a slice reuses the slice's embedding; the unit returns typed
+result rows and how many encoder calls it made (the flow commits the rows).
 """
 
 from __future__ import annotations
@@ -11,10 +11,11 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
+from records.rows import SLICE, ResultRow
+from records.specs import ProtocolSpec
 from tasks.intensity import to_uint8
 from tasks.metrics import score
 from tasks.models import SegmentationModel
@@ -25,21 +26,37 @@ from tasks.store import StoredCase
 
 @dataclass(frozen=True)
 class PlannedObject:
-    """An object to evaluate and the partition and target it belongs to."""
+    """An object to evaluate, the partition and target it belongs to, and the spec ids it lacks."""
 
     slice_index: int
     label: int
     target: str
     modality: str
     anatomy: str
-    protocols: tuple[str, ...]
+    spec_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class PlannedSpec:
+    """A spec and the protocol instance that produces it."""
+
+    spec: ProtocolSpec
+    protocol: PromptProtocol
+
+
+@dataclass(frozen=True)
+class RunStamp:
+    """What every row of a run carries about the run itself."""
+
+    run_id: str
+    code_version: str
 
 
 @dataclass
 class UnitResult:
     """The rows a unit produced, and its encoder call count."""
 
-    rows: list[dict[str, Any]] = field(default_factory=list)
+    rows: list[ResultRow] = field(default_factory=list)
     encoder_calls: int = 0
 
 
@@ -79,10 +96,14 @@ def run_unit(
     case_id: str,
     objects: Sequence[PlannedObject],
     model: SegmentationModel,
-    protocols: Mapping[str, PromptProtocol],
-    tolerance_mm: float = 2.0,
+    specs: Mapping[str, PlannedSpec],
+    stamp: RunStamp,
 ) -> UnitResult:
-    """Evaluate ``objects`` of one stored case with ``model`` under the protocols each object names."""
+    """Evaluate ``objects`` of one stored case with ``model`` under the spec ids each object lacks.
+
+    ``specs`` maps spec id -> (spec, protocol). A protocol runs once per object for all the variants
+    it is asked for; only the steps of asked-for specs become rows.
+    """
     case = StoredCase(case_path)
     spacing = case.spacing[1:]
     by_slice: dict[int, list[PlannedObject]] = defaultdict(list)
@@ -97,19 +118,31 @@ def run_unit(
         mask_plane = case.mask_slice(z)
         for obj in by_slice[z]:
             gt = mask_plane == obj.label
-            for protocol in (protocols[key] for key in obj.protocols):
+            asked: dict[str, list[ProtocolSpec]] = defaultdict(list)  # protocol name -> specs
+            protocols: dict[str, PromptProtocol] = {}
+            for spec_id in obj.spec_ids:
+                planned = specs[spec_id]
+                asked[planned.protocol.name].append(planned.spec)
+                protocols[planned.protocol.name] = planned.protocol
+            for name, wanted in asked.items():
+                protocol = protocols[name]
+                by_name = {s.name: s for s in wanted}
                 timer: list[float] = []
                 ctx = object_context(model, embedding, gt, (dataset, case_id, z, obj.label), protocol, timer)
-                for step in protocol.run(ctx):
-                    scores = score(step.mask, gt, spacing, tolerance_mm)
-                    result.rows.append({
-                        "dataset": dataset, "case_id": case_id, "slice_index": z, "label": obj.label,
-                        "target": obj.target, "modality": obj.modality, "anatomy": obj.anatomy,
-                        "model": model.name, "model_sha256": model.sha256, "protocol": step.protocol,
-                        "step": step.step, "prompt": step.prompt.to_json(),
-                        "dice": scores.dice, "iou": scores.iou, "nsd": scores.nsd, "hd95": scores.hd95,
-                        "gt_area_px": int(gt.sum()), "pred_area_px": int(step.mask.sum()),
-                        "model_score": step.score, "encode_s": encode_s,
-                        "decode_s": sum(timer) / max(len(timer), 1),
-                    })
+                for step in protocol.run(ctx, frozenset(by_name)):
+                    spec = by_name.get(step.protocol)
+                    if spec is None:  # a variant computed alongside but not asked for
+                        continue
+                    scores = score(step.mask, gt, spacing, spec.params["scoring"]["nsd_tolerance"])
+                    result.rows.append(ResultRow(
+                        dataset=dataset, case_id=case_id, scope=SLICE, slice_index=z, label=obj.label,
+                        target=obj.target, model=model.name, model_sha256=model.sha256,
+                        protocol=spec.name, spec_id=spec.id, spec=spec.params_json, spec_label=spec.label,
+                        step=step.step, prompt=step.prompt.to_json(),
+                        dice=scores.dice, iou=scores.iou, nsd=scores.nsd, hd95=scores.hd95,
+                        gt_area_px=int(gt.sum()), pred_area_px=int(step.mask.sum()), model_score=step.score,
+                        encode_s=encode_s, decode_s=sum(timer) / max(len(timer), 1),
+                        run_id=stamp.run_id, code_version=stamp.code_version,
+                        modality=obj.modality, anatomy=obj.anatomy,
+                    ))
     return result

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pooch
 
-from catalog.cards import DatasetCard, ManualSource, PackageSource, UrlSource
+from records.cards import DatasetCard, ManualSource, PackageSource, UrlSource
 from tasks.archive import extract, is_archive
 
 COMPLETE = ".samatlas-complete"

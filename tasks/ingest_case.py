@@ -13,30 +13,29 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
 
-from catalog.cards import CaseFiles, DatasetCard
+from records.cards import CaseFiles, DatasetCard
+from records.rows import CaseRow, ObjectRow
 from tasks.fetch import sha256_file
 from tasks.intensity import window
 from tasks.objects import slice_objects
-from tasks.readers import READERS
 from tasks.store import case_path, is_complete, marked_complete, write_case, write_small_case
 from tasks.volume import CaseError, check_label_values, check_same_grid, to_volume
 
 
-@dataclass
+@dataclass(frozen=True)
 class CaseOutcome:
     """The ``cases`` row and ``objects`` rows of one ingested (or quarantined) case."""
 
-    case: dict[str, Any]
-    objects: list[dict[str, Any]] = field(default_factory=list)
+    case: CaseRow
+    objects: tuple[ObjectRow, ...] = ()
 
     @property
     def ok(self) -> bool:
         """True unless the case was quarantined."""
-        return self.case["status"] == "ok"
+        return self.case.ok
 
 
 def source_names(case: CaseFiles) -> list[str]:
@@ -53,20 +52,20 @@ def source_checksums(case: CaseFiles) -> list[str]:
     return sums
 
 
-def _case_row(card: DatasetCard, case: CaseFiles, checksums: list[str], run_id: str) -> dict[str, Any]:
+def _case_row(card: DatasetCard, case: CaseFiles, checksums: list[str], run_id: str) -> CaseRow:
     subset = card.subset(case.subset)
-    return {
-        "dataset": card.id, "case_id": case.case_id, "subset": subset.name, "status": "ok", "reason": None,
-        "shape": None, "spacing": None, "zarr_path": None,
-        "source_files": source_names(case), "source_sha256": checksums, "n_objects": 0,
-        "ingested_at": dt.datetime.now(dt.UTC).replace(microsecond=0), "run_id": run_id,
-        "modality": subset.modality, "anatomy": subset.region,
-    }
+    return CaseRow(
+        dataset=card.id, case_id=case.case_id, subset=subset.name, status="ok", reason=None,
+        shape=None, spacing=None, zarr_path=None,
+        source_files=source_names(case), source_sha256=checksums, n_objects=0,
+        ingested_at=dt.datetime.now(dt.UTC).replace(microsecond=0), run_id=run_id,
+        modality=subset.modality, anatomy=subset.region,
+    )
 
 
-def _ingest(card: DatasetCard, case: CaseFiles, store: Path, row: dict[str, Any]) -> CaseOutcome:
+def _ingest(card: DatasetCard, case: CaseFiles, store: Path, row: CaseRow) -> CaseOutcome:
     subset = card.subset(case.subset)
-    channels, label = READERS[card.reader](case)
+    channels, label = card.reader(case)
     label_source = case.label or case.images[0]  # labels decoded from data in ``extra`` (SIIM's RLE)
     for i, channel in enumerate(channels[1:], start=1):  # channels stack into one array: one grid
         check_same_grid(channels[0], channel, case.images[0], case.images[min(i, len(case.images) - 1)], f"channel {i}")
@@ -78,7 +77,7 @@ def _ingest(card: DatasetCard, case: CaseFiles, store: Path, row: dict[str, Any]
     windows = [window(volume.image[c], subset.intensity) for c in range(volume.image.shape[0])]
     attrs = {
         "dataset": card.id, "case_id": case.case_id, "subset": subset.name, "modality": subset.modality,
-        "source_files": row["source_files"], "source_sha256": row["source_sha256"],
+        "source_files": row.source_files, "source_sha256": row.source_sha256,
         "channels": list(subset.channels) if len(subset.channels) == volume.image.shape[0] else
         [f"channel-{i}" for i in range(volume.image.shape[0])],
         "label_map": {str(v): t.name for v, t in subset.labels.items()},
@@ -90,14 +89,14 @@ def _ingest(card: DatasetCard, case: CaseFiles, store: Path, row: dict[str, Any]
     if volume.mask is not None:
         for obj in slice_objects(volume.mask, volume.spacing, subset.labels):
             target = subset.labels[obj.label]
-            objects.append({
-                "dataset": card.id, "case_id": case.case_id, "subset": subset.name,
-                "slice_index": obj.slice_index, "label": obj.label, "target": target.name,
-                "area_px": obj.area_px, "area_mm2": obj.area_mm2, "bbox": list(obj.bbox),
-                "components": obj.components, "modality": subset.modality, "anatomy": target.anatomy,
-            })
-    row.update(shape=list(volume.image.shape), spacing=list(volume.spacing), zarr_path=str(path), n_objects=len(objects))
-    return CaseOutcome(row, objects)
+            objects.append(ObjectRow(
+                dataset=card.id, case_id=case.case_id, subset=subset.name,
+                slice_index=obj.slice_index, label=obj.label, target=target.name,
+                area_px=obj.area_px, area_mm2=obj.area_mm2, bbox=list(obj.bbox),
+                components=obj.components, modality=subset.modality, anatomy=target.anatomy,
+            ))
+    row = replace(row, shape=list(volume.image.shape), spacing=list(volume.spacing), zarr_path=str(path), n_objects=len(objects))
+    return CaseOutcome(row, tuple(objects))
 
 
 def ingest_case(card: DatasetCard, case: CaseFiles, store: Path, run_id: str, checksums: list[str] | None = None) -> CaseOutcome:
@@ -110,11 +109,10 @@ def ingest_case(card: DatasetCard, case: CaseFiles, store: Path, run_id: str, ch
         reason = str(exc)
     except Exception as exc:  # an unexpected reader failure must not stop the other cases
         reason = f"{case.images[0]}: {type(exc).__name__}: {exc}"
-    row.update(status="quarantined", reason=reason)
-    return CaseOutcome(row)
+    return CaseOutcome(replace(row, status="quarantined", reason=reason))
 
 
-def is_current(previous: dict[str, Any] | None, checksums: list[str], store: Path, quick: bool = False) -> bool:
+def is_current(previous: CaseRow | None, checksums: list[str], store: Path, quick: bool = False) -> bool:
     """True if a previous ``ok`` ingest of the same source files is complete in the store.
 
     ``quick`` checks completeness from the root ``zarr.json`` alone (for thousands of small cases)
@@ -122,6 +120,6 @@ def is_current(previous: dict[str, Any] | None, checksums: list[str], store: Pat
     """
     complete = marked_complete if quick else is_complete
     return (
-        previous is not None and previous["status"] == "ok" and list(previous["source_sha256"]) == checksums
-        and complete(case_path(store, previous["dataset"], previous["case_id"]))
+        previous is not None and previous.ok and list(previous.source_sha256) == checksums
+        and complete(case_path(store, previous.dataset, previous.case_id))
     )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from catalog.cards import CTWindow, Intensity, PercentileClip
+from records.cards import CTWindow, Intensity, PercentileClip
 
 
 def window(channel: np.ndarray, preset: Intensity) -> tuple[float, float]:

@@ -1,27 +1,18 @@
-"""Case readers: turn the files of one case into ITK images, one reader per release format."""
+"""Case readers: turn the files of one case into ITK images, one reader per release format.
+
+A card names its reader as the function itself; ``tasks.formats`` holds the format-specific ones.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import SimpleITK as sitk
 
-from catalog.cards import CaseFiles
+from records.cards import CaseFiles
 from tasks.volume import CaseError
 
 Read = tuple[list[sitk.Image], sitk.Image | None]
-READERS: dict[str, Callable[[CaseFiles], Read]] = {}
-
-
-def reader(name: str) -> Callable[[Callable[[CaseFiles], Read]], Callable[[CaseFiles], Read]]:
-    """Register a case reader under ``name`` (the name a card's ``reader`` field gives)."""
-
-    def register(fn: Callable[[CaseFiles], Read]) -> Callable[[CaseFiles], Read]:
-        READERS[name] = fn
-        return fn
-
-    return register
 
 
 def read_sitk(path: Path) -> sitk.Image:
@@ -35,7 +26,6 @@ def read_sitk(path: Path) -> sitk.Image:
         raise CaseError(f"{path}: cannot be read ({first})") from exc
 
 
-@reader("sitk")
 def read_files(case: CaseFiles) -> Read:
     """One image file per channel and an optional label file, in any format SimpleITK reads."""
     channels = [read_sitk(p) for p in case.images]

@@ -19,7 +19,7 @@ class Settings(BaseSettings):
 
     data_root: Path = Field(Path("samatlas-data"), description="Holds the store, the catalog and the cache.")
     store: Path | None = Field(None, description="Zarr store root (default <data_root>/store).")
-    catalog: Path | None = Field(None, description="Parquet catalog root (default <data_root>/catalog).")
+    catalog: Path | None = Field(None, description="Catalog root: one Delta table per catalog table (default <data_root>/catalog).")
     cache_dir: Path | None = Field(None, description="Download cache (default <data_root>/cache).")
     cards: Path | None = Field(None, description="A folder of YAML dataset cards, registered beside the built-in ones.")
     ingest_cron: str = Field("0 3 * * 0", description="Scheduled ingest refresh (Sun 03:00; unchanged cases skip).")
@@ -27,6 +27,10 @@ class Settings(BaseSettings):
     cluster: str = Field("local", description="local, tcp://HOST:PORT, slurm or kubernetes.")
     n_workers: int | None = Field(None, description="Local Dask workers (default: one per core, at most 4).")
     device: str = Field("cpu", description="cpu or cuda.")
+    commit_rows: int = Field(50_000, ge=1, description="Evaluate commits its result rows in batches of this many rows ...")
+    commit_s: float = Field(30.0, gt=0, description="... or at least this often (seconds), and when the run ends.")
+    query_timeout_s: float = Field(60.0, gt=0, description="Time limit of one `catalog query` (seconds).")
+    query_memory: str = Field("4GB", description="Memory limit of one `catalog query` (DuckDB size, e.g. 4GB).")
 
     @property
     def store_root(self) -> Path:

@@ -11,7 +11,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from catalog.cards import CaseFiles, CTWindow, ManualSource, Subset, Target, dataset_card
+from records.cards import CaseFiles, CTWindow, ManualSource, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import find
 
 PART_OF = ((400, 1), (800, 2))  # case number <= bound -> image part; the rest are in part 3

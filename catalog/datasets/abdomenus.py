@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.colourmap  # noqa: F401  (registers the abdomenus reader)
-from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
+from records.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import case_slug, files_in, inner_folder
+from tasks.formats.colourmap import read_abdomenus
 
 # subset name -> folder in the release
 KINDS = {"synthetic": "AUS", "real": "RUS"}
@@ -48,7 +49,7 @@ LABELS = {
              "simulation using CycleGANs. Int J Comput Assist Radiol Surg 2020;15(2):183-192.",
     layout="abdominal_US/abdominal_US/{AUS,RUS}/{images,annotations}/{train,test}/<name>.png (RGB colour-coded labels)",
     cases=987,
-    reader="abdomenus",
+    reader=read_abdomenus,
 )
 def abdomenus(root: Path) -> Iterator[CaseFiles]:
     """Each annotated image of the synthetic (AUS) and real (RUS) parts."""

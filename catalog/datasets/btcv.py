@@ -12,7 +12,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from catalog.cards import CaseFiles, CTWindow, ManualSource, Subset, Target, dataset_card
+from records.cards import CaseFiles, CTWindow, ManualSource, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import is_junk, natural_key
 
 LABELS = {

@@ -14,9 +14,10 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.planar  # noqa: F401  (registers the planar-binary reader)
-from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
+from records.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import case_slug, files_in, top_folders
+from tasks.formats.planar import read_binary
 
 CLASSES = ("benign", "malignant", "normal")
 _MASK = re.compile(r"^(?P<stem>.+)_mask(?:_(?P<n>\d+))?$")
@@ -43,7 +44,7 @@ def _subset(name: str, target: str) -> Subset:
     layout="Dataset_BUSI_with_GT/<class>/'<class> (N).png' with '<class> (N)_mask.png' and optional '_mask_K.png' "
            "(OR-ed); normal images have empty masks",
     cases=780,
-    reader="planar-binary",
+    reader=read_binary,
 )
 def busi(root: Path) -> Iterator[CaseFiles]:
     """Pair each image with all of its ``_mask`` files; images without any mask file are skipped."""

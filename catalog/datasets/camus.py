@@ -16,9 +16,10 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.itk2d  # noqa: F401  (registers the itk-2d reader)
-from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
+from records.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import walk_files
+from tasks.formats.itk2d import read_itk_2d
 
 _FRAME = re.compile(r"^(?P<patient>patient\d{4})_(?P<view>[24]CH)_(?P<phase>ED|ES)$")
 RELEASES = ((".nii.gz", "2023-nifti"), (".mhd", "2019-mhd"))
@@ -55,7 +56,7 @@ def _frames(root: Path, suffix: str) -> Iterator[tuple[re.Match, Path, Path]]:
              "in 2D Echocardiography. IEEE Trans Med Imaging 2019;38(9):2198-2210.",
     layout="patientNNNN/patientNNNN_{2CH,4CH}_{ED,ES}.{nii.gz|mhd} with _gt (1 = LV cavity, 2 = myocardium, 3 = LA)",
     cases=2000,
-    reader="itk-2d",
+    reader=read_itk_2d,
 )
 def camus(root: Path) -> Iterator[CaseFiles]:
     """The ED and ES frames of both views of each patient that have a ``_gt`` file (one release)."""

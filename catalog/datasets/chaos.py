@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.chaos  # noqa: F401  (registers the chaos reader)
-from catalog.cards import CaseFiles, CTWindow, ManualSource, PercentileClip, Subset, Target, dataset_card
+from records.cards import CaseFiles, CTWindow, ManualSource, PercentileClip, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import files_with_suffix, find_dirs, is_junk, natural_key
+from tasks.formats.chaos import read_chaos
 
 MR_LABELS = {
     63: Target(name="liver", anatomy="liver"),
@@ -60,7 +61,7 @@ def _patients(base: Path) -> list[Path]:
              "segmentation. Med Image Anal 2021;69:101950.",
     layout="Train_Sets/CT/<id>/{DICOM_anon,Ground}; Train_Sets/MR/<id>/{T1DUAL/DICOM_anon/{InPhase,OutPhase},"
            "T2SPIR/DICOM_anon} with Ground/*.png per sequence (one PNG per DICOM slice, name order)",
-    reader="chaos",
+    reader=read_chaos,
     cases=60,  # 20 CT + 20 MR patients x 2 sequences, training set (test ground truth is hidden)
 )
 def chaos(root: Path) -> Iterator[CaseFiles]:

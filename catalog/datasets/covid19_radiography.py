@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.planar  # noqa: F401  (registers the planar-binary reader)
-from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
+from records.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import case_slug, files_in, top_folders
+from tasks.formats.planar import read_binary
 
 CLASSES = {"COVID": "covid", "Lung_Opacity": "lung-opacity", "Normal": "normal", "Viral Pneumonia": "viral-pneumonia"}
 
@@ -38,7 +39,7 @@ CLASSES = {"COVID": "covid", "Lung_Opacity": "lung-opacity", "Normal": "normal",
              "enhancement techniques on COVID-19 detection using chest X-ray images. Comput Biol Med 2021;132:104319.",
     layout="COVID-19_Radiography_Dataset/<class>/{images,masks}/<class>-N.png (299x299 images, 256x256 lung masks)",
     cases=21165,
-    reader="planar-binary",
+    reader=read_binary,
 )
 def covid19_radiography(root: Path) -> Iterator[CaseFiles]:
     """Each class's images with the mask of the same name."""

@@ -17,9 +17,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.planar  # noqa: F401  (registers the planar-binary reader)
-from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
+from records.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import case_slug, files_in, inner_folder
+from tasks.formats.planar import read_binary
 
 # subset -> (top folder as released, mask folder)
 TASKS = {
@@ -50,7 +51,7 @@ CLASSES = ("COVID-19", "Non-COVID", "Normal")
     layout="'{Lung,Infection} Segmentation Data'/(same again)/{Train,Val,Test}/<class>/{images,'lung masks',"
            "'infection masks'}/<name>.png",
     cases=33920,
-    reader="planar-binary",
+    reader=read_binary,
 )
 def covid_qu_ex(root: Path) -> Iterator[CaseFiles]:
     """Each task's images with the mask of the same name in its mask folder."""

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.planar  # noqa: F401  (registers the planar-binary reader)
-from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
+from records.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import case_slug, files_in, inner_folder
+from tasks.formats.planar import read_binary
 
 
 @dataset_card(
@@ -30,7 +31,7 @@ from tasks.formats.release import case_slug, files_in, inner_folder
              "ultrasound images with synthesized data. Ultrasonics 2022;122:106706.",
     layout="slice/slice/<name>.png with mask/mask/<name>.png (kidney >= 128)",
     cases=4586,
-    reader="planar-binary",
+    reader=read_binary,
 )
 def ct2us(root: Path) -> Iterator[CaseFiles]:
     """Each image with the mask of the same name."""

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.dicom_readers  # noqa: F401  (registers the dicom-binary reader)
-from catalog.cards import CaseFiles, CTWindow, ManualSource, Subset, Target, dataset_card
+from records.cards import CaseFiles, CTWindow, ManualSource, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import files_with_suffix, is_junk
+from tasks.formats.dicom_readers import read_dicom_binary
 
 MASKS = "MED_ABD_LYMPH_MASKS"
 HINT = f"a folder holding 'CT Lymph Nodes/' (the NBIA download) and the unzipped {MASKS}/"
@@ -42,7 +43,7 @@ HINT = f"a folder holding 'CT Lymph Nodes/' (the NBIA download) and the unzipped
              "doi:10.7937/K9/TCIA.2015.AQIIDCNM",
     layout="CT Lymph Nodes/{MED,ABD}_LYMPH_NNN/<study>/<series>/*.dcm + MED_ABD_LYMPH_MASKS/<patient>/<patient>_mask.nii.gz "
            "(node numbers; non-zero = lymph node)",
-    reader="dicom-binary",
+    reader=read_dicom_binary,
     cases=176,  # 90 mediastinal + 86 abdominal patients
 )
 def ct_lymph_nodes(root: Path) -> Iterator[CaseFiles]:

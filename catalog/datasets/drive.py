@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.planar  # noqa: F401  (registers the planar-binary-fov reader)
-from catalog.cards import CaseFiles, ManualSource, Passthrough, Subset, Target, dataset_card
+from records.cards import CaseFiles, ManualSource, Passthrough, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import files_in, top_folders
+from tasks.formats.planar import read_binary_with_fov
 
 SPLITS = {"training": "train", "test": "test"}
 
@@ -37,7 +38,7 @@ SPLITS = {"training": "train", "test": "test"}
              "color images of the retina. IEEE Trans Med Imaging 2004;23(4):501-509.",
     layout="{training,test}/images/NN_<split>.tif with 1st_manual/NN_manual1.gif vessels and mask/NN_<split>_mask.gif FOV",
     cases=40,
-    reader="planar-binary-fov",
+    reader=read_binary_with_fov,
 )
 def drive(root: Path) -> Iterator[CaseFiles]:
     """Each split's TIFF images with their first-observer vessel GIF and FOV GIF."""

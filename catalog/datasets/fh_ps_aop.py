@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.itk2d  # noqa: F401  (registers the itk-2d reader)
-from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
+from records.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import files_in, top_folders
+from tasks.formats.itk2d import read_itk_2d
 
 
 @dataset_card(
@@ -37,7 +38,7 @@ from tasks.formats.release import files_in, top_folders
     layout="Pubic Symphysis-Fetal Head Segmentation and Angle of Progression/{image_mha,label_mha}/NNNNN.mha "
            "(1 = pubic symphysis, 2 = fetal head)",
     cases=4000,
-    reader="itk-2d",
+    reader=read_itk_2d,
 )
 def fh_ps_aop(root: Path) -> Iterator[CaseFiles]:
     """Each ``image_mha/<id>.mha`` with the ``label_mha/<id>.mha`` of the same name."""

@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.matlab  # noqa: F401  (registers the fumpe reader)
-from catalog.cards import CaseFiles, CTWindow, ManualSource, Subset, Target, dataset_card
+from records.cards import CaseFiles, CTWindow, ManualSource, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import files_with_suffix, find_dirs, is_junk
+from tasks.formats.matlab import read_fumpe
 
 HINT = "a folder holding CT_scans/ (PATNNN folders of .dcm files) and GroundTruth/ (PATNNN.mat)"
 
@@ -33,7 +34,7 @@ HINT = "a folder holding CT_scans/ (PATNNN folders of .dcm files) and GroundTrut
     citation="Masoudi M, Pourreza HR, Saadatmand-Tarzjan M, et al. A new dataset of computed-tomography "
              "angiography images for computer-aided detection of pulmonary embolism. Sci Data 2018;5:180180.",
     layout="CT_scans/PATNNN/*.dcm + GroundTruth/PATNNN.mat (Mask: rows x columns x slices in instance order)",
-    reader="fumpe",
+    reader=read_fumpe,
     cases=35,
 )
 def fumpe(root: Path) -> Iterator[CaseFiles]:

@@ -13,9 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.planar  # noqa: F401  (registers the planar-instances reader)
-from catalog.cards import CaseFiles, ManualSource, Passthrough, Subset, Target, dataset_card
+from records.cards import CaseFiles, ManualSource, Passthrough, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import case_slug, walk_files
+from tasks.formats.planar import read_instances
 
 ANNOTATION = "_anno"
 
@@ -36,7 +37,7 @@ ANNOTATION = "_anno"
     layout="Warwick QU Dataset (Released 2016_07_08)/{train,testA,testB}_N.bmp with <name>_anno.bmp instance maps "
            "(binarised: every gland = 1)",
     cases=165,
-    reader="planar-instances",
+    reader=read_instances,
 )
 def glas(root: Path) -> Iterator[CaseFiles]:
     """Every ``<name>.bmp`` that has a ``<name>_anno.bmp`` beside it."""

@@ -14,9 +14,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from catalog.cards import CaseFiles, CTWindow, ManualSource, Subset, Target, dataset_card
+from records.cards import CaseFiles, CTWindow, ManualSource, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import find
 from tasks.formats.merge import MaskSetCase
+from tasks.formats.merge import read_merged
 
 # Official OAR file name -> (target, anatomy); the order fixes the label values.
 OARS: dict[str, tuple[str, str]] = {
@@ -72,7 +74,7 @@ OARS: dict[str, tuple[str, str]] = {
              "CT and MR segmentation dataset. Med Phys 2023;50(3):1917-1927.",
     layout="HaN-Seg/set_1/case_NN/{case_NN_IMG_CT.nrrd, case_NN_IMG_MR_T1.nrrd, case_NN_OAR_<OAR>.seg.nrrd}",
     cases=42,  # public cases; 14 more are the challenge's hidden test set
-    reader="merge-masks",
+    reader=read_merged,
 )
 def hanseg(root: Path) -> Iterator[CaseFiles]:
     """Every case's CT with the OAR masks it has, in the card's OAR order."""

@@ -20,10 +20,11 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.jsrt  # noqa: F401  (registers the jsrt reader)
-from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
+from records.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import case_slug, files_in, top_folders, walk_files
 from tasks.formats.jsrt import SCR_LABELS
+from tasks.formats.jsrt import read_jsrt
 
 
 def _scr_masks(root: Path) -> dict[str, list[Path]]:
@@ -63,7 +64,7 @@ def _scr_masks(root: Path) -> dict[str, list[Path]]:
     layout="JPC{LN,NN}NNN.IMG (2048x2048 big-endian uint16, no header) with SCR scratch/fold{1,2}/masks/<structure>/"
            "<name>.gif (1024x1024); or segmentation02/segmentation/{org,label}_{train,test}",
     cases=247,
-    reader="jsrt",
+    reader=read_jsrt,
 )
 def jsrt(root: Path) -> Iterator[CaseFiles]:
     """``.IMG`` files that have SCR lung and heart masks, then Segmentation02 pairs."""

@@ -16,9 +16,10 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.split4d  # noqa: F401  (registers the cine-frame reader)
-from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
+from records.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import find, is_junk
+from tasks.formats.split4d import read_cine_frame
 
 LABELLED = ("Training/Labeled", "Validation", "Testing")
 
@@ -55,7 +56,7 @@ def read_frames(csv_path: Path) -> dict[str, dict[str, int]]:
     layout="OpenDataset/{Training/Labeled,Validation,Testing}/<code>/<code>_sa.nii.gz + <code>_sa_gt.nii.gz "
            "(4D cine), ED/ES frame indices (0-based) in the information CSV",
     cases=640,  # 320 subjects with ground truth x ED and ES
-    reader="cine-frame",
+    reader=read_cine_frame,
 )
 def mnms(root: Path) -> Iterator[CaseFiles]:
     """Two cases per labelled subject, at the CSV's ED and ES frames of ``<code>_sa[_gt].nii.gz``."""

@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.binary  # noqa: F401  (registers the sitk-binary reader)
-from catalog.cards import CaseFiles, CTWindow, ManualSource, Subset, Target, dataset_card
+from records.cards import CaseFiles, CTWindow, ManualSource, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import is_junk
+from tasks.formats.binary import read_binary
 
 HINT = "the COVID19_1110 folder (studies/CT-0..CT-4, masks/) or the archive it comes in"
 
@@ -34,7 +35,7 @@ HINT = "the COVID19_1110 folder (studies/CT-0..CT-4, masks/) or the archive it c
              "Findings Dataset. arXiv:2005.06465 (2020).",
     layout="COVID19_1110/studies/CT-{0..4}/study_NNNN.nii.gz; masks/study_NNNN_mask.nii.gz for CT-1 studies 0255-0304 "
            "(lesion = mask > 0.5)",
-    reader="sitk-binary",
+    reader=read_binary,
     cases=50,  # studies with masks (1,110 studies in all)
 )
 def mosmed_covid19(root: Path) -> Iterator[CaseFiles]:

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.split4d  # noqa: F401  (registers the channels-4d reader)
-from catalog.cards import CaseFiles, CTWindow, ManualSource, PercentileClip, Subset, Target, dataset_card
+from records.cards import CaseFiles, CTWindow, ManualSource, PercentileClip, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import find
+from tasks.formats.split4d import read_channels
 
 SOFT_TISSUE = CTWindow(level=40, width=400)
 LUNG = CTWindow(level=-600, width=1500)
@@ -89,7 +90,7 @@ TASKS: dict[str, Subset] = {
     layout="TaskXX_Name/{imagesTr,labelsTr,imagesTs}/<case>.nii.gz + dataset.json per task; "
            "BrainTumour and Prostate images are 4D (channels last)",
     cases=2633,  # volumes in the ten tasks (1,411 CT + 1,222 MR); the labelled imagesTr ones are ingested
-    reader="channels-4d",
+    reader=read_channels,
 )
 def msd(root: Path) -> Iterator[CaseFiles]:
     """Every labelled case of every task folder found, as ``<official file stem>`` in the task's subset."""

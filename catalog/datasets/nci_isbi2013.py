@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.dicom_readers  # noqa: F401  (registers the dicom-resampled reader)
-from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
+from records.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import files_with_suffix, find_dirs, is_junk
+from tasks.formats.dicom_readers import read_dicom_resampled
 
 SPLITS = ("Training", "Leaderboard", "Test")
 CORRECTED = "_correctedLabels"
@@ -55,7 +56,7 @@ def _labels(root: Path) -> dict[str, Path]:
              "Structures. The Cancer Imaging Archive 2015. doi:10.7937/K9/TCIA.2015.zF0vlOPv",
     layout="<collection>/<ProstateDx-01-NNNN|Prostate3T-01-NNNN>/<study>/<series>/*.dcm + "
            "{Training,Leaderboard,Test}/<patient>.nrrd (ProstateDx-01-0006_correctedLabels.nrrd replaces its original)",
-    reader="dicom-resampled",
+    reader=read_dicom_resampled,
     cases=80,  # 60 training + 10 leaderboard + 10 test
 )
 def nci_isbi2013(root: Path) -> Iterator[CaseFiles]:

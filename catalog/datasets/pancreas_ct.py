@@ -12,9 +12,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.dicom_readers  # noqa: F401  (registers the dicom reader)
-from catalog.cards import CaseFiles, CTWindow, ManualSource, Subset, Target, dataset_card
+from records.cards import CaseFiles, CTWindow, ManualSource, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import files_with_suffix, is_junk
+from tasks.formats.dicom_readers import read_dicom
 
 DUPLICATES = {25, 70}  # withdrawn: the same scans as PANCREAS_0002
 HINT = "a folder holding Pancreas-CT/ (the NBIA download) and the unzipped TCIA_pancreas_labels-02-05-2017/"
@@ -35,7 +36,7 @@ HINT = "a folder holding Pancreas-CT/ (the NBIA download) and the unzipped TCIA_
     citation="Roth HR, Farag A, Turkbey EB, Lu L, Liu J, Summers RM. Data From Pancreas-CT. The Cancer Imaging "
              "Archive 2016. doi:10.7937/K9/TCIA.2016.tNB1kqBU",
     layout="Pancreas-CT/PANCREAS_NNNN/<study>/<series>/*.dcm + TCIA_pancreas_labels-02-05-2017/labelNNNN.nii.gz",
-    reader="dicom",
+    reader=read_dicom,
     cases=80,  # 82 ids, 25 and 70 withdrawn
 )
 def pancreas_ct(root: Path) -> Iterator[CaseFiles]:

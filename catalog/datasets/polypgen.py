@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.planar  # noqa: F401  (registers the planar-binary reader)
-from catalog.cards import CaseFiles, ManualSource, Passthrough, Subset, Target, dataset_card
+from records.cards import CaseFiles, ManualSource, Passthrough, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import case_slug, files_in, top_folders, walk_files
+from tasks.formats.planar import read_binary
 
 PICTURES = (".jpg", ".jpeg", ".png")
 
@@ -50,7 +51,7 @@ def _with_masks(images: Path, masks: Path, prefix: str, subset: str) -> Iterator
     layout="PolypGen2021_MultiCenterData_v3/data_C1..C6/{images_CN/<stem>.jpg, masks_CN/<stem>_mask.jpg} and "
            "sequenceData/{positive/seqN/{images_seqN,masks_seqN}, negativeOnly/seqN_neg}",
     cases=8037,
-    reader="planar-binary",
+    reader=read_binary,
 )
 def polypgen(root: Path) -> Iterator[CaseFiles]:
     """Single frames by centre, positive sequence frames, then negative frames (no masks)."""

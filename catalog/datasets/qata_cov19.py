@@ -11,9 +11,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.planar  # noqa: F401  (registers the planar-binary reader)
-from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
+from records.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import case_slug, files_in, top_folders
+from tasks.formats.planar import read_binary
 
 SPLITS = {"Train Set": "train", "Test Set": "test"}
 
@@ -33,7 +34,7 @@ SPLITS = {"Train Set": "train", "Test Set": "test"}
              "images. Health Inf Sci Syst 2021;9:15.",
     layout="QaTa-COV19-v2/{Train Set,Test Set}/Images/<id>.png with Ground-truths/mask_<id>.png",
     cases=9258,
-    reader="planar-binary",
+    reader=read_binary,
 )
 def qata_cov19(root: Path) -> Iterator[CaseFiles]:
     """Each split's images with their ``mask_``-prefixed ground truth."""

@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.greylevels  # noqa: F401  (registers the refuge reader)
-from catalog.cards import CaseFiles, ManualSource, Passthrough, Subset, Target, dataset_card
+from records.cards import CaseFiles, ManualSource, Passthrough, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import top_folders, walk_files
+from tasks.formats.greylevels import read_refuge
 
 # split -> (image folder, mask folder) as the release names them
 SPLITS = {
@@ -46,7 +47,7 @@ SPLITS = {
     layout="REFUGE-{Training400,Validation400,Test400}/**/<id>.jpg with Disc_Cup_Masks/**/<id>.bmp "
            "(0 = cup, 128 = rim, 255 = background)",
     cases=1200,
-    reader="refuge",
+    reader=read_refuge,
 )
 def refuge(root: Path) -> Iterator[CaseFiles]:
     """Each split's JPEGs paired by name with the BMP masks anywhere under its mask folder."""

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from catalog.cards import CaseFiles, PackageSource, PercentileClip, Subset, Target, dataset_card
+from records.cards import CaseFiles, PackageSource, PercentileClip, Subset, Target
+from catalog.registry import dataset_card
 
 DATA = "nilearn/datasets/data"
 STEM = "mni_icbm152_{}_tal_nlin_sym_09a_converted.nii.gz"

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from catalog.cards import CaseFiles, CTWindow, PackageSource, PercentileClip, Subset, Target, dataset_card
+from records.cards import CaseFiles, CTWindow, PackageSource, PercentileClip, Subset, Target
+from catalog.registry import dataset_card
 
 _SUBSET_OF = {"brain": "brain-mr", "lung": "chest-ct", "breast": "breast-mr"}
 

@@ -17,9 +17,10 @@ from collections import defaultdict
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.rle  # noqa: F401  (registers the siim reader)
-from catalog.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target, dataset_card
+from records.cards import CaseFiles, ManualSource, PercentileClip, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import case_slug, files_in, top_folders, walk_files
+from tasks.formats.rle import read_siim
 
 RLE_FILES = ("stage_2_train.csv", "train-rle.csv")  # in order of preference
 
@@ -63,7 +64,7 @@ def _rle_csv(root: Path) -> Path | None:
     layout="dicom-images-train/<Study>/<Series>/<SOP>.dcm with run-length rows in train-rle.csv, or "
            "png_images/<i>_<split>_<0|1>_.png with png_masks/<same name>",
     cases=12047,
-    reader="siim",
+    reader=read_siim,
 )
 def siim_acr_pneumothorax(root: Path) -> Iterator[CaseFiles]:
     """DICOMs that have run-length rows, then PNG mirror images that have a mask."""

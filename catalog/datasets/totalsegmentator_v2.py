@@ -13,9 +13,11 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from catalog.cards import CaseFiles, CTWindow, ManualSource, Subset, Target, dataset_card
+from records.cards import CaseFiles, CTWindow, ManualSource, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import find
 from tasks.formats.merge import MaskSetCase
+from tasks.formats.merge import read_merged
 
 CLASSES = (
     "spleen", "kidney_right", "kidney_left", "gallbladder", "liver", "stomach", "pancreas",
@@ -79,7 +81,7 @@ LABELS = {v: Target(name=c.lower().replace("_", "-"), anatomy=anatomy_of(c)) for
              "Radiol Artif Intell 2023;5(5):e230024.",
     layout="Totalsegmentator_dataset_v201/sNNNN/{ct.nii.gz, segmentations/<class>.nii.gz (117 binary masks)} + meta.csv",
     cases=1228,
-    reader="merge-masks",
+    reader=read_merged,
 )
 def totalsegmentator_v2(root: Path) -> Iterator[CaseFiles]:
     """Every ``sNNNN`` folder: its CT and its 117 class masks in class-map order."""

@@ -14,9 +14,10 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-import tasks.formats.binary  # noqa: F401  (registers the sitk-binary reader)
-from catalog.cards import CaseFiles, CTWindow, ManualSource, Subset, Target, dataset_card
+from records.cards import CaseFiles, CTWindow, ManualSource, Subset, Target
+from catalog.registry import dataset_card
 from tasks.formats.release import is_junk
+from tasks.formats.binary import read_binary
 
 HINT = ("a folder holding the unpacked VESSEL12_01-05 ... VESSEL12_16-20 scan folders, "
         "VESSEL12_01-20_Lungmasks and VESSEL12_ExampleScans")
@@ -42,7 +43,7 @@ def _is_mask(path: Path) -> bool:
              "Med Image Anal 2014;18(7):1217-1232.",
     layout="VESSEL12_{01-05,...,16-20}/VESSEL12_NN.mhd + VESSEL12_01-20_Lungmasks/VESSEL12_NN.mhd; "
            "VESSEL12_ExampleScans/{Scans,Lungmasks}/VESSEL12_2{1,2,3}.mhd (lung mask: non-zero = lung)",
-    reader="sitk-binary",
+    reader=read_binary,
     cases=23,  # 20 challenge scans + 3 example scans, all with lung masks
 )
 def vessel12(root: Path) -> Iterator[CaseFiles]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 import numpy as np
 import SimpleITK as sitk
 
-from catalog.cards import CaseFiles
+from records.cards import CaseFiles
 from tasks.formats.resample import match_axes
-from tasks.readers import Read, read_sitk, reader
+from tasks.readers import Read, read_sitk
 
 THRESHOLD = 0.5
 
@@ -23,7 +23,6 @@ def binarise(label: sitk.Image) -> sitk.Image:
     return mask
 
 
-@reader("sitk-binary")
 def read_binary(case: CaseFiles) -> Read:
     """Image files as SimpleITK reads them; the label binarised and put in the image's axis order."""
     channels = [read_sitk(p) for p in case.images]

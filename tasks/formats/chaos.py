@@ -18,10 +18,10 @@ import numpy as np
 import SimpleITK as sitk
 from PIL import Image
 
-from catalog.cards import CaseFiles
+from records.cards import CaseFiles
 from tasks.formats.dicom import Series, load, position_index, read_slice, stack
 from tasks.formats.release import natural_key
-from tasks.readers import Read, reader
+from tasks.readers import Read
 from tasks.volume import CaseError
 
 MR_BANDS = {63: (55, 70), 126: (110, 135), 189: (175, 200), 252: (240, 255)}
@@ -80,7 +80,6 @@ def stack_pngs(pngs: Sequence[Path], series: Series, image: sitk.Image, ground: 
     return label
 
 
-@reader("chaos")
 def read_chaos(case: CaseFiles) -> Read:
     """A CHAOS case: one DICOM folder per channel (T1-DUAL: in-phase, opposed-phase) and PNG labels.
 

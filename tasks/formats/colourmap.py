@@ -14,9 +14,9 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog.cards import CaseFiles
+from records.cards import CaseFiles
 from tasks.formats.planar import fit_to, image_shape, label_like, open_picture, read_picture
-from tasks.readers import Read, reader
+from tasks.readers import Read
 from tasks.volume import CaseError
 
 NEAR_BLACK = 16
@@ -62,7 +62,6 @@ def labels_from_colours(rgb: np.ndarray, opaque: np.ndarray, palette: Mapping[tu
     return labels
 
 
-@reader("abdomenus")
 def read_abdomenus(case: CaseFiles) -> Read:
     """An AbdomenUS scan (as stored: grey or RGB) and its colour-coded annotation."""
     image = read_picture(case.images[0])

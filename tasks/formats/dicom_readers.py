@@ -13,11 +13,11 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from catalog.cards import CaseFiles
+from records.cards import CaseFiles
 from tasks.formats.binary import binarise
 from tasks.formats.dicom import Series, Slice, choose_series, group_by_series, load, read_series, stack
 from tasks.formats.resample import bounds_mismatch, image_bounds, match_axes, resample_onto, world_bounds
-from tasks.readers import Read, read_sitk, reader
+from tasks.readers import Read, read_sitk
 from tasks.volume import CaseError
 
 
@@ -25,7 +25,6 @@ def _series_folder(case: CaseFiles) -> Path:
     return case.images[0].parent
 
 
-@reader("dicom")
 def read_dicom(case: CaseFiles) -> Read:
     """One DICOM series; the label file put in the series' axis order."""
     image, _ = read_series(case.images, _series_folder(case), case.extra.get("series_uid"))
@@ -33,7 +32,6 @@ def read_dicom(case: CaseFiles) -> Read:
     return [image], label
 
 
-@reader("dicom-binary")
 def read_dicom_binary(case: CaseFiles) -> Read:
     """One DICOM series; the label (instance numbers or 0/255) binarised to 1 and put in the series' axis order."""
     channels, label = read_dicom(case)
@@ -54,7 +52,6 @@ def _closest_series(groups: dict[str, list[Slice]], label: sitk.Image, where: Pa
     return min(candidates, key=lambda s: bounds_mismatch(world_bounds(s.origin, s.spacing, s.direction, s.size), target))
 
 
-@reader("dicom-resampled")
 def read_dicom_resampled(case: CaseFiles) -> Read:
     """One DICOM series; the label resampled onto it by nearest neighbour once both are shown to cover one region."""
     where = _series_folder(case)

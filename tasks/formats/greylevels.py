@@ -11,9 +11,9 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog.cards import CaseFiles
+from records.cards import CaseFiles
 from tasks.formats.planar import fit_to, image_shape, label_like, mask_levels, read_picture
-from tasks.readers import Read, reader
+from tasks.readers import Read
 from tasks.volume import CaseError
 
 # REFUGE Disc_Cup_Masks: 0 = optic cup, 128 = disc rim (disc minus cup), 255 = background.
@@ -42,7 +42,6 @@ def read_levels(case: CaseFiles, mapping: Mapping[int, int]) -> Read:
     return [image], label_like(fit_to(labels, image_shape(image), case.label), image)
 
 
-@reader("refuge")
 def read_refuge(case: CaseFiles) -> Read:
     """A REFUGE fundus photograph and its inverted disc/cup BMP (0 = cup, 128 = rim, 255 = background)."""
     return read_levels(case, REFUGE_LEVELS)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from catalog.cards import CaseFiles
-from tasks.readers import Read, read_sitk, reader
+from records.cards import CaseFiles
+from tasks.readers import Read, read_sitk
 from tasks.volume import CaseError
 
 
@@ -28,7 +28,6 @@ def planar(image: sitk.Image, path: Path, channels_as_slices: bool = False) -> s
     raise CaseError(f"{path}: {depth} slices where one 2D image was expected")
 
 
-@reader("itk-2d")
 def read_itk_2d(case: CaseFiles) -> Read:
     """One ITK image file (a 3-slice file is read as three channels) and its label file, both 2D."""
     image = planar(read_sitk(case.images[0]), case.images[0], channels_as_slices=True)

@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from catalog.cards import CaseFiles
+from records.cards import CaseFiles
 from tasks.formats.greylevels import read_levels
 from tasks.formats.planar import binary_mask, fit_to, image_from_pixels, label_like
-from tasks.readers import Read, reader
+from tasks.readers import Read
 from tasks.volume import CaseError
 
 SIDE = 2048
@@ -54,7 +54,6 @@ def scr_labels(masks: list[Path], shape: tuple[int, int]) -> np.ndarray:
     return labels
 
 
-@reader("jsrt")
 def read_jsrt(case: CaseFiles) -> Read:
     """An ``.IMG`` radiograph with its SCR masks (subset ``scr``), or a Segmentation02 pair."""
     if case.subset == "segmentation02":

@@ -15,10 +15,10 @@ import scipy.io
 import SimpleITK as sitk
 from scipy.io.matlab import MatReadError
 
-from catalog.cards import CaseFiles
+from records.cards import CaseFiles
 from tasks.formats.dicom import Series, position_index, read_series
 from tasks.formats.release import natural_key
-from tasks.readers import Read, reader
+from tasks.readers import Read
 from tasks.volume import CaseError
 
 MASK_KEY = "Mask"
@@ -78,7 +78,6 @@ def mask_on_series(mask: np.ndarray, series: Series, image: sitk.Image, path: Pa
     return label
 
 
-@reader("fumpe")
 def read_fumpe(case: CaseFiles) -> Read:
     """A FUMPE patient: the CTPA DICOM series and its ``.mat`` mask placed slice by slice."""
     image, series = read_series(case.images, case.images[0].parent)

@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from catalog.cards import CaseFiles
-from tasks.readers import Read, read_sitk, reader
+from records.cards import CaseFiles
+from tasks.readers import Read, read_sitk
 from tasks.volume import CaseError, rounded
 
 OFFSET_TOLERANCE = 0.05  # voxels: a mask's origin must sit this close to an image voxel centre
@@ -82,7 +82,6 @@ def paste(target: np.ndarray, mask: sitk.Image, value: int, image: sitk.Image, m
         target[tuple(slice(a, b) for a, b in zip(lo, hi))][inside] = value
 
 
-@reader("merge-masks")
 def read_merged(case: CaseFiles) -> Read:
     """The image, and a label map painted from the case's per-class masks in the card's order."""
     if not isinstance(case, MaskSetCase):

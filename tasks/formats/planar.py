@@ -14,8 +14,8 @@ import numpy as np
 import SimpleITK as sitk
 from PIL import Image
 
-from catalog.cards import CaseFiles
-from tasks.readers import Read, reader
+from records.cards import CaseFiles
+from tasks.readers import Read
 from tasks.volume import CaseError, mark_spacing_assumed
 
 ASPECT_TOLERANCE = 0.01
@@ -130,7 +130,6 @@ def union_of_binary_masks(paths: list[Path], shape: tuple[int, int], threshold: 
     return mask
 
 
-@reader("planar-binary")
 def read_binary(case: CaseFiles) -> Read:
     """One picture and its binary mask files (the label, then the case's ``more`` files), OR-ed to value 1."""
     image = read_picture(case.images[0])
@@ -140,7 +139,6 @@ def read_binary(case: CaseFiles) -> Read:
     return [image], label_like(union_of_binary_masks(masks, image_shape(image)), image)
 
 
-@reader("planar-binary-fov")
 def read_binary_with_fov(case: CaseFiles) -> Read:
     """A picture with one binary mask, and a field-of-view mask (the case's ``more`` file) that must fit the image."""
     image = read_picture(case.images[0])
@@ -153,7 +151,6 @@ def read_binary_with_fov(case: CaseFiles) -> Read:
     return [image], label_like(fit_to(binary_mask(case.label), image_shape(image), case.label), image)
 
 
-@reader("planar-instances")
 def read_instances(case: CaseFiles) -> Read:
     """A picture and an instance map (0 = background, 1..N = objects), binarised to value 1."""
     image = read_picture(case.images[0])

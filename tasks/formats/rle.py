@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from catalog.cards import CaseFiles
+from records.cards import CaseFiles
 from tasks.formats.planar import label_like, read_binary
-from tasks.readers import Read, read_sitk, reader
+from tasks.readers import Read, read_sitk
 from tasks.volume import CaseError
 
 EMPTY = "-1"
@@ -59,7 +59,6 @@ def read_dicom_2d(path: Path) -> sitk.Image:
     return image
 
 
-@reader("siim")
 def read_siim(case: CaseFiles) -> Read:
     """A DICOM with its run-length rows (subset ``dicom``), or a PNG mirror image and mask."""
     if case.subset != "dicom":

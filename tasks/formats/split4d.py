@@ -11,8 +11,8 @@ from pathlib import Path
 
 import SimpleITK as sitk
 
-from catalog.cards import CaseFiles
-from tasks.readers import Read, read_sitk, reader
+from records.cards import CaseFiles
+from tasks.readers import Read, read_sitk
 from tasks.volume import CaseError
 
 
@@ -27,7 +27,6 @@ def volume_at(image: sitk.Image, index: int, path: Path) -> sitk.Image:
     return sitk.Extract(image, size, [0, 0, 0, index], sitk.ExtractImageFilter.DIRECTIONCOLLAPSETOSUBMATRIX)
 
 
-@reader("channels-4d")
 def read_channels(case: CaseFiles) -> Read:
     """One file whose 4th axis holds the channels (3D files are one channel); a 3D label.
 
@@ -45,7 +44,6 @@ def read_channels(case: CaseFiles) -> Read:
     return channels, label
 
 
-@reader("cine-frame")
 def read_cine_frame(case: CaseFiles) -> Read:
     """The frame ``case.extra["frame"]`` (0-based) of a cine image and of its cine label.
 

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from records.specs import ProtocolSpec
 from tasks.models.base import Geometry, Prompt
 
 Predict = Callable[[Prompt, bool], tuple[np.ndarray, np.ndarray]]
@@ -32,7 +33,7 @@ class Context:
 
 @dataclass(frozen=True)
 class Step:
-    """One prompt step's outcome; ``protocol`` is the recorded name (a protocol may have variants)."""
+    """One prompt step's outcome; ``protocol`` is the recorded variant (spec) name."""
 
     protocol: str
     step: int
@@ -69,21 +70,26 @@ def expand_box(
 
 
 class PromptProtocol(ABC):
-    """A named, published way of prompting; ``names`` lists every protocol name its steps record."""
+    """A named, published way of prompting; ``specs`` are the variants its steps record.
+
+    Every variant is its own spec (name + parameters + step count): the planner asks for the specs an
+    object still lacks and ``run`` computes at least those (variants share one encoder pass).
+    """
 
     name: str
-    min_area_px: int = 1
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        """The protocol names recorded in results rows (variants share one encoder pass)."""
-        return (self.name,)
 
     @property
     @abstractmethod
-    def rows_per_object(self) -> int:
-        """How many result rows one object yields (the planner's completeness check)."""
+    def specs(self) -> tuple[ProtocolSpec, ...]:
+        """The recorded variants, each with the parameters that change what it sends or scores."""
+
+    def spec(self, name: str) -> ProtocolSpec:
+        """The variant recorded as ``name``."""
+        for spec in self.specs:
+            if spec.name == name:
+                return spec
+        raise KeyError(f"{self.name} records no variant {name!r}")
 
     @abstractmethod
-    def run(self, ctx: Context) -> list[Step]:
-        """Prompt the model for one object and return every step."""
+    def run(self, ctx: Context, wanted: frozenset[str]) -> list[Step]:
+        """Prompt the model for one object; return the steps of at least the ``wanted`` variant names."""

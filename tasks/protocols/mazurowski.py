@@ -57,6 +57,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from records.specs import ProtocolSpec
 from tasks.models.base import Prompt
 from tasks.protocols.base import Context, PromptProtocol, Step, tight_box
 from tasks.protocols.geometry import child_rngs, components, edt_centre, iou
@@ -97,18 +98,22 @@ class Mazurowski(PromptProtocol):
 
     @property
     def clicks_name(self) -> str:
-        return f"{self.name}-clicks{self.clicks}"
+        return f"{self.name}-clicks"
 
     @property
-    def names(self) -> tuple[str, ...]:
-        modes = tuple(f"{self.name}-{m}{suffix}" for m in MODES for suffix in ("", "-oracle"))
-        return modes + (self.clicks_name, f"{self.clicks_name}-oracle")
+    def specs(self) -> tuple[ProtocolSpec, ...]:
+        # The modes do not depend on the click count, so their specs do not carry it.
+        modes = tuple(
+            ProtocolSpec(f"{self.name}-{m}{suffix}", {"mode": m, "mask_choice": choice, "edt": "exact"})
+            for m in MODES for suffix, choice in (("", "first"), ("-oracle", "oracle"))
+        )
+        clicks = tuple(
+            ProtocolSpec(f"{self.clicks_name}{suffix}", {"clicks": self.clicks, "mask_choice": choice, "edt": "exact"}, steps=self.clicks)
+            for suffix, choice in (("", "first"), ("-oracle", "oracle"))
+        )
+        return modes + clicks
 
-    @property
-    def rows_per_object(self) -> int:
-        return 2 * len(MODES) + 2 * self.clicks
-
-    def run(self, ctx: Context) -> list[Step]:
+    def run(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> list[Step]:
         gt = np.asarray(ctx.gt, dtype=bool)
         if not gt.any():
             raise ValueError("mazurowski needs a non-empty object mask")
@@ -120,11 +125,18 @@ class Mazurowski(PromptProtocol):
                 cache[prompt] = (np.asarray(masks, dtype=bool), np.asarray(scores, dtype=np.float64))
             return cache[prompt]
 
+        def asked(name: str) -> bool:
+            return not wanted or name in wanted
+
         modes_rng, clicks_rng = child_rngs(ctx.rng, 2)
-        steps = self._modes(gt, modes_rng, predict)
+        steps: list[Step] = []
+        if any(asked(f"{self.name}-{m}{s}") for m in MODES for s in ("", "-oracle")):
+            steps += self._modes(gt, modes_rng, predict)
         oracle_rng = copy.deepcopy(clicks_rng)  # same stream state: same clicks while the masks agree
-        steps += self._clicks(gt, clicks_rng, predict, oracle=False)
-        steps += self._clicks(gt, oracle_rng, predict, oracle=True)
+        if asked(self.clicks_name):
+            steps += self._clicks(gt, clicks_rng, predict, oracle=False)
+        if asked(f"{self.clicks_name}-oracle"):
+            steps += self._clicks(gt, oracle_rng, predict, oracle=True)
         return steps
 
     def _modes(self, gt: np.ndarray, rng: np.random.Generator, predict) -> list[Step]:

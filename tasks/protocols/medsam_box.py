@@ -10,6 +10,7 @@ Python's global ``random``; the box is clipped to the resized image as ``medsam-
 
 from __future__ import annotations
 
+from records.specs import ProtocolSpec
 from tasks.models.base import Prompt
 from tasks.protocols.base import Context, PromptProtocol, Step, expand_box, tight_box
 
@@ -18,13 +19,14 @@ class MedSAMBox(PromptProtocol):
     """One step: the tight GT box of the whole object, expanded by the model's box margin."""
 
     name = "medsam-box"
-    min_area_px = 10  # LiteMedSAM's 2D small-component threshold: smaller boxes degenerate
+    MIN_AREA_PX = 10  # LiteMedSAM's 2D small-component threshold: smaller boxes degenerate
 
     @property
-    def rows_per_object(self) -> int:
-        return 1
+    def specs(self) -> tuple[ProtocolSpec, ...]:
+        # The margin is the model's stated one (Context.box_shift); the model's sha256 is in the key.
+        return (ProtocolSpec(self.name, {"box_margin": "model"}, min_area_px=self.MIN_AREA_PX),)
 
-    def run(self, ctx: Context) -> list[Step]:
+    def run(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> list[Step]:
         box = expand_box(tight_box(ctx.gt), ctx.geometry, ctx.box_shift)
         prompt = Prompt(box=box)
         masks, scores = ctx.predict(prompt, False)
@@ -36,7 +38,11 @@ class MedSAMBoxJitter(MedSAMBox):
 
     name = "medsam-box-jitter"
 
-    def run(self, ctx: Context) -> list[Step]:
+    @property
+    def specs(self) -> tuple[ProtocolSpec, ...]:
+        return (ProtocolSpec(self.name, {"box_margin": "model", "jitter": "uniform-0-margin-per-side"}, min_area_px=self.MIN_AREA_PX),)
+
+    def run(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> list[Step]:
         # MedSAM draws x_min, x_max, y_min, y_max in that order; randint(0, n) includes n.
         dx0, dx1, dy0, dy1 = (int(v) for v in ctx.rng.integers(0, ctx.box_shift + 1, size=4))
         box = expand_box(tight_box(ctx.gt), ctx.geometry, (dx0, dy0, dx1, dy1))

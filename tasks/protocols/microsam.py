@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from records.specs import ProtocolSpec
 from tasks.models.base import Prompt
 from tasks.protocols.base import Context, PromptProtocol, Step
 from tasks.protocols.geometry import bbox_exclusive, child_rngs, inner_boundary_centre, random_pixel
@@ -86,20 +87,20 @@ class MicroSAMIterative(PromptProtocol):
         self.iterations = int(iterations)
 
     @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(f"microsam-{v}" for v in self.VARIANTS)
+    def specs(self) -> tuple[ProtocolSpec, ...]:
+        return tuple(
+            ProtocolSpec(f"microsam-{v}", {"iterations": self.iterations, "start": v, "use_masks": False}, steps=self.iterations)
+            for v in self.VARIANTS
+        )
 
-    @property
-    def rows_per_object(self) -> int:
-        return len(self.VARIANTS) * self.iterations
-
-    def run(self, ctx: Context) -> list[Step]:
+    def run(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> list[Step]:
         gt = np.asarray(ctx.gt, dtype=bool)
         if not gt.any():
             raise ValueError("microsam-iterative needs a non-empty object mask")
         steps: list[Step] = []
         for variant, rng in zip(self.VARIANTS, child_rngs(ctx.rng, len(self.VARIANTS))):
-            steps += self._run_variant(ctx, gt, variant, rng)
+            if not wanted or f"microsam-{variant}" in wanted:
+                steps += self._run_variant(ctx, gt, variant, rng)
         return steps
 
     def _run_variant(self, ctx: Context, gt: np.ndarray, variant: str, rng: np.random.Generator) -> list[Step]:

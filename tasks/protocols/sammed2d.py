@@ -11,7 +11,7 @@ highest predicted score (``test.py``: ``--multimask`` defaults to True, then ``t
   sort). The test loader calls ``get_boxes_from_mask(mask, max_pixel=0)``, whose noise range is then
   empty (``randint(-0, 0)`` raises and the code falls back to 0), so the test box is tight: no jitter.
 * ``sammed2d-1pt``: one uniformly random foreground pixel, positive (``init_point_sampling(mask, 1)``).
-* ``sammed2d-{N}pt`` (option ``points``, default 5, N >= 2): N//2 random foreground pixels (positive)
+* ``sammed2d-points`` (option ``points``, default 5, N >= 2): N//2 random foreground pixels (positive)
   and N - N//2 random background pixels from anywhere in the image (negative), each drawn with
   replacement, then shuffled together (``init_point_sampling(mask, N)``: ``point_num=N``).
 
@@ -27,7 +27,7 @@ Deviations and omissions:
   by under one 256-pixel.
 * The iterative mode (``iter_point=K``: one random error-region point per step, the previous
   low-res mask fed back as ``mask_inputs``) is omitted: ``Context.predict`` takes no mask input.
-  ``sammed2d-{N}pt`` is therefore the ``point_num`` reading of "N pts" (protocols.md §4.1 notes the
+  ``sammed2d-points`` is therefore the ``point_num`` reading of "N pts" (protocols.md §4.1 notes the
   published 3/5-point table may be the iterative one).
 * The reference draws from the global ``np.random`` stream; here the 1-point and N-point variants
   each have their own stream drawn from the object's seeded generator. If the object fills the
@@ -39,6 +39,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from records.specs import ProtocolSpec
 from tasks.models.base import Prompt
 from tasks.protocols.base import Context, PromptProtocol, Step
 from tasks.protocols.geometry import bbox_exclusive, child_rngs, components, random_pixel
@@ -70,14 +71,14 @@ class SAMMed2D(PromptProtocol):
         self.points = int(points)
 
     @property
-    def names(self) -> tuple[str, ...]:
-        return (f"{self.name}-box", f"{self.name}-1pt", f"{self.name}-{self.points}pt")
+    def specs(self) -> tuple[ProtocolSpec, ...]:
+        return (
+            ProtocolSpec(f"{self.name}-box", {"box": "largest-component-exclusive", "mask_choice": "best-score"}),
+            ProtocolSpec(f"{self.name}-1pt", {"points": 1, "mask_choice": "best-score"}),
+            ProtocolSpec(f"{self.name}-points", {"points": self.points, "sampling": "point_num", "mask_choice": "best-score"}),
+        )
 
-    @property
-    def rows_per_object(self) -> int:
-        return 3
-
-    def run(self, ctx: Context) -> list[Step]:
+    def run(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> list[Step]:
         gt = np.asarray(ctx.gt, dtype=bool)
         if not gt.any():
             raise ValueError("sammed2d needs a non-empty object mask")
@@ -91,7 +92,9 @@ class SAMMed2D(PromptProtocol):
             Prompt(points=points, point_labels=labels),
         )
         steps = []
-        for name, prompt in zip(self.names, prompts):
+        for name, prompt in zip((s.name for s in self.specs), prompts):
+            if wanted and name not in wanted:
+                continue
             masks, scores = ctx.predict(prompt, True)
             scores = np.asarray(scores, dtype=np.float64)
             i = int(np.argmax(scores))

@@ -28,3 +28,20 @@ def test_cli_lists_as_json(cli):
     rows = {r["id"]: r for r in json.loads(done.stdout)}
     assert rows["sample-mni152"]["targets"] == "white-matter, grey-matter"
     assert rows["sample-radiomics"]["access"] == "package"
+
+
+def test_builtin_cards_are_listed_once_with_callable_readers():
+    """The registry is the list in catalog.datasets: every module's card appears once, by a unique
+    id, and names its reader as a function taking the case files (no name lookups, no import-time
+    registration)."""
+    import pkgutil
+
+    import catalog.datasets as package
+    from catalog.datasets import BUILTIN_CARDS
+
+    ids = [card.id for card in BUILTIN_CARDS]
+    assert len(ids) == len(set(ids))
+    modules = {m.name for m in pkgutil.iter_modules(package.__path__)}
+    assert len(BUILTIN_CARDS) == len(modules), "a card module is not listed in BUILTIN_CARDS"
+    for card in BUILTIN_CARDS:
+        assert callable(card.reader) and card.reader.__module__.startswith("tasks."), card.id

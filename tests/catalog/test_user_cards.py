@@ -19,7 +19,7 @@ import yaml
 import zarr
 
 from catalog import user_cards
-from catalog.cards import REGISTRY, get_card
+from catalog.registry import REGISTRY, get_card
 from catalog.user_cards import UserCardError, load_yaml_card, resolve_dataset
 from tasks.ingest_case import ingest_case
 

@@ -207,7 +207,7 @@ def test_merge_refuses_masks_off_the_image_grid(change, message):
 
 
 def test_registration_gated_release_names_page_and_file(tmp_path: Path):
-    from catalog.cards import get_card
+    from catalog.registry import get_card
     from tasks.fetch import FetchError, materialise
 
     with pytest.raises(FetchError, match="syn51156910.*TrainingData.zip.*--source"):

@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from catalog import tables
 from catalog.query import connect
+from tasks.protocols import get_protocol
 from tests.conftest import run_samatlas
 
 CASES = ("--case", "brain1", "--case", "lung2")
@@ -33,7 +35,7 @@ def evaluated(prefect_server: None, tmp_path_factory: pytest.TempPathFactory) ->
     for model in ("litemedsam", "filled-box"):
         done = run_samatlas(root, "evaluate", "--model", model, *CASES, *SLICES, "--workers", "2")
         assert done.exit_code == 0, done.output
-        assert "planned 2 units, 8 objects on 8 slices; wrote 8 result rows with 8 encoder calls" in done.output
+        assert "planned 2 units, 8 objects on 8 slices; wrote 8 result rows (8 computed) with 8 encoder calls" in done.output
     return root
 
 
@@ -59,12 +61,12 @@ def test_results_rows_carry_identity_prompt_and_partition(evaluated: Path):
 
 def test_second_run_plans_nothing_and_changes_no_counts(evaluated: Path):
     before = {t: query(evaluated, f"SELECT count(*) FROM {t}")[0][0] for t in ("cases", "objects", "results")}
-    files_before = sorted((evaluated / "catalog" / "results").rglob("*.parquet"))
+    files_before = tables.data_files(evaluated / "catalog", "results")
     again = run_samatlas(evaluated, "evaluate", "--model", "litemedsam", *CASES, *SLICES)
     assert again.exit_code == 0, again.output
     assert "planned 0 units" in again.output
     assert {t: query(evaluated, f"SELECT count(*) FROM {t}")[0][0] for t in before} == before
-    assert sorted((evaluated / "catalog" / "results").rglob("*.parquet")) == files_before
+    assert tables.data_files(evaluated / "catalog", "results") == files_before
 
 
 def test_runs_record_encoder_calls_equal_to_distinct_slices(evaluated: Path):
@@ -84,7 +86,7 @@ def test_several_protocols_share_one_encoder_pass_per_slice(evaluated: Path):
     assert "with 2 encoder calls" in done.output
     steps = dict(query(evaluated, """
         SELECT protocol, max(step) FROM results WHERE case_id = 'brain1' AND model = 'litemedsam' GROUP BY protocol"""))
-    assert steps["mazurowski-clicks3"] == 3 and steps["mazurowski-m5-oracle"] == 1 and steps["sammed2d-box"] == 1
+    assert steps["mazurowski-clicks"] == 3 and steps["mazurowski-m5-oracle"] == 1 and steps["sammed2d-box"] == 1
 
 
 def test_summary_and_read_only_query_through_the_cli(evaluated: Path):
@@ -121,6 +123,7 @@ def test_report_writes_tables_heatmap_and_step_curves(evaluated: Path):
     done = run_samatlas(evaluated, "report", out, "--no-overlays")
     assert done.exit_code == 0, done.output
     text = (out / "report.md").read_text()
-    assert "| mr | brain | brain-tumour | litemedsam | medsam-box | 4 |" in text
+    assert f"| mr | brain | brain-tumour | litemedsam | {get_protocol('medsam-box').specs[0].label} | 4 |" in text
+    assert "## Protocol specs" in text and get_protocol("medsam-box").specs[0].id in text
     assert "![Median Dice](heatmap.png)" in text and "![Dice against prompt steps](steps.png)" in text
     assert (out / "heatmap.png").stat().st_size > 10_000 and (out / "steps.png").stat().st_size > 10_000

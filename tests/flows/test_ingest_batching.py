@@ -1,7 +1,7 @@
 """Batched ingest of many small images: few task runs, per-case quarantine, and re-runs without duplicate rows.
 
 The replica is a synthetic QaTa-COV19 v2 release (``Train Set/Images/<id>.png`` with
-``Ground-truths/mask_<id>.png``): it tests batching and the catalog fragments, not image content.
+``Ground-truths/mask_<id>.png``): it tests batching and the catalog commits, not image content.
 """
 
 from __future__ import annotations
@@ -14,10 +14,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from catalog.cards import CaseFiles, get_card
+from records.cards import CaseFiles
+from catalog.registry import get_card
 from catalog.query import connect
-from catalog.writer import read_fragment
-from tasks.ingest_batch import BUCKETS, bucket_key, bucket_of, group_by_bucket, ingest_batch
+from catalog import tables
+from flows.ingest import commit_outcomes, previous_state
+from tasks.ingest_batch import BUCKETS, bucket_of, group_by_bucket, ingest_batch
 
 IMAGES = 120
 SIDE = 16
@@ -52,8 +54,8 @@ def task_runs(flow_run_id: str) -> int:
     return len(runs)
 
 
-def parquet_mtimes(root: Path, table: str) -> dict[Path, int]:
-    return {p: p.stat().st_mtime_ns for p in (root / "catalog" / table).rglob("*.parquet")}
+def data_files(root: Path, table: str) -> set[str]:
+    return set(tables.data_files(root / "catalog", table))
 
 
 @pytest.mark.slow
@@ -77,18 +79,16 @@ def test_many_images_few_tasks_quarantine_and_clean_rerun(cli, data_root: Path, 
     tasks = json.loads(counts)["qata_cov19"]["tasks"]
     buckets = len({bucket_of(f"train-covid_{k}") for k in range(IMAGES)})
     assert tasks == buckets <= BUCKETS and task_runs(run_id) == tasks < IMAGES / 2
-    assert len(parquet_mtimes(data_root, "cases")) == buckets  # one fragment per bucket, not per image
+    assert len(data_files(data_root, "cases")) <= 2  # rows committed in batches, not one file per image
     expected_objects = sum(1 for k in range(IMAGES) if k % 7 and k not in (5, 9))
     assert query(data_root, "SELECT count(*) FROM objects")[0][0] == expected_objects
 
     corrupt.write_bytes(good)
     Image.fromarray(np.zeros((SIDE, SIDE), np.uint8)).save(odd_mask)
-    before = {**parquet_mtimes(data_root, "cases"), **parquet_mtimes(data_root, "objects")}
     second = cli("ingest", "qata_cov19", "--source", tmp_path / "release")
     assert f"2 ingested, {IMAGES - 2} unchanged, 0 quarantined" in second.output, second.output
-    after = {**parquet_mtimes(data_root, "cases"), **parquet_mtimes(data_root, "objects")}
-    rewritten = {p.name for p, t in after.items() if before.get(p) != t}
-    assert rewritten <= {f"qata_cov19__bucket-{bucket_of(c):03d}-of-{BUCKETS:03d}.parquet" for c in ("train-covid_5", "train-covid_9")}
+    run_ids = dict(query(data_root, "SELECT case_id, run_id FROM cases WHERE case_id IN ('train-covid_5', 'train-covid_9', 'train-covid_1')"))
+    assert run_ids["train-covid_5"] == run_ids["train-covid_9"] != run_ids["train-covid_1"] == run_id
 
     assert query(data_root, "SELECT count(*), count(DISTINCT case_id) FROM cases") == [(IMAGES, IMAGES)]
     assert query(data_root, "SELECT count(*) FROM cases WHERE status = 'ok'")[0][0] == IMAGES
@@ -98,7 +98,7 @@ def test_many_images_few_tasks_quarantine_and_clean_rerun(cli, data_root: Path, 
 
 
 def test_bucket_of_is_stable():
-    """Fragment keys derive from case ids alone; changing the hash or BUCKETS would strand old fragments."""
+    """Buckets derive from case ids alone, so the same case is always in the same task."""
     assert BUCKETS == 64
     assert [bucket_of("train-covid_1"), bucket_of("case-0001")] == [13, 37]
     cases = [CaseFiles(f"case-{k:04d}", (Path(f"/x/{k}.png"),), None) for k in range(300, 0, -1)]
@@ -108,24 +108,27 @@ def test_bucket_of_is_stable():
 
 
 def test_a_batch_heals_rows_lost_in_a_crash(tmp_path: Path):
-    """A crash after ``objects`` rows were removed but before they were rewritten re-ingests those cases next time."""
+    """A crash after the store was written but before the catalog commit (or a lost ``objects``
+    commit) re-ingests exactly those cases next time, and the commit never duplicates a row."""
     write_qata(tmp_path / "release", 12)
     card = get_card("qata_cov19")
     store, catalog = tmp_path / "store", tmp_path / "catalog"
     cases = list(card.discover(tmp_path / "release"))
-    bucket, members = max(group_by_bucket(cases).items(), key=lambda item: len(item[1]))
-    key = bucket_key(card.id, bucket)
-    first = ingest_batch(card, key, members, store, catalog, "run-1")
-    assert {s["status"] for s in first} == {"ok"}
-    rows = read_fragment(catalog, "objects", key)
-    assert rows, "the bucket should hold some objects"
-    for path in (catalog / "objects").rglob("*.parquet"):
-        path.unlink()  # as if the process died inside write_rows
+    _, members = max(group_by_bucket(cases).items(), key=lambda item: len(item[1]))
+    statuses, outcomes = ingest_batch(card, members, store, {}, {}, "run-1")
+    assert {s.status for s in statuses} == {"ok"}
+    with_objects = {o.case.case_id for o in outcomes if o.objects}
+    assert with_objects, "the bucket should hold some objects"
+    commit_outcomes(catalog, card.id, outcomes)
+    rows = tables.read(catalog, "objects").to_pylist()
+    tables.replace(catalog, [], type(outcomes[0].objects[0]), {"dataset": [card.id]})  # as if objects were lost
 
-    second = ingest_batch(card, key, members, store, catalog, "run-2")
-    with_objects = {r["case_id"] for r in rows}
-    assert {s["case_id"] for s in second if s["status"] == "ok"} == with_objects
-    assert {s["case_id"] for s in second if s["status"] == "skipped"} == {c.case_id for c in members} - with_objects
-    healed = read_fragment(catalog, "objects", key)
+    previous, counts = previous_state(catalog, card.id)
+    statuses, second = ingest_batch(card, members, store, previous, counts, "run-2")
+    assert {s.case_id for s in statuses if s.status == "ok"} == with_objects
+    assert {s.case_id for s in statuses if s.status == "skipped"} == {c.case_id for c in members} - with_objects
+    commit_outcomes(catalog, card.id, second)
+    commit_outcomes(catalog, card.id, second)  # a repeated commit changes nothing
+    healed = tables.read(catalog, "objects").to_pylist()
     assert sorted((r["case_id"], r["label"]) for r in healed) == sorted((r["case_id"], r["label"]) for r in rows)
-    assert len(read_fragment(catalog, "cases", key)) == len(members)
+    assert len(tables.read(catalog, "cases")) == len(members)

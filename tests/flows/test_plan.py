@@ -1,90 +1,93 @@
-"""Planning from the catalog alone: objects x model x protocols minus results (synthetic rows)."""
+"""Planning from the catalog alone: objects x model x specs minus result keys (synthetic rows)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from catalog.writer import write_rows
-from flows.plan import plan_units
+from flows.plan import SLICES_PER_UNIT, plan_units, unit_objects
 from tasks.protocols import get_protocol
+from tests.synthetic_rows import write_case, write_done
+
+BOX = get_protocol("medsam-box").specs
+(BOX_SPEC,) = BOX
 
 
-def _objects(tmp_path: Path, case_id: str, slices: range, status: str = "ok", area: int = 50) -> None:
-    write_rows(tmp_path, "cases", [{
-        "dataset": "d", "case_id": case_id, "subset": "default", "status": status, "reason": None,
-        "zarr_path": f"/store/d/{case_id}", "modality": "ct", "anatomy": "chest",
-    }], f"d/{case_id}")
-    write_rows(tmp_path, "objects", [{
-        "dataset": "d", "case_id": case_id, "subset": "default", "slice_index": z, "label": 1, "target": "t",
-        "area_px": area, "modality": "ct", "anatomy": "lung",
-    } for z in slices], f"d/{case_id}")
-
-
-def _done(tmp_path: Path, case_id: str, z: int, protocol: str = "medsam-box", sha: str = "abc") -> None:
-    write_rows(tmp_path, "results", [{
-        "dataset": "d", "case_id": case_id, "slice_index": z, "label": 1, "target": "t", "model": "m",
-        "model_sha256": sha, "protocol": protocol, "step": 1, "modality": "ct", "anatomy": "lung",
-    }], f"d/{case_id}/{z}/{protocol}/{sha}")
-
-
-BOX = {"medsam-box": get_protocol("medsam-box")}
+def slices(plan) -> list[tuple[str, list[int]]]:
+    return [(u.case_id, list(u.slices)) for u in plan.units]
 
 
 def test_plans_what_results_lack_for_this_checkpoint(tmp_path: Path):
-    _objects(tmp_path, "a", range(5))
-    _objects(tmp_path, "b", range(3), status="quarantined")
-    _done(tmp_path, "a", 0)
-    _done(tmp_path, "a", 1, sha="other-checkpoint")
-    units = plan_units(tmp_path, "m", "abc", BOX)
-    assert [(u.case_id, [o.slice_index for o in u.objects]) for u in units] == [("a", [1, 2, 3, 4])]
-    assert units[0].zarr_path == "/store/d/a" and units[0].slices == 4
+    write_case(tmp_path, "a", range(5))
+    write_case(tmp_path, "b", range(3), status="quarantined")
+    write_done(tmp_path, "a", 0, BOX_SPEC)
+    write_done(tmp_path, "a", 1, BOX_SPEC, sha="other-checkpoint")
+    plan = plan_units(tmp_path, "m", "abc", BOX)
+    assert slices(plan) == [("a", [1, 2, 3, 4])]
+    assert plan.units[0].zarr_path == "/store/d/a" and plan.units[0].spec_ids == (BOX_SPEC.id,)
+    (d,) = plan.datasets
+    assert (d.units, d.objects, d.slices, d.encoder_calls, d.pairs_missing, d.pairs_done) == (1, 4, 4, 4, 4, 1)
 
 
 def test_a_new_protocol_plans_only_itself(tmp_path: Path):
-    _objects(tmp_path, "a", range(2))
+    write_case(tmp_path, "a", range(2))
     for z in range(2):
-        _done(tmp_path, "a", z)
-    protocols = {**BOX, "sammed2d": get_protocol("sammed2d")}
-    (unit,) = plan_units(tmp_path, "m", "abc", protocols)
-    assert {o.protocols for o in unit.objects} == {("sammed2d",)}
+        write_done(tmp_path, "a", z, BOX_SPEC)
+    sammed = get_protocol("sammed2d").specs
+    (unit,) = plan_units(tmp_path, "m", "abc", [*BOX, *sammed]).units
+    assert set(unit.spec_ids) == {s.id for s in sammed}
+    objects = unit_objects(tmp_path, unit, "m", "abc", [*BOX, *sammed])
+    assert [(o.slice_index, set(o.spec_ids)) for o in objects] == [(z, {s.id for s in sammed}) for z in range(2)]
+
+
+def test_an_option_change_plans_only_the_specs_it_changes(tmp_path: Path):
+    """--clicks 3 done; --clicks 2 plans only the two click sequences (the modes are done), and
+    --clicks 3 again plans nothing."""
+    write_case(tmp_path, "a", range(1))
+    for spec in get_protocol("mazurowski", clicks=3).specs:
+        write_done(tmp_path, "a", 0, spec)
+    assert plan_units(tmp_path, "m", "abc", get_protocol("mazurowski", clicks=3).specs).units == []
+    two = get_protocol("mazurowski", clicks=2).specs
+    (unit,) = plan_units(tmp_path, "m", "abc", two).units
+    assert {s.name for s in two if s.id in unit.spec_ids} == {"mazurowski-clicks", "mazurowski-clicks-oracle"}
+
+
+def test_partial_steps_are_not_done(tmp_path: Path):
+    """An (object, spec) pair is done only when every step's key is there."""
+    from catalog import tables
+    from records.rows import ResultRow
+    from tests.synthetic_rows import result_row
+
+    write_case(tmp_path, "a", range(1))
+    spec = get_protocol("microsam-iterative", iterations=3).specs[0]
+    tables.insert_missing(tmp_path, [result_row("a", 0, spec, step=s) for s in (1, 2)], ResultRow)
+    assert slices(plan_units(tmp_path, "m", "abc", [spec])) == [("a", [0])]
 
 
 def test_slice_spread_is_stable_once_partly_done(tmp_path: Path):
-    _objects(tmp_path, "a", range(10))
+    write_case(tmp_path, "a", range(10))
     first = plan_units(tmp_path, "m", "abc", BOX, max_slices_per_case=3)
-    chosen = [o.slice_index for o in first[0].objects]
-    assert chosen == [0, 4, 9]
-    _done(tmp_path, "a", 4)
-    assert [o.slice_index for o in plan_units(tmp_path, "m", "abc", BOX, max_slices_per_case=3)[0].objects] == [0, 9]
+    assert slices(first) == [("a", [0, 5, 9])]  # round(i * 9 / 2) for i = 0, 1, 2 (4.5 rounds up)
+    write_done(tmp_path, "a", 5, BOX_SPEC)
+    assert slices(plan_units(tmp_path, "m", "abc", BOX, max_slices_per_case=3)) == [("a", [0, 9])]
+    assert slices(plan_units(tmp_path, "m", "abc", BOX, max_slices_per_case=1)) == [("a", [0])]
 
 
 def test_small_objects_and_unselected_cases_are_left_out(tmp_path: Path):
-    _objects(tmp_path, "a", range(2), area=5)
-    _objects(tmp_path, "b", range(2))
-    _objects(tmp_path, "c", range(2))
-    assert [u.case_id for u in plan_units(tmp_path, "m", "abc", BOX)] == ["b", "c"]
-    assert [u.case_id for u in plan_units(tmp_path, "m", "abc", BOX, cases=["b"])] == ["b"]
-    assert plan_units(tmp_path, "m", "abc", BOX, datasets=["other"]) == []
-
-
-def test_unit_keys_are_deterministic(tmp_path: Path):
-    _objects(tmp_path, "a", range(3))
-    one, two = plan_units(tmp_path, "m", "abc", BOX), plan_units(tmp_path, "m", "abc", BOX)
-    names = ["medsam-box"]
-    assert one[0].key("m", "abc", names) == two[0].key("m", "abc", names) != one[0].key("m", "abd", names)
-    # Other options (here the click count) record other protocol names: their rows go to another file.
-    assert one[0].key("m", "abc", ["mazurowski-clicks9"]) != one[0].key("m", "abc", ["mazurowski-clicks5"])
+    write_case(tmp_path, "a", range(2), area=5)
+    write_case(tmp_path, "b", range(2))
+    write_case(tmp_path, "c", range(2))
+    assert [u.case_id for u in plan_units(tmp_path, "m", "abc", BOX).units] == ["b", "c"]
+    assert [u.case_id for u in plan_units(tmp_path, "m", "abc", BOX, cases=["b"]).units] == ["b"]
+    assert plan_units(tmp_path, "m", "abc", BOX, datasets=["other"]).units == []
 
 
 def test_a_large_case_is_split_into_slice_ranges_that_never_share_a_slice(tmp_path: Path):
-    from flows.plan import SLICES_PER_UNIT
-
-    _objects(tmp_path, "a", range(SLICES_PER_UNIT * 2 + 5))
-    units = plan_units(tmp_path, "m", "abc", BOX)
-    assert [u.slices for u in units] == [SLICES_PER_UNIT, SLICES_PER_UNIT, 5]
-    slices = [{o.slice_index for o in u.objects} for u in units]
-    assert set.union(*slices) == set(range(SLICES_PER_UNIT * 2 + 5)) and sum(map(len, slices)) == SLICES_PER_UNIT * 2 + 5
-    assert len({u.key("m", "abc", ["medsam-box"]) for u in units}) == 3
+    write_case(tmp_path, "a", range(SLICES_PER_UNIT * 2 + 5), labels=(1, 2))
+    units = plan_units(tmp_path, "m", "abc", BOX).units
+    assert [len(u.slices) for u in units] == [SLICES_PER_UNIT, SLICES_PER_UNIT, 5]
+    assert [u.objects for u in units] == [2 * SLICES_PER_UNIT, 2 * SLICES_PER_UNIT, 10]
+    covered = [set(u.slices) for u in units]
+    assert set.union(*covered) == set(range(SLICES_PER_UNIT * 2 + 5)) and sum(map(len, covered)) == SLICES_PER_UNIT * 2 + 5
 
 
 def test_unknown_model_or_protocol_stops_before_any_work(tmp_path: Path):

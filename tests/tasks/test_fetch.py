@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from catalog.cards import REGISTRY, PercentileClip, Subset, Target, UrlSource, dataset_card
+from records.cards import PercentileClip, Subset, Target, UrlSource
+from catalog.registry import REGISTRY, dataset_card
 from tasks.fetch import FetchError, materialise
 
 

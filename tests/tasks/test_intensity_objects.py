@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from catalog.cards import CTWindow, Passthrough, PercentileClip
+from records.cards import CTWindow, Passthrough, PercentileClip
 from tasks.intensity import to_uint8, window
 from tasks.objects import slice_objects
 

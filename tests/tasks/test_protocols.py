@@ -160,27 +160,65 @@ def test_registry_and_options() -> None:
     assert get_protocol("mazurowski").clicks == 9
     assert get_protocol("microsam-iterative").iterations == 8
     assert get_protocol("sammed2d").points == 5
-    assert Mazurowski(clicks=9).rows_per_object == 28
+    assert sum(s.steps for s in Mazurowski(clicks=9).specs) == 28
+
+
+def names(protocol) -> tuple[str, ...]:
+    return tuple(s.name for s in protocol.specs)
 
 
 def test_recorded_names() -> None:
-    assert Mazurowski(clicks=9).names == (
+    assert names(Mazurowski(clicks=9)) == (
         "mazurowski-m1", "mazurowski-m1-oracle", "mazurowski-m2", "mazurowski-m2-oracle",
         "mazurowski-m3", "mazurowski-m3-oracle", "mazurowski-m4", "mazurowski-m4-oracle",
-        "mazurowski-m5", "mazurowski-m5-oracle", "mazurowski-clicks9", "mazurowski-clicks9-oracle",
+        "mazurowski-m5", "mazurowski-m5-oracle", "mazurowski-clicks", "mazurowski-clicks-oracle",
     )  # fmt: skip
-    assert MicroSAMIterative().names == ("microsam-point", "microsam-box")
-    assert SAMMed2D().names == ("sammed2d-box", "sammed2d-1pt", "sammed2d-5pt")
-    assert MedSAMBoxJitter().names == ("medsam-box-jitter",)
+    assert names(MicroSAMIterative()) == ("microsam-point", "microsam-box")
+    assert names(SAMMed2D()) == ("sammed2d-box", "sammed2d-1pt", "sammed2d-points")
+    assert names(MedSAMBoxJitter()) == ("medsam-box-jitter",)
 
 
-@pytest.mark.parametrize("protocol", ALL, ids=lambda p: f"{p.name}-{p.rows_per_object}")
+def test_spec_ids_follow_exactly_the_options_that_change_a_variant() -> None:
+    """Changing --clicks changes the click sequences' spec ids and not the modes'; the same options
+    give the same ids in a new instance; ids differ between variants."""
+    three, two, again = Mazurowski(clicks=3), Mazurowski(clicks=2), Mazurowski(clicks=3)
+    ids = lambda p: {s.name: s.id for s in p.specs}  # noqa: E731
+    assert ids(three) == ids(again)
+    changed = {n for n in ids(three) if ids(three)[n] != ids(two)[n]}
+    assert changed == {"mazurowski-clicks", "mazurowski-clicks-oracle"}
+    assert len(set(ids(three).values())) == len(three.specs)
+    assert three.spec("mazurowski-clicks").params["clicks"] == 3 and three.spec("mazurowski-clicks").steps == 3
+    p5, p7 = SAMMed2D(points=5), SAMMed2D(points=7)
+    assert {n for n in ids(p5) if ids(p5)[n] != ids(p7)[n]} == {"sammed2d-points"}
+    assert ids(MicroSAMIterative(iterations=2)).keys() == ids(MicroSAMIterative()).keys()
+    assert not set(ids(MicroSAMIterative(iterations=2)).values()) & set(ids(MicroSAMIterative()).values())
+
+
+def test_spec_canonical_form_is_stable() -> None:
+    """The id is a function of the canonical JSON alone: parameter order does not matter, values do,
+    and the seeding scheme and metric convention are part of every spec."""
+    from records.specs import ProtocolSpec
+
+    a = ProtocolSpec("x", {"b": 1, "a": [1, 2]})
+    b = ProtocolSpec("x", {"a": (1, 2), "b": 1})
+    assert a.id == b.id and a.canonical == b.canonical and len(a.id) == 12
+    assert ProtocolSpec("x", {"b": 2, "a": [1, 2]}).id != a.id
+    assert {"seed", "scoring"} <= set(a.params) and a.params["scoring"]["nsd_tolerance"] == 2.0
+    assert ProtocolSpec("x", {"scoring": {**a.params["scoring"], "nsd_tolerance": 1.0}, "b": 1, "a": [1, 2]}).id != a.id
+    with pytest.raises(TypeError):
+        ProtocolSpec("x", {"a": object()})
+
+
+@pytest.mark.parametrize("protocol", ALL, ids=lambda p: f"{p.name}-{len(p.specs)}")
 @pytest.mark.parametrize("make_gt", [annulus, two_blobs, corner_blob])
 def test_rows_names_and_steps(protocol, make_gt) -> None:
     gt = make_gt()
     steps = protocol.run(context(gt, ThreeMasks(gt)))
-    assert len(steps) == protocol.rows_per_object
-    assert {s.protocol for s in steps} == set(protocol.names)
+    assert len(steps) == sum(s.steps for s in protocol.specs)
+    assert {s.protocol for s in steps} == set(names(protocol))
+    for spec in protocol.specs:  # asking for one variant yields at least that variant, identically
+        only = [s for s in protocol.run(context(gt, ThreeMasks(gt)), frozenset({spec.name})) if s.protocol == spec.name]
+        assert [x.prompt for x in only] == [x.prompt for x in steps if x.protocol == spec.name]
     for name, group in by_name(steps).items():
         assert [s.step for s in group] == list(range(1, len(group) + 1)), name
     for s in steps:
@@ -320,8 +358,8 @@ def test_mazurowski_default_and_oracle_choice() -> None:
         (o,) = steps[f"mazurowski-{mode}-oracle"]
         assert (d.mask == pred.masks[0]).all() and d.score == 0.2  # first output, not the best score
         assert (o.mask == gt).all() and o.score == 0.5
-    assert (steps["mazurowski-clicks2"][0].mask == pred.masks[0]).all()
-    assert (steps["mazurowski-clicks2-oracle"][1].mask == gt).all()
+    assert (steps["mazurowski-clicks"][0].mask == pred.masks[0]).all()
+    assert (steps["mazurowski-clicks-oracle"][1].mask == gt).all()
 
 
 def test_oracle_index_reference_quirk() -> None:
@@ -337,7 +375,7 @@ def test_oracle_index_reference_quirk() -> None:
 def test_mazurowski_first_click_on_whole_mask_ring() -> None:
     gt = annulus()
     steps = by_name(Mazurowski(clicks=1).run(context(gt, ThreeMasks(gt))))
-    for name in ("mazurowski-clicks1", "mazurowski-clicks1-oracle"):
+    for name in ("mazurowski-clicks", "mazurowski-clicks-oracle"):
         ((x, y),) = steps[name][0].prompt.points
         assert gt[int(y), int(x)] and at_max_edt(gt, x, y)
 
@@ -347,7 +385,7 @@ def test_mazurowski_first_click_whole_mask_not_largest_component() -> None:
     gt[2:6, 2:62] = True  # the largest component: a thin bar (240 px)
     gt[20:34, 20:34] = True  # a smaller but thicker square (196 px)
     steps = by_name(Mazurowski(clicks=1).run(context(gt, ThreeMasks(gt))))
-    ((x, y),) = steps["mazurowski-clicks1"][0].prompt.points
+    ((x, y),) = steps["mazurowski-clicks"][0].prompt.points
     assert 20 <= y < 34  # inscribed circle largest in the square
     ((x, y),) = steps["mazurowski-m1"][0].prompt.points
     assert 2 <= y < 6  # M1 uses the largest-area component
@@ -360,7 +398,7 @@ def test_mazurowski_second_click_in_false_negative() -> None:
     fn = gt & ~wrong
     pred = Fixed(wrong)
     steps = by_name(Mazurowski(clicks=3).run(context(gt, pred)))
-    for name in ("mazurowski-clicks3", "mazurowski-clicks3-oracle"):
+    for name in ("mazurowski-clicks", "mazurowski-clicks-oracle"):
         s1, s2, s3 = steps[name]
         (x, y), label = s2.prompt.points[1], s2.prompt.point_labels[1]
         assert fn[int(y), int(x)] and at_max_edt(fn, x, y) and label == 1
@@ -376,7 +414,7 @@ def test_mazurowski_second_click_in_false_positive() -> None:
     wrong[40:60, 36:60] = True  # a spurious blob
     fp = wrong & ~gt
     steps = by_name(Mazurowski(clicks=2).run(context(gt, Fixed(wrong))))
-    (x, y), label = steps["mazurowski-clicks2"][1].prompt.points[1], steps["mazurowski-clicks2"][1].prompt.point_labels[1]
+    (x, y), label = steps["mazurowski-clicks"][1].prompt.points[1], steps["mazurowski-clicks"][1].prompt.point_labels[1]
     assert fp[int(y), int(x)] and at_max_edt(fp, x, y) and label == 0
 
 
@@ -384,11 +422,11 @@ def test_mazurowski_oracle_sequence_follows_its_own_mask() -> None:
     gt = square()
     pred = ThreeMasks(gt)  # index 2 is perfect: the oracle's error region is empty, index 0's is not
     steps = by_name(Mazurowski(clicks=2).run(context(gt, pred)))
-    (x, y), lab = steps["mazurowski-clicks2"][1].prompt.points[1], steps["mazurowski-clicks2"][1].prompt.point_labels[1]
+    (x, y), lab = steps["mazurowski-clicks"][1].prompt.points[1], steps["mazurowski-clicks"][1].prompt.point_labels[1]
     err = pred.masks[0] ^ gt
     assert err[int(y), int(x)] and lab == int(gt[int(y), int(x)])
     # oracle: empty error region, every pixel ties; the label still comes from the GT
-    (x, y), lab = steps["mazurowski-clicks2-oracle"][1].prompt.points[1], steps["mazurowski-clicks2-oracle"][1].prompt.point_labels[1]
+    (x, y), lab = steps["mazurowski-clicks-oracle"][1].prompt.points[1], steps["mazurowski-clicks-oracle"][1].prompt.point_labels[1]
     assert lab == int(gt[int(y), int(x)])
 
 
@@ -451,14 +489,14 @@ def test_sammed2d_prompts() -> None:
     (one,) = steps["sammed2d-1pt"]
     ((x, y),) = one.prompt.points
     assert gt[int(y), int(x)] and one.prompt.point_labels == (1,)
-    (five,) = steps["sammed2d-5pt"]
+    (five,) = steps["sammed2d-points"]
     assert sorted(five.prompt.point_labels) == [0, 0, 0, 1, 1]
     for (x, y), lab in zip(five.prompt.points, five.prompt.point_labels):
         assert gt[int(y), int(x)] == bool(lab)
     for s in (box, one, five):
         assert (s.mask == pred.masks[1]).all() and s.score == 0.9  # best predicted score
     assert all(mm for _, mm in pred.calls)
-    (three,) = by_name(SAMMed2D(points=3).run(context(gt, pred)))["sammed2d-3pt"]
+    (three,) = by_name(SAMMed2D(points=3).run(context(gt, pred)))["sammed2d-points"]
     assert sorted(three.prompt.point_labels) == [0, 0, 1]
 
 
@@ -471,7 +509,7 @@ def test_sammed2d_labels_shuffled() -> None:
 # ---------------------------------------------------------------- border
 
 
-@pytest.mark.parametrize("protocol", ALL, ids=lambda p: f"{p.name}-{p.rows_per_object}")
+@pytest.mark.parametrize("protocol", ALL, ids=lambda p: f"{p.name}-{len(p.specs)}")
 def test_border_prompts_inside_image(protocol) -> None:
     gt = corner_blob()
     for seed in range(5):
@@ -492,7 +530,7 @@ def run_object(protocol, gt: np.ndarray, key: tuple) -> list:
     return prompts_json(protocol.run(ctx))
 
 
-@pytest.mark.parametrize("protocol", ALL, ids=lambda p: f"{p.name}-{p.rows_per_object}")
+@pytest.mark.parametrize("protocol", ALL, ids=lambda p: f"{p.name}-{len(p.specs)}")
 def test_same_seed_same_prompts_and_no_global_rng(protocol) -> None:
     gt = annulus()
     np.random.seed(123)
@@ -526,5 +564,5 @@ def test_prefix_stable_across_click_counts() -> None:
     gt = annulus()
     short = by_name(Mazurowski(clicks=3).run(context(gt, Fixed(np.roll(gt, 6, axis=1)), 7)))
     long = by_name(Mazurowski(clicks=6).run(context(gt, Fixed(np.roll(gt, 6, axis=1)), 7)))
-    assert [s.prompt for s in short["mazurowski-clicks3"]] == [s.prompt for s in long["mazurowski-clicks6"][:3]]
+    assert [s.prompt for s in short["mazurowski-clicks"]] == [s.prompt for s in long["mazurowski-clicks"][:3]]
     assert [s.prompt for s in short["mazurowski-m1"]] == [s.prompt for s in long["mazurowski-m1"]]

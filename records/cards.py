@@ -1,7 +1,8 @@
 """Dataset cards: what a dataset is, where it comes from and how its release is laid out.
 
-A card is registered by decorating the function that discovers the cases of the official release
-(amid-style): the registry is the single source for ingest, the ``datasets`` command and the docs.
+These are the types both sides share: catalog/ builds cards (one module per dataset, listed in
+``catalog.datasets``) and tasks/ reads the case files they discover. A card names its reader as the
+callable itself, so nothing is registered by importing a module.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -142,7 +143,7 @@ class DatasetCard(BaseModel):
     layout: str = Field(description="the official release layout, in a sentence")
     cases: int | None = Field(None, description="cases in the official release, where documented")
     discover: Callable[[Path], Iterator[CaseFiles]]
-    reader: str = Field("sitk", description="name of the case reader in tasks.readers")
+    reader: Callable[[CaseFiles], Any] = Field(description="reads one case's files into (channels, label) ITK images")
     prepare: Callable[[Path], None] | None = Field(None, description="derives files after fetching")
 
     @model_validator(mode="after")
@@ -170,41 +171,3 @@ class DatasetCard(BaseModel):
     def targets(self) -> list[str]:
         """The target names of all subsets, in order, without repeats."""
         return list(dict.fromkeys(t.name for s in self.subsets for t in s.labels.values()))
-
-
-REGISTRY: dict[str, DatasetCard] = {}
-
-
-def dataset_card(**fields: object) -> Callable[[Callable[[Path], Iterator[CaseFiles]]], DatasetCard]:
-    """Register the decorated discover function as the card built from ``fields``."""
-
-    def register(discover: Callable[[Path], Iterator[CaseFiles]]) -> DatasetCard:
-        card = DatasetCard(discover=discover, **fields)
-        if card.id in REGISTRY:
-            raise ValueError(f"dataset id {card.id!r} is registered twice")
-        REGISTRY[card.id] = card
-        return card
-
-    return register
-
-
-class UnknownDataset(KeyError):
-    """Raised for a dataset id that no card registers."""
-
-
-def get_card(dataset_id: str) -> DatasetCard:
-    """The registered card for ``dataset_id``, loading the built-in cards on first use."""
-    import catalog.datasets  # noqa: F401  (registers the built-in cards)
-
-    try:
-        return REGISTRY[dataset_id]
-    except KeyError:
-        known = ", ".join(sorted(REGISTRY))
-        raise UnknownDataset(f"unknown dataset {dataset_id!r}; known: {known}") from None
-
-
-def all_cards() -> list[DatasetCard]:
-    """Every registered card, sorted by id."""
-    import catalog.datasets  # noqa: F401
-
-    return [REGISTRY[k] for k in sorted(REGISTRY)]

@@ -5,7 +5,7 @@ Builds a synthetic QaTa-COV19 v2 replica (``Train Set/Images/<id>.png`` + ``Grou
 server, and prints what this run measured: images/s, files and directories written per image (store
 and catalog), and Prefect task runs (read back from the Prefect API) against images; then the
 re-run of the unchanged release. The baseline, in the same process, is the pre-batching path (one
-task per image, one set of Parquet fragments per image, zarr's own writer) on a subset, reached by
+task per image, zarr's own writer) on a subset, reached by
 registering a copy of the card that says 3D (3D cards take that path), under the same thread pool.
 
     python bench/ingest_many_images.py [--images 5000] [--baseline-images 500]
@@ -14,6 +14,7 @@ registering a copy of the card that says 3D (3D cards take that path), under the
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 import tempfile
@@ -76,12 +77,11 @@ def tree_counts(folder: Path) -> tuple[int, int]:
     return files, dirs
 
 
-def fragments(catalog: Path, dataset: str) -> int:
-    """Parquet files of ``cases`` and ``objects`` written for one dataset."""
-    from catalog.writer import partition_value
+def fragments(catalog: Path) -> int:
+    """Data files of the current ``cases`` and ``objects`` tables."""
+    from catalog.tables import data_files
 
-    prefix = partition_value(dataset) + "__"
-    return sum(1 for table in ("cases", "objects") for p in (catalog / table).rglob("*.parquet") if p.name.startswith(prefix))
+    return sum(len(data_files(catalog, table)) for table in ("cases", "objects"))
 
 
 def latest_run(catalog: Path) -> str:
@@ -100,13 +100,13 @@ def timed_ingest(dataset: str, source: Path) -> tuple[float, object]:
 
 def register_per_image_clone() -> str:
     """A copy of the QaTa card that says 3D, so the flow takes the one-task-per-case path."""
-    from catalog.registry import dataset_card, get_card
+    from catalog.registry import REGISTRY, dataset_card, get_card
     from records.cards import DatasetCard
 
     base = get_card("qata_cov19")
     fields = {name: getattr(base, name) for name in DatasetCard.model_fields if name != "discover"}
     fields.update(id="bench-per-image", dimensionality=3)
-    dataset_card(**fields)(base.discover)
+    REGISTRY["bench-per-image"] = dataset_card(**fields)(base.discover)
     return "bench-per-image"
 
 
@@ -134,14 +134,14 @@ def main() -> None:
         run = latest_run(settings.catalog_root)
         tasks = count_task_runs(run, report.tasks)
         files, dirs = tree_counts(settings.store_root / "qata_cov19")
-        parquet = fragments(settings.catalog_root, "qata_cov19")
+        parquet = fragments(settings.catalog_root)
         rerun_seconds, rerun = timed_ingest("qata_cov19", full)
 
         clone = register_per_image_clone()
         base_seconds, base_report = timed_ingest(clone, subset)
         base_tasks = count_task_runs(latest_run(settings.catalog_root), base_report.tasks)
         base_files, base_dirs = tree_counts(settings.store_root / clone)
-        base_parquet = fragments(settings.catalog_root, clone)
+        base_parquet = fragments(settings.catalog_root) - parquet
 
     n, m = args.images, args.baseline_images
     rate, base_rate = len(report.ingested) / seconds, len(base_report.ingested) / base_seconds
@@ -158,6 +158,8 @@ def main() -> None:
     print(f"  catalog Parquet files    {base_parquet:8d}     ({base_parquet / m:.2f} per image)")
     print(f"  Prefect task runs        {base_tasks:8d}     for {m} images ({base_report.tasks} submitted)")
     print(f"\nbatched / per-image throughput: {rate / base_rate:.1f}x")
+    print(json.dumps({"images": n, "images_per_s": round(rate, 1), "baseline_images_per_s": round(base_rate, 1),
+                      "speedup": round(rate / base_rate, 2), "catalog_files": parquet, "task_runs": tasks}))
 
 
 if __name__ == "__main__":

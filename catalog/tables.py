@@ -28,7 +28,7 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from records.rows import PARTITIONED, PARTITIONS, ROW_TYPES, Row, to_table
@@ -131,10 +131,11 @@ def insert_missing(root: Path | str, rows: Sequence[Row] | pa.Table, cls: type[R
     return int(stats.get("num_target_rows_inserted", 0))
 
 
-def replace(root: Path | str, rows: Sequence[Row], cls: type[Row], scope: dict[str, Iterable[object]]) -> None:
+def replace(root: Path | str, rows: Sequence[Row] | pa.Table, cls: type[Row], scope: dict[str, Iterable[object]]) -> None:
     """Make ``rows`` the table's rows within ``scope`` (column -> values, e.g. the re-ingested case ids
     of one dataset): update matched keys, insert new ones, delete the scope's other rows. One commit."""
-    data = _unique(to_table(rows, cls), cls.KEY) if rows else cls.SCHEMA.empty_table()
+    data = rows if isinstance(rows, pa.Table) else to_table(rows, cls)
+    data = _unique(data.cast(cls.SCHEMA), cls.KEY) if data.num_rows else cls.SCHEMA.empty_table()
     in_scope = " AND ".join(f"t.{c} IN ({_sql_list(v)})" for c, v in scope.items())
     if not in_scope:
         raise ValueError("replace needs a scope: the rows it may delete")
@@ -186,18 +187,9 @@ def compact(root: Path | str, names: Iterable[str] = tuple(ROW_TYPES), vacuum: b
         before = len(table.file_uris())
         table.optimize.compact(target_size=TARGET_FILE_BYTES)
         removed = 0
+        table.create_checkpoint()  # readers replay one checkpoint instead of every commit
         if vacuum:
             removed = len(table.vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False))
             table.cleanup_metadata()
         done.append(Compaction(name, before, len(DeltaTable(table_uri(root, name)).file_uris()), removed))
     return done
-
-
-def write_new(root: Path | str, data: pa.Table, cls: type[Row]) -> None:
-    """Append ``data`` without a key check: only for building tables whose keys are known to be new
-    (the synthetic catalog of bench/catalog.py)."""
-    _create(root, cls.TABLE)
-    write_deltalake(
-        table_uri(root, cls.TABLE), data.cast(cls.SCHEMA), mode="append",
-        partition_by=list(PARTITIONS) if cls.TABLE in PARTITIONED else None,
-    )

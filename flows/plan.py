@@ -13,13 +13,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 
 from catalog.query import connect
 from records.rows import SLICE
 from records.specs import ProtocolSpec
-from tasks.evaluate_unit import PlannedObject
+from records.units import PlannedObject
 
 SLICES_PER_UNIT = 32  # about a minute of LiteMedSAM encoding on a CPU core, seconds on a GPU
 
@@ -120,13 +119,13 @@ def plan_units(
     spread = max_slices_per_case > 0
     if spread:  # at most k slices per case, evenly spread over all its candidate slices, done or not,
         params["k"] = int(max_slices_per_case)  # so a repeated run with the same limit plans nothing new
-    base = _missing_sql(filters, spread)
-    units_sql = base + f"""
-        , missing AS (SELECT * FROM marked WHERE NOT is_done),
-        slices AS (
+    con.execute("CREATE TEMP TABLE marked AS " + _missing_sql(filters, spread) + " SELECT * FROM marked",
+                _used(_missing_sql(filters, spread), params))
+    units_sql = f"""
+        WITH slices AS (
             SELECT dataset, case_id, any_value(zarr_path) AS zarr_path, slice_index,
                    count(DISTINCT label) AS objects, list(DISTINCT spec_id) AS spec_ids
-            FROM missing GROUP BY dataset, case_id, slice_index
+            FROM marked WHERE NOT is_done GROUP BY dataset, case_id, slice_index
         ), numbered AS (
             SELECT *, (row_number() OVER (PARTITION BY dataset, case_id ORDER BY slice_index) - 1) // {SLICES_PER_UNIT} AS unit
             FROM slices
@@ -135,30 +134,33 @@ def plan_units(
                list_sort(list_distinct(flatten(list(spec_ids)))), sum(objects)::BIGINT
         FROM numbered GROUP BY dataset, case_id, unit ORDER BY dataset, case_id, unit
     """
-    units = [
-        WorkUnit(d, c, p, tuple(z), tuple(s), int(n))
-        for d, c, p, z, s, n in _execute(con, units_sql, params).fetchall()
-    ]
-    counts_sql = base + """
-        SELECT dataset,
-               count(DISTINCT (case_id, slice_index, label)) FILTER (WHERE NOT is_done) AS objects,
-               count(DISTINCT (case_id, slice_index)) FILTER (WHERE NOT is_done) AS slices,
-               count(*) FILTER (WHERE NOT is_done) AS missing, count(*) FILTER (WHERE is_done) AS done
-        FROM marked GROUP BY dataset ORDER BY dataset
+    units = [WorkUnit(d, c, p, tuple(z), tuple(s), int(n)) for d, c, p, z, s, n in con.execute(units_sql).fetchall()]
+    counts_sql = """
+        WITH per_object AS (
+            SELECT dataset, case_id, slice_index, label, count(*) FILTER (WHERE NOT is_done) AS missing,
+                   count(*) FILTER (WHERE is_done) AS done
+            FROM marked GROUP BY ALL
+        ), per_slice AS (
+            SELECT dataset, case_id, slice_index, count(*) FILTER (WHERE missing > 0) AS objects,
+                   sum(missing) AS missing, sum(done) AS done
+            FROM per_object GROUP BY ALL
+        )
+        SELECT dataset, sum(objects), count(*) FILTER (WHERE objects > 0), sum(missing), sum(done)
+        FROM per_slice GROUP BY dataset ORDER BY dataset
     """
     per_unit: dict[str, int] = {}
     for unit in units:
         per_unit[unit.dataset] = per_unit.get(unit.dataset, 0) + 1
     summary = [
         DatasetPlan(d, per_unit.get(d, 0), int(o), int(s), int(m), int(done))
-        for d, o, s, m, done in _execute(con, counts_sql, params).fetchall()
+        for d, o, s, m, done in con.execute(counts_sql).fetchall()
     ]
     return Plan(units, summary)
 
 
-def _execute(con: duckdb.DuckDBPyConnection, sql: str, params: dict) -> duckdb.DuckDBPyConnection:
-    used = {k: v for k, v in params.items() if f"${k}" in sql}
-    return con.execute(sql, used)
+def _used(sql: str, params: dict) -> dict:
+    """The parameters ``sql`` names (DuckDB refuses unused named parameters)."""
+    return {k: v for k, v in params.items() if f"${k}" in sql}
 
 
 def unit_objects(catalog: Path, unit: WorkUnit, model: str, sha256: str, specs: Sequence[ProtocolSpec]) -> list[PlannedObject]:
@@ -176,4 +178,4 @@ def unit_objects(catalog: Path, unit: WorkUnit, model: str, sha256: str, specs: 
         FROM marked WHERE NOT is_done GROUP BY slice_index, label ORDER BY slice_index, label
     """
     params = {"model": model, "sha": sha256, "dataset": unit.dataset, "case": unit.case_id, "slices": list(unit.slices)}
-    return [PlannedObject(z, l, t, m, a, tuple(s)) for z, l, t, m, a, s in _execute(con, sql, params).fetchall()]
+    return [PlannedObject(z, l, t, m, a, tuple(s)) for z, l, t, m, a, s in con.execute(sql, _used(sql, params)).fetchall()]

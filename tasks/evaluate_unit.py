@@ -16,24 +16,13 @@ import numpy as np
 
 from records.rows import SLICE, ResultRow
 from records.specs import ProtocolSpec
+from records.units import PlannedObject
 from tasks.intensity import to_uint8
 from tasks.metrics import score
 from tasks.models import SegmentationModel
 from tasks.models.base import Embedding, Prompt
 from tasks.protocols import Context, PromptProtocol, object_seed
 from tasks.store import StoredCase
-
-
-@dataclass(frozen=True)
-class PlannedObject:
-    """An object to evaluate, the partition and target it belongs to, and the spec ids it lacks."""
-
-    slice_index: int
-    label: int
-    target: str
-    modality: str
-    anatomy: str
-    spec_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True)

@@ -45,3 +45,20 @@ def test_builtin_cards_are_listed_once_with_callable_readers():
     assert len(BUILTIN_CARDS) == len(modules), "a card module is not listed in BUILTIN_CARDS"
     for card in BUILTIN_CARDS:
         assert callable(card.reader) and card.reader.__module__.startswith("tasks."), card.id
+
+
+def test_layers_import_only_downwards():
+    """records/ imports none of the packages; tasks/ never imports catalog/ or flows/ (it returns
+    values and only flows write the catalog); catalog/ never imports flows/."""
+    import ast
+    from pathlib import Path
+
+    repo = Path(__file__).resolve().parents[2]
+    forbidden = {"records": {"tasks", "catalog", "flows"}, "tasks": {"catalog", "flows"}, "catalog": {"flows"}}
+    for package, banned in forbidden.items():
+        for path in (repo / package).rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else (
+                    [node.module] if isinstance(node, ast.ImportFrom) and node.module and node.level == 0 else [])
+                for name in names:
+                    assert name.split(".")[0] not in banned, f"{path.relative_to(repo)} imports {name}"

@@ -97,7 +97,7 @@ def test_killed_run_is_completed_by_a_rerun_that_computes_only_the_missing_keys(
     exe = str(Path(sys.executable).with_name("samatlas"))
     proc = subprocess.Popen([exe, "evaluate", "--workers", "1"], env=env, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL, start_new_session=True)
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 900
     present = 0
     while time.monotonic() < deadline and proc.poll() is None:
         present = query(root, "SELECT count(*) FROM results")[0][0] if (root / "catalog" / "results").exists() else 0

@@ -24,7 +24,7 @@ from catalog.cards import CaseFiles, get_card
 from catalog.user_cards import resolve_dataset
 from catalog.writer import read_table, write_rows
 from flows.runinfo import current_run_id, record_run
-from tasks.fetch import FetchError, materialise
+from tasks.fetch import FetchError, materialise, resolve_subsets
 from tasks.ingest_batch import bucket_key, group_by_bucket, ingest_batch
 from tasks.ingest_case import ingest_case, is_current, source_checksums
 from tasks.settings import get_settings
@@ -108,8 +108,9 @@ def previous_cases(catalog: Path, dataset_id: str) -> dict[str, dict]:
 
 
 @flow(name="ingest", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
-def ingest(datasets: list[str], source: str | None = None) -> list[DatasetReport]:
-    """Ingest ``datasets`` (ids or YAML card paths); ``source`` is the user's copy of one release.
+def ingest(datasets: list[str], source: str | None = None, subsets: list[str] | None = None) -> list[DatasetReport]:
+    """Ingest ``datasets`` (ids or YAML card paths); ``source`` is the user's copy of one release;
+    ``subsets`` (``--subset`` values) limits the ingest to those subsets (and fetches only them).
 
     A dataset whose release cannot be fetched or whose layout does not match its card is reported
     with the reason, and the other datasets go on.
@@ -123,8 +124,9 @@ def ingest(datasets: list[str], source: str | None = None) -> list[DatasetReport
     for dataset_id in datasets:
         card = get_card(resolve_dataset(dataset_id))
         try:
-            release = materialise(card, settings.cache_root, Path(source) if source else None)
-            cases = list(card.discover(release.root))
+            chosen = resolve_subsets(card, subsets)
+            release = materialise(card, settings.cache_root, Path(source) if source else None, chosen)
+            cases = [c for c in card.discover(release.root) if chosen is None or c.subset in chosen]
         except (FetchError, OSError, ValueError) as exc:  # UnsafeArchive and layout errors included
             get_run_logger().error("%s: %s", card.id, exc)
             reports.append(DatasetReport(card.id, error=str(exc)))
@@ -146,5 +148,5 @@ def ingest(datasets: list[str], source: str | None = None) -> list[DatasetReport
                     "tasks": r.tasks, "error": r.error}
         for r in reports
     }
-    record_run(catalog, "ingest", run_id, started, {"datasets": datasets, "source": source}, counts)
+    record_run(catalog, "ingest", run_id, started, {"datasets": datasets, "source": source, "subsets": subsets}, counts)
     return reports

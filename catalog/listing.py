@@ -11,8 +11,9 @@ COLUMNS = ("id", "name", "modality", "anatomy", "dim", "targets", "cases", "lice
 DOCS_HEADER = """# Datasets
 
 Generated from the dataset registry by `python -m catalog.listing > docs/datasets.md`; a test checks
-it is current. `access`: `package` and `url` releases are fetched by `samatlas ingest ID`; `manual`
-ones need registration, then `samatlas ingest ID --source PATH`.
+it is current. `access`: `package` and `url` releases are fetched by `samatlas ingest ID` (a release
+shipped one archive per subset, as msd's ten tasks, by `samatlas fetch ID --subset NAME` or `samatlas
+ingest ID --subset NAME`); `manual` ones need registration, then `samatlas ingest ID --source PATH`.
 
 """
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Optional
 
+import duckdb
 import typer
 from rich.console import Console
 
@@ -12,7 +13,7 @@ from catalog.registry import UnknownDataset, get_card
 from catalog.query import SUMMARY_KEYS, QueryLimits, QueryRefused, connect, summary_sql, user_query
 from catalog.user_cards import register_folder, resolve_dataset
 from flows.output import Format, emit
-from tasks.fetch import FetchError, check_obtainable, materialise
+from tasks.fetch import FetchError, check_obtainable, materialise, resolve_subsets
 from tasks.settings import get_settings
 
 app = typer.Typer(help="Where does Segment Anything work in medicine, and where does it fail?", no_args_is_help=True)
@@ -29,13 +30,30 @@ def fail(message: str, code: int = 2) -> None:
     raise typer.Exit(code)
 
 
+SubsetOpt = Annotated[Optional[list[str]], typer.Option(
+    "--subset", help="a subset (repeatable; 'all' for every one), e.g. msd's Task04_Hippocampus; needs one dataset")]
+
+
+def one_dataset_for(option: str, datasets: list[str]) -> None:
+    """Stop unless exactly one dataset is given, since ``option`` describes one dataset's release."""
+    if len(datasets) != 1:
+        fail(f"{option} names one dataset's release: give exactly one dataset with it")
+
+
 @app.command()
-def fetch(datasets: Annotated[list[str], typer.Argument(help="dataset ids or YAML card paths")]) -> None:
+def fetch(
+    datasets: Annotated[list[str], typer.Argument(help="dataset ids or YAML card paths")],
+    subset: SubsetOpt = None,
+) -> None:
     """Download and unpack datasets' releases into the cache (no ingest)."""
     cache = get_settings().cache_root
+    if subset:
+        one_dataset_for("--subset", datasets)
     for dataset_id in datasets:
         try:
-            release = materialise(get_card(resolve_dataset(dataset_id)), cache)
+            card = get_card(resolve_dataset(dataset_id))
+            check_obtainable(card, cache, as_given=dataset_id)
+            release = materialise(card, cache, subsets=resolve_subsets(card, subset))
         except (UnknownDataset, FetchError, ValueError) as exc:
             fail(str(exc).strip("'\""))
         err.print(f"{dataset_id}: release ready at {release.root}")
@@ -63,19 +81,26 @@ def datasets(
 def ingest(
     datasets: Annotated[list[str], typer.Argument(help="dataset ids, or paths of YAML cards (see examples/)")],
     source: Annotated[Optional[Path], typer.Option(help="the official release as a folder or archive")] = None,
+    subset: SubsetOpt = None,
 ) -> None:
-    """Ingest datasets into the Zarr store and the catalog; bad cases are quarantined, not fatal."""
+    """Ingest datasets into the Zarr store and the catalog; bad cases are quarantined, not fatal.
+
+    Exits 1 when a dataset could not be ingested or none of its cases could (all quarantined).
+    """
     from flows.ingest import ingest as ingest_flow
     from flows.server import prefect_api
 
+    for option, given in (("--source", source), ("--subset", subset)):
+        if given:
+            one_dataset_for(option, datasets)
     try:
-        if source is not None and len(datasets) != 1:
-            fail("--source names one release: give exactly one dataset with it")
-        datasets = [resolve_dataset(d) for d in datasets]
-        for dataset_id in datasets:
-            check_obtainable(get_card(dataset_id), get_settings().cache_root, source)
+        ids = [resolve_dataset(d) for d in datasets]
+        for dataset_id, as_given in zip(ids, datasets):
+            card = get_card(dataset_id)
+            check_obtainable(card, get_settings().cache_root, source, as_given=as_given)
+            resolve_subsets(card, subset)  # an unknown subset fails here, before the server starts
         with prefect_api():
-            reports = ingest_flow(datasets, str(source) if source else None)
+            reports = ingest_flow(ids, str(source) if source else None, subset)
     except (UnknownDataset, FetchError, ValueError) as exc:
         fail(str(exc).strip("'\""))
     for r in reports:
@@ -85,8 +110,41 @@ def ingest(
         err.print(f"{r.dataset}: {len(r.ingested)} ingested, {len(r.skipped)} unchanged, {len(r.quarantined)} quarantined")
         for case_id, reason in r.quarantined.items():
             err.print(f"  [yellow]quarantined[/] {case_id}: {reason}")
-    if any(r.error for r in reports):
+    unusable = [r.dataset for r in reports if not r.error and not r.ingested and not r.skipped]
+    for dataset_id in unusable:
+        err.print(f"[bold red]{dataset_id}: no case could be ingested[/] (see the reasons above)")
+    if unusable or any(r.error for r in reports):
         raise typer.Exit(1)
+
+
+def check_evaluable(datasets: list[str]) -> None:
+    """Stop unless every ``--dataset`` is the id of a dataset with ingested cases, naming the known ids.
+
+    Evaluation plans from the catalog, so an id it does not hold (a typo, a card path, a dataset not
+    yet ingested) would otherwise plan nothing and succeed silently.
+    """
+    from catalog.registry import REGISTRY, load_builtins
+
+    load_builtins()
+    try:
+        register_folder()
+        cursor = connect(get_settings().catalog_root).execute("SELECT DISTINCT dataset FROM cases WHERE status = 'ok'")
+    except (ValueError, duckdb.Error) as exc:
+        fail(str(exc))
+    ingested = sorted(row[0] for row in cursor.fetchall())
+    have = f"ingested: {', '.join(ingested) or 'none yet'}"
+    for arg in datasets:
+        if arg in ingested:
+            continue
+        if arg.lower().endswith((".yaml", ".yml")) or Path(arg).is_file():
+            try:
+                hint = f"its id is {get_card(resolve_dataset(arg)).id!r}"
+            except (UnknownDataset, ValueError) as exc:
+                hint = str(exc)
+            fail(f"--dataset takes a dataset id, not a card path ({arg}: {hint}); {have}")
+        if arg in REGISTRY:
+            fail(f"dataset {arg!r} has no ingested cases: run `samatlas ingest {arg}` first; {have}")
+        fail(f"unknown dataset {arg!r}; known ids: {', '.join(sorted(REGISTRY))}; {have}")
 
 
 @app.command()
@@ -120,6 +178,8 @@ def evaluate(
         build_protocols(protocol or ["medsam-box"], options)  # unknown names and bad options fail here
     except ValueError as exc:
         fail(str(exc))
+    if dataset:
+        check_evaluable(dataset)
     settings = get_settings()
     cluster = cluster or settings.cluster
     device = device or settings.device

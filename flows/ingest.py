@@ -29,7 +29,7 @@ from catalog.user_cards import resolve_dataset
 from flows.runinfo import current_run_id, start_run
 from records.cards import CaseFiles
 from records.rows import CaseRow, DatasetRow, ObjectRow
-from tasks.fetch import FetchError, materialise
+from tasks.fetch import FetchError, materialise, resolve_subsets
 from tasks.ingest_batch import CaseStatus, group_by_bucket, ingest_batch
 from tasks.ingest_case import CaseOutcome
 from tasks.settings import get_settings
@@ -109,12 +109,15 @@ def commit_outcomes(catalog: Path, dataset_id: str, outcomes: list[CaseOutcome])
     tables.replace(catalog, [o.case for o in outcomes], CaseRow, scope)
 
 
-def _ingest_dataset(dataset_id: str, source: str | None, store: Path, catalog: Path, run_id: str) -> DatasetReport:
+def _ingest_dataset(
+    dataset_id: str, source: str | None, subsets: list[str] | None, store: Path, catalog: Path, run_id: str,
+) -> DatasetReport:
     settings = get_settings()
     card = get_card(resolve_dataset(dataset_id))
     try:
-        release = materialise(card, settings.cache_root, Path(source) if source else None)
-        cases = list(card.discover(release.root))
+        chosen = resolve_subsets(card, subsets)
+        release = materialise(card, settings.cache_root, Path(source) if source else None, chosen)
+        cases = [c for c in card.discover(release.root) if chosen is None or c.subset in chosen]
     except (FetchError, OSError, ValueError) as exc:  # UnsafeArchive and layout errors included
         get_run_logger().error("%s: %s", card.id, exc)
         return DatasetReport(card.id, error=str(exc))
@@ -144,8 +147,9 @@ def _ingest_dataset(dataset_id: str, source: str | None, store: Path, catalog: P
 
 
 @flow(name="ingest", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=WORKERS))
-def ingest(datasets: list[str], source: str | None = None) -> list[DatasetReport]:
-    """Ingest ``datasets`` (ids or YAML card paths); ``source`` is the user's copy of one release.
+def ingest(datasets: list[str], source: str | None = None, subsets: list[str] | None = None) -> list[DatasetReport]:
+    """Ingest ``datasets`` (ids or YAML card paths); ``source`` is the user's copy of one release;
+    ``subsets`` (``--subset`` values) limits the ingest to those subsets (and fetches only them).
 
     A dataset whose release cannot be fetched or whose layout does not match its card is reported
     with the reason, and the other datasets go on.
@@ -154,12 +158,12 @@ def ingest(datasets: list[str], source: str | None = None) -> list[DatasetReport
     store, catalog = settings.store_root, settings.catalog_root
     if source is not None and len(datasets) != 1:
         raise ValueError("--source names one release: give exactly one dataset with it")
-    record = start_run(catalog, "ingest", current_run_id(), {"datasets": datasets, "source": source})
+    record = start_run(catalog, "ingest", current_run_id(), {"datasets": datasets, "source": source, "subsets": subsets})
     reports: list[DatasetReport] = []
     status = "failed"
     try:
         for dataset_id in datasets:
-            reports.append(_ingest_dataset(dataset_id, source, store, catalog, record.row.run_id))
+            reports.append(_ingest_dataset(dataset_id, source, subsets, store, catalog, record.row.run_id))
         status = "completed"
     except KeyboardInterrupt:
         status = "interrupted"

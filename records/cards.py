@@ -70,6 +70,8 @@ class Subset(BaseModel):
     labels: dict[int, Target]
     intensity: Intensity
     channels: tuple[str, ...] = ("image",)
+    unmapped_labels: Literal["quarantine", "background"] = Field(
+        "quarantine", description="label values not in ``labels``: quarantine the case, or read them as background")
 
     @model_validator(mode="after")
     def _check(self) -> Subset:
@@ -94,10 +96,13 @@ class PackageSource(BaseModel):
 
 
 class UrlSource(BaseModel):
-    """Openly downloadable files with known checksums."""
+    """Openly downloadable files with checksums published by a primary source."""
 
     kind: Literal["url"] = "url"
-    files: dict[str, tuple[str, str]] = Field(description="file name -> (url, sha256)")
+    files: dict[str, tuple[str, str]] = Field(description="file name -> (url, hex digest by ``algorithm``)")
+    algorithm: Literal["sha256", "md5"] = Field("sha256", description="the hash the digests are")
+    subsets: dict[str, str] = Field(
+        default_factory=dict, description="file name -> the subset it holds, for fetching subsets one by one")
 
 
 class ManualSource(BaseModel):
@@ -153,6 +158,9 @@ class DatasetCard(BaseModel):
         names = [s.name for s in self.subsets]
         if len(set(names)) != len(names):
             raise ValueError(f"{self.id}: subset names repeat: {names}")
+        held = getattr(self.source, "subsets", {})
+        if held and not (set(held) <= set(self.source.files) and set(held.values()) <= set(names)):
+            raise ValueError(f"{self.id}: source subsets {held} name files or subsets the card lacks")
         return self
 
     def subset(self, name: str) -> Subset:

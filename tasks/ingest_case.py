@@ -73,7 +73,7 @@ def _ingest(card: DatasetCard, case: CaseFiles, store: Path, row: CaseRow) -> Ca
         check_same_grid(channels[0], label, case.images[0], label_source)
     volume = to_volume(channels, label)
     if volume.mask is not None:
-        check_label_values(volume.mask, subset.labels, label_source)
+        check_label_values(volume.mask, subset.labels, label_source, subset.unmapped_labels)
     windows = [window(volume.image[c], subset.intensity) for c in range(volume.image.shape[0])]
     attrs = {
         "dataset": card.id, "case_id": case.case_id, "subset": subset.name, "modality": subset.modality,

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     store: Path | None = Field(None, description="Zarr store root (default <data_root>/store).")
     catalog: Path | None = Field(None, description="Catalog root: one Delta table per catalog table (default <data_root>/catalog).")
     cache_dir: Path | None = Field(None, description="Download cache (default <data_root>/cache).")
+    mirror_url: str | None = Field(
+        None, description="Fetch each downloadable release file NAME from <mirror_url>/NAME instead of its published "
+                          "URL (a local mirror, or a test server); checksums are still the card's.")
     cards: Path | None = Field(None, description="A folder of YAML dataset cards, registered beside the built-in ones.")
     ingest_cron: str = Field("0 3 * * 0", description="Scheduled ingest refresh (Sun 03:00; unchanged cases skip).")
     evaluate_cron: str = Field("0 2 * * *", description="Scheduled re-evaluation (02:00; computes only what results lack).")

@@ -76,12 +76,19 @@ def check_same_grid(image: sitk.Image, label: sitk.Image, image_path: Path, labe
             raise CaseError(f"{label_path}: {role} {what} {rounded(b)} differs from image {rounded(a)}")
 
 
-def check_label_values(mask: np.ndarray, allowed: Mapping[int, object], label_path: Path) -> None:
-    """Raise CaseError if the mask holds values the card does not map."""
+def check_label_values(mask: np.ndarray, allowed: Mapping[int, object], label_path: Path, unmapped: str = "quarantine") -> None:
+    """Raise CaseError if the mask holds values the card does not map; with ``unmapped="background"``
+    set those voxels to 0 in place instead (a card that maps a few of an atlas's labels)."""
     values = set(np.unique(mask).tolist()) - {0}
     unknown = sorted(values - set(allowed))
-    if unknown:
-        raise CaseError(f"{label_path}: label values {unknown} are not in the card's map {sorted(allowed)}")
+    if unknown and unmapped == "background":
+        mask[np.isin(mask, unknown)] = 0
+    elif unknown:
+        shown = f"{unknown[:10]} and {len(unknown) - 10} more" if len(unknown) > 10 else str(unknown)
+        raise CaseError(
+            f"{label_path}: label values {shown} are not in the card's map {sorted(allowed)} "
+            f"(a card can read them as background: unmapped_labels: background)"
+        )
 
 
 def _canonical(image: sitk.Image) -> sitk.Image:

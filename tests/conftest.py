@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import functools
+import http.server
 import os
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,3 +80,71 @@ def run_samatlas(root: Path, *args: object, timeout: float = 600) -> CliResult:
 def cli(prefect_server: None, data_root: Path):
     """``cli(ARGS...)`` runs the samatlas command on this test's data root (see run_samatlas)."""
     return functools.partial(run_samatlas, data_root)
+
+
+class RangeServer(http.server.ThreadingHTTPServer):
+    """A static file server that honours ``Range: bytes=N-`` (when ``ranges``), logs each GET's path
+    and Range header in ``requests``, and drops the connection after ``cut[path]`` bytes once."""
+
+    ranges = True
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(("127.0.0.1", 0), RangeHandler)
+        self.root = root
+        self.requests: list[tuple[str, str | None]] = []
+        self.cut: dict[str, int] = {}
+
+    @property
+    def url(self) -> str:
+        """The server's base URL."""
+        return f"http://127.0.0.1:{self.server_address[1]}"
+
+
+class RangeHandler(http.server.BaseHTTPRequestHandler):
+    """Serves files of ``server.root``: 200, 206 for a range, 404, 416 for a range past the end."""
+
+    server: RangeServer
+
+    def log_message(self, *args: object) -> None:
+        """Quiet: the tests read ``server.requests`` instead."""
+
+    def do_GET(self) -> None:  # noqa: N802 (the http.server naming)
+        wanted = self.headers.get("Range")
+        self.server.requests.append((self.path, wanted))
+        path = self.server.root / self.path.lstrip("/")
+        if not path.is_file():
+            self.send_error(404)
+            return
+        data = path.read_bytes()
+        start = int(wanted.removeprefix("bytes=").split("-")[0]) if wanted and self.server.ranges else 0
+        if start >= len(data) > 0:
+            self.send_response(416)
+            self.send_header("Content-Range", f"bytes */{len(data)}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        body = data[start:]
+        self.send_response(206 if start else 200)
+        if start:
+            self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Accept-Ranges", "bytes" if self.server.ranges else "none")
+        self.end_headers()
+        cut = self.server.cut.pop(self.path, None)
+        self.wfile.write(body if cut is None else body[:cut])
+        self.close_connection = cut is not None
+
+
+@pytest.fixture
+def http_server(tmp_path: Path) -> Iterator[RangeServer]:
+    """A RangeServer on 127.0.0.1 over ``tmp_path / 'www'``, in a thread, stopped after the test."""
+    root = tmp_path / "www"
+    root.mkdir()
+    httpd = RangeServer(root)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield httpd
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -7,6 +7,10 @@ and ``dataset.json``; only ``imagesTr`` has labels, so only those cases are inge
 Prostate images are 4D (the sequences on the 4th axis) and are split into named channels.
 The tars carry macOS ``._*`` files, which are skipped. Task03 Liver is LiTS and Task01 is
 derived from BraTS 2016/17, so those overlap with the ``lits`` and ``brats2023`` cards.
+
+The tars are openly hosted on AWS for MONAI; the URLs and MD5 sums below are MONAI's
+(``monai.apps.datasets.DecathlonDataset.resource`` and ``.md5``, MONAI 1.6.1), recorded here as
+data: samatlas does not import MONAI. ``samatlas fetch msd --subset Task04_Hippocampus`` fetches one.
 """
 
 from __future__ import annotations
@@ -14,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
-from records.cards import CaseFiles, CTWindow, ManualSource, PercentileClip, Subset, Target
 from catalog.registry import dataset_card
+from records.cards import CaseFiles, CTWindow, PercentileClip, Subset, Target, UrlSource
 from tasks.formats.release import find
 from tasks.formats.split4d import read_channels
 
@@ -71,19 +75,31 @@ TASKS: dict[str, Subset] = {
         labels={1: Target(name="colon-tumour", anatomy="colon")}),
 }
 
+AWS = "https://msd-for-monai.s3-us-west-2.amazonaws.com"
+# Task -> the tar's MD5 as MONAI publishes it (monai/apps/datasets.py, DecathlonDataset.md5).
+MD5 = {
+    "Task01_BrainTumour": "240a19d752f0d9e9101544901065d872",
+    "Task02_Heart": "06ee59366e1e5124267b774dbd654057",
+    "Task03_Liver": "a90ec6c4aa7f6a3d087205e23d4e6397",
+    "Task04_Hippocampus": "9d24dba78a72977dbd1d2e110310f31b",
+    "Task05_Prostate": "35138f08b1efaef89d7424d2bcc928db",
+    "Task06_Lung": "8afd997733c7fc0432f71255ba4e52dc",
+    "Task07_Pancreas": "4f7080cfca169fa8066d17ce6eb061e4",
+    "Task08_HepaticVessel": "641d79e80ec66453921d997fbf12a29c",
+    "Task09_Spleen": "410d4a301da4e5b2f6f86ec3ddba524e",
+    "Task10_Colon": "bad7a188931dc2f6acf72b08eb6202d0",
+}
+
 
 @dataset_card(
     id="msd",
     name="Medical Segmentation Decathlon",
     dimensionality=3,
     subsets=tuple(TASKS.values()),
-    source=ManualSource(
-        register_at="http://medicaldecathlon.com/ (open download, no account)",
-        what_to_pass=(
-            "one task tar as published, e.g. https://msd-for-monai.s3-us-west-2.amazonaws.com/Task04_Hippocampus.tar "
-            "(samatlas knows no verified sha256 for the tars, so it does not download them itself), "
-            "or a folder holding extracted TaskXX_Name/ folders"
-        ),
+    source=UrlSource(
+        files={f"{task}.tar": (f"{AWS}/{task}.tar", md5) for task, md5 in MD5.items()},
+        algorithm="md5",
+        subsets={f"{task}.tar": TASKS[task].name for task in MD5},
     ),
     license="CC BY-SA 4.0 (per medicaldecathlon.com; not verified here)",
     citation="Antonelli M et al. The Medical Segmentation Decathlon. Nat Commun 2022;13:4128.",

@@ -245,9 +245,10 @@ def _signed(x: float | None) -> str:
     return "" if x is None else f"{x:+.4f}"
 
 
-def _shorten(names: list[str], keep: int = 6) -> str:
+def _shorten(names: list[str], keep: int = 12) -> str:
+    """The distinct names in order, ``;``-separated (task names hold commas), the first ``keep`` only."""
     names = list(dict.fromkeys(names))
-    return ", ".join(names[:keep]) + (f" (+{len(names) - keep} more)" if len(names) > keep else "")
+    return "; ".join(names[:keep]) + (f" (+{len(names) - keep} more)" if len(names) > keep else "")
 
 
 def section(con: duckdb.DuckDBPyConnection, values: list[PublishedValue] | None = None) -> list[str]:
@@ -275,7 +276,7 @@ def section(con: duckdb.DuckDBPyConnection, values: list[PublishedValue] | None 
     groups: dict[tuple[str, str, str], list[Unmatched]] = defaultdict(list)
     for u in unmatched:
         groups[(u.published.source, u.published.published_model, u.needed)].append(u)
-    rows = [(source, model, _shorten([u.published.protocol for u in group]), _shorten([u.published.task for u in group]),
+    rows = [(source, model, _shorten([u.published.protocol for u in group]), _shorten([u.published.task for u in group], keep=8),
              len(group), needed) for (source, model, needed), group in groups.items()]
     lines += ["### Not yet reproduced here", "",
               f"{len(unmatched)} published values have no matching results; what reproducing them would need:", "",

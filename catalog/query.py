@@ -17,10 +17,13 @@ from __future__ import annotations
 
 import tempfile
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from catalog.tables import data_files
 from records.rows import PARTITIONED, ROW_TYPES
@@ -96,15 +99,14 @@ def check_read_only(sql: str) -> str:
     return statement.query
 
 
-def user_query(root: Path | str, sql: str, limits: QueryLimits = QueryLimits()) -> tuple[list[str], list[tuple]]:
-    """Run a user's read-only query; return (column names, rows). Errors are one-line QueryRefused."""
-    text = check_read_only(sql)
-    con = sandbox(root, limits)
+@contextmanager
+def limited(con: duckdb.DuckDBPyConnection, limits: QueryLimits) -> Iterator[None]:
+    """Run the block under ``limits.timeout_s`` (the connection is interrupted then); DuckDB's errors
+    become one-line QueryRefused."""
     timer = threading.Timer(limits.timeout_s, con.interrupt)
     timer.start()
     try:
-        cursor = con.execute(text)
-        return [d[0] for d in cursor.description], cursor.fetchall()
+        yield
     except duckdb.InterruptException:
         raise QueryRefused(f"the query ran longer than {limits.timeout_s:g} s (SAMATLAS_QUERY_TIMEOUT_S) and was stopped") from None
     except duckdb.OutOfMemoryException:
@@ -113,6 +115,28 @@ def user_query(root: Path | str, sql: str, limits: QueryLimits = QueryLimits()) 
         raise QueryRefused(str(exc).strip().splitlines()[0]) from None
     finally:
         timer.cancel()
+
+
+def user_query(root: Path | str, sql: str, limits: QueryLimits = QueryLimits()) -> tuple[list[str], list[tuple]]:
+    """Run a user's read-only query; return (column names, rows). Errors are one-line QueryRefused."""
+    text = check_read_only(sql)
+    con = sandbox(root, limits)
+    try:
+        with limited(con, limits):
+            cursor = con.execute(text)
+            return [d[0] for d in cursor.description], cursor.fetchall()
+    finally:
+        con.close()
+
+
+def user_arrow(root: Path | str, sql: str, limits: QueryLimits = QueryLimits()) -> pa.Table:
+    """Run a user's read-only query as :func:`user_query` does; return an Arrow table."""
+    text = check_read_only(sql)
+    con = sandbox(root, limits)
+    try:
+        with limited(con, limits):
+            return con.sql(text).to_arrow_table()
+    finally:
         con.close()
 
 

@@ -1,4 +1,5 @@
-"""The report: summary tables, a Dice heatmap, Dice-versus-step curves and overlays, as Markdown + PNG."""
+"""The report: summary tables, published values beside ours, a Dice heatmap, Dice-versus-step curves and
+overlays, as Markdown + PNG."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ import numpy as np  # noqa: E402
 
 from catalog.figures import overlay_figure  # noqa: E402
 from catalog.listing import markdown_table  # noqa: E402
+from catalog.published import section as published_section  # noqa: E402
 from catalog.query import connect  # noqa: E402
 
 TABLE_SQL = """
@@ -102,6 +104,7 @@ def write_report(catalog: Path, outdir: Path, overlays: bool = True) -> Path:
     if overlays:
         path = overlay_figure(catalog, outdir / "overlays.png")
         parts += ["## Overlays (largest object per target)", "", f"![overlays]({path.name})", ""]
+    parts += published_section(con)
     report = outdir / "report.md"
     report.write_text("\n".join(parts))
     return report

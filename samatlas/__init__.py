@@ -1,0 +1,5 @@
+"""samatlas for notebooks and scripts: ``from samatlas import Catalog``."""
+
+from samatlas.notebook import Catalog
+
+__all__ = ["Catalog"]

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from tasks.intensity import to_uint8
-from tasks.metrics import score
+from tasks.metrics import DEFAULT_CONVENTION, MetricConvention, score
 from tasks.models import SegmentationModel
 from tasks.models.base import Embedding, Prompt
 from tasks.protocols import Context, PromptProtocol, object_seed
@@ -43,10 +43,11 @@ class UnitResult:
     encoder_calls: int = 0
 
 
-def slice_rgb(case: StoredCase, z: int) -> np.ndarray:
-    """Slice ``z`` as a (H, W, 3) uint8 image, each channel scaled by the window stored at ingest."""
+def slice_rgb(case: StoredCase, z: int, window: tuple[float, float] | None = None) -> np.ndarray:
+    """Slice ``z`` as a (H, W, 3) uint8 image, each channel scaled by the window stored at ingest,
+    or by ``window`` (low, high) in its place (``tasks.intensity.parse_window``)."""
     planes = case.image_slice(z)
-    windows = case.meta["window"]
+    windows = case.meta["window"] if window is None else [window] * planes.shape[0]
     scaled = [to_uint8(planes[c], *windows[c]) for c in range(planes.shape[0])]
     if len(scaled) == 1:
         scaled = scaled * 3
@@ -80,9 +81,11 @@ def run_unit(
     objects: Sequence[PlannedObject],
     model: SegmentationModel,
     protocols: Mapping[str, PromptProtocol],
-    tolerance_mm: float = 2.0,
+    convention: MetricConvention = DEFAULT_CONVENTION,
+    window: tuple[float, float] | None = None,
 ) -> UnitResult:
-    """Evaluate ``objects`` of one stored case with ``model`` under the protocols each object names."""
+    """Evaluate ``objects`` of one stored case with ``model`` under the protocols each object names,
+    scoring by ``convention``; ``window`` (low, high) replaces the case's stored window."""
     case = StoredCase(case_path)
     spacing = case.spacing[1:]
     by_slice: dict[int, list[PlannedObject]] = defaultdict(list)
@@ -91,7 +94,7 @@ def run_unit(
     result = UnitResult()
     for z in sorted(by_slice):
         start = time.perf_counter()
-        embedding = model.encode(slice_rgb(case, z))
+        embedding = model.encode(slice_rgb(case, z, window))
         encode_s = time.perf_counter() - start
         result.encoder_calls += 1
         mask_plane = case.mask_slice(z)
@@ -101,7 +104,7 @@ def run_unit(
                 timer: list[float] = []
                 ctx = object_context(model, embedding, gt, (dataset, case_id, z, obj.label), protocol, timer)
                 for step in protocol.run(ctx):
-                    scores = score(step.mask, gt, spacing, tolerance_mm)
+                    scores = score(step.mask, gt, spacing, convention)
                     result.rows.append({
                         "dataset": dataset, "case_id": case_id, "slice_index": z, "label": obj.label,
                         "target": obj.target, "modality": obj.modality, "anatomy": obj.anatomy,

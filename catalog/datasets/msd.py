@@ -18,8 +18,8 @@ import tasks.formats.split4d  # noqa: F401  (registers the channels-4d reader)
 from catalog.cards import CaseFiles, CTWindow, ManualSource, PercentileClip, Subset, Target, dataset_card
 from tasks.formats.release import find
 
-SOFT_TISSUE = CTWindow(level=40, width=400)
-LUNG = CTWindow(level=-600, width=1500)
+SOFT_TISSUE = CTWindow(preset="ct-soft-tissue")
+LUNG = CTWindow(preset="ct-lung")
 
 # Task folder -> subset; label values and channel order as each task's dataset.json states them.
 TASKS: dict[str, Subset] = {

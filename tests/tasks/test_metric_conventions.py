@@ -15,8 +15,8 @@ import surface_distance  # a declared test dependency: a missing one must fail, 
 from scipy.ndimage import gaussian_filter
 
 from tasks.metrics import (
-    CVPR24_2D, CVPR24_3D, DEFAULT_CONVENTION, MEDSAM_PAPER, PRESETS, SAMATLAS_VOXELS, MetricConvention, convention,
-    score,
+    CVPR24_2D, CVPR24_3D, DEFAULT_CONVENTION, MEDSAM_PAPER, PRESETS, SAMATLAS_VOXELS, SURFELS_2D_2PX,
+    MetricConvention, convention, score,
 )
 
 SPACING_3D = (5.0, 0.7, 0.7)
@@ -77,10 +77,21 @@ def test_spacing_is_in_array_order_for_surfels():
 @pytest.mark.filterwarnings("ignore::DeprecationWarning")
 def test_px_unit_measures_on_the_pixel_grid():
     pred, gt = random_pair((48, 40), seed=4, touch_edge=False)
-    got = score(pred, gt, SPACING_2D, CVPR24_2D)
+    got = score(pred, gt, SPACING_2D, SURFELS_2D_2PX)
     want_nsd, want_hd95, _ = deepmind(pred, gt, (1.0, 1.0), 2.0)
     assert got.dice > 0.2 and got.nsd == pytest.approx(want_nsd, abs=1e-6) and got.hd95 == pytest.approx(want_hd95)
-    assert got.nsd != pytest.approx(score(pred, gt, SPACING_2D, replace(CVPR24_2D, nsd_unit="mm")).nsd, abs=1e-3)
+    assert got.nsd != pytest.approx(score(pred, gt, SPACING_2D, replace(SURFELS_2D_2PX, nsd_unit="mm")).nsd, abs=1e-3)
+
+
+@pytest.mark.filterwarnings("ignore::DeprecationWarning")
+@pytest.mark.parametrize("seed", range(4))
+def test_cvpr_2d_scores_a_one_slice_volume(seed):
+    """The CVPR scorers' 2D cases: np.expand_dims(gts, -1) with spacing [1, 1, 1] into surface-distance."""
+    pred, gt = random_pair((48, 40), seed, touch_edge=seed % 2 == 1)
+    want_nsd, want_hd95, _ = deepmind(pred[..., None], gt[..., None], (1.0, 1.0, 1.0), 2.0)
+    got = score(pred, gt, SPACING_2D, CVPR24_2D)
+    assert got.nsd == pytest.approx(want_nsd, abs=1e-6) and got.hd95 == pytest.approx(want_hd95, abs=1e-6)
+    assert abs(got.nsd - score(pred, gt, SPACING_2D, SURFELS_2D_2PX).nsd) > 1e-3  # the faces count
 
 
 def test_dice_gate_sets_nsd_to_zero_at_or_below_the_gate():
@@ -89,11 +100,11 @@ def test_dice_gate_sets_nsd_to_zero_at_or_below_the_gate():
     pred = np.zeros_like(gt)
     pred[10:30, 27:37] = True  # overlaps 3 of 20 columns: Dice 120 / 600, exactly the gate (scored only if > 0.2)
     ungated = score(pred, gt, (1.0, 1.0), MEDSAM_PAPER)
-    gated = score(pred, gt, (1.0, 1.0), CVPR24_2D)
+    gated = score(pred, gt, (1.0, 1.0), SURFELS_2D_2PX)
     assert ungated.dice == gated.dice == 0.2
     assert ungated.nsd > 0 and gated.nsd == 0.0 and gated.hd95 == ungated.hd95
     good = np.roll(gt, 1, axis=1)
-    assert score(good, gt, (1.0, 1.0), CVPR24_2D).nsd == score(good, gt, (1.0, 1.0), MEDSAM_PAPER).nsd > 0.9
+    assert score(good, gt, (1.0, 1.0), SURFELS_2D_2PX).nsd == score(good, gt, (1.0, 1.0), MEDSAM_PAPER).nsd > 0.9
 
 
 def test_voxel_hd95_pooled_is_the_percentile_of_both_directions():
@@ -120,16 +131,19 @@ def test_empty_masks_under_every_convention(conv, shape, spacing):
 
 
 def test_names_params_and_presets():
-    assert CVPR24_3D.name == "surfels-2mm-gate0.2-max" and CVPR24_2D.name == "surfels-2px-gate0.2-max"
+    assert CVPR24_3D.name == "surfels-2mm-gate0.2-max" and CVPR24_2D.name == "surfels-slab-2px-gate0.2-max"
+    assert SURFELS_2D_2PX.name == "surfels-2px-gate0.2-max"
     assert MEDSAM_PAPER.name == "surfels-2mm-nogate-max" and SURFELS_POOLED.name == "surfels-2mm-nogate-pooled"
     assert DEFAULT_CONVENTION is SAMATLAS_VOXELS and SAMATLAS_VOXELS.name == "voxels-2mm-nogate-max"
     assert MetricConvention(**CVPR24_3D.to_params()) == CVPR24_3D
     assert CVPR24_3D.to_params() == {
         "surface": "surfels", "nsd_tolerance": 2.0, "nsd_unit": "mm", "nsd_gate_dice": 0.2, "hd95": "max-directed",
+        "lift_2d": False,
     }
+    assert MetricConvention(**CVPR24_2D.to_params()) == CVPR24_2D
     assert convention("cvpr24-3d") is CVPR24_3D
     with pytest.raises(ValueError, match="unknown metric convention 'nope'; choose from samatlas-voxels"):
         convention("nope")
-    for bad in ({"surface": "edges"}, {"nsd_unit": "cm"}, {"hd95": "mean"}, {"nsd_gate_dice": 1.5}):
+    for bad in ({"surface": "edges"}, {"nsd_unit": "cm"}, {"hd95": "mean"}, {"nsd_gate_dice": 1.5}, {"lift_2d": True}):
         with pytest.raises(ValueError, match=next(iter(bad))):
             MetricConvention(**bad)

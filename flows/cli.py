@@ -162,10 +162,12 @@ def evaluate(
     workers: Annotated[Optional[int], typer.Option(help="local Dask worker processes")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only print the plan")] = False,
+    metrics: Annotated[Optional[str], typer.Option(help="metric convention preset for NSD/HD95 (default samatlas-voxels)")] = None,
+    window: Annotated[Optional[str], typer.Option(help="CT window preset name or L,W replacing each case's stored window")] = None,
 ) -> None:
     """Evaluate a model under prompt protocols on every object not yet in the results."""
     from flows.cluster import local_workers, make_task_runner
-    from flows.evaluate import build_protocols
+    from flows.evaluate import RunOptions, build_protocols, planned_specs
     from flows.evaluate import evaluate as evaluate_flow
     from flows.server import prefect_api
     from tasks.models import MODEL_NAMES
@@ -175,9 +177,9 @@ def evaluate(
     if model not in MODEL_NAMES:
         fail(f"unknown model {model!r}; choose from {', '.join(MODEL_NAMES)}")
     try:
-        build_protocols(protocol or ["medsam-box"], options)  # unknown names and bad options fail here
-    except ValueError as exc:
-        fail(str(exc))
+        planned_specs(build_protocols(protocol or ["medsam-box"], options), RunOptions(metrics, window))  # bad names fail here
+    except (ValueError, KeyError) as exc:
+        fail(str(exc).strip("'\""))
     if dataset:
         check_evaluable(dataset)
     settings = get_settings()
@@ -195,7 +197,7 @@ def evaluate(
             report = evaluate_flow.with_options(task_runner=runner)(
                 model=model, checkpoint=str(checkpoint) if checkpoint else None, protocols=protocol,
                 datasets=dataset, cases=case, options=options, max_slices_per_case=max_slices_per_case,
-                device=device, n_workers=n_workers, dry_run=dry_run,
+                device=device, n_workers=n_workers, dry_run=dry_run, metrics=metrics, window=window,
             )
     except (CheckpointError, ValueError) as exc:
         fail(str(exc))

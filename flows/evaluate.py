@@ -25,6 +25,8 @@ from flows.plan import DatasetPlan, Plan, WorkUnit, plan_units, unit_objects
 from flows.runinfo import code_version, current_run_id, start_run
 from records.rows import ResultRow, to_table
 from tasks.evaluate_unit import PlannedSpec, RunStamp, run_unit
+from tasks.intensity import parse_window
+from tasks.metrics import convention
 from tasks.models import load_model
 from tasks.protocols import PromptProtocol, get_protocol
 from tasks.settings import get_settings
@@ -51,25 +53,45 @@ def build_protocols(names: list[str], options: dict[str, int] | None = None) -> 
     return {name: get_protocol(name, **(options or {})) for name in dict.fromkeys(names)}
 
 
-def planned_specs(protocols: dict[str, PromptProtocol]) -> dict[str, PlannedSpec]:
-    """Every spec the protocols record, by spec id."""
-    return {spec.id: PlannedSpec(spec, protocol) for protocol in protocols.values() for spec in protocol.specs}
+@dataclass(frozen=True)
+class RunOptions:
+    """Options of a run that change every spec: the metric convention (a ``tasks.metrics`` preset
+    name) and an intensity window replacing each case's stored one (``NAME`` or ``L,W``)."""
+
+    metrics: str | None = None
+    window: str | None = None
+
+    def scoring(self) -> dict | None:
+        return None if self.metrics is None else convention(self.metrics).to_params()
+
+    def window_bounds(self) -> tuple[float, float] | None:
+        return None if self.window is None else parse_window(self.window)
+
+
+def planned_specs(protocols: dict[str, PromptProtocol], run: RunOptions = RunOptions()) -> dict[str, PlannedSpec]:
+    """Every spec the protocols record (under the run's convention and window), by spec id."""
+    scoring, window = run.scoring(), run.window_bounds()
+    return {
+        spec.id: PlannedSpec(spec, protocol)
+        for protocol in protocols.values()
+        for spec in (s.with_run_options(scoring, window) for s in protocol.specs)
+    }
 
 
 @task(name="evaluate-unit", cache_policy=NO_CACHE, task_run_name="evaluate {unit.dataset}/{unit.case_id}")
 def evaluate_unit_task(
     unit: WorkUnit, model_name: str, checkpoint: str | None, device: str, protocol_names: list[str],
-    options: dict[str, int], catalog: str, run_id: str, torch_threads: int,
+    options: dict[str, int], catalog: str, run_id: str, torch_threads: int, run: RunOptions = RunOptions(),
 ) -> tuple[pa.Table, int]:
     """Evaluate one unit's missing (object, spec) pairs; return the rows and the encoder calls."""
     import torch
 
     torch.set_num_threads(torch_threads)
     model = load_model(model_name, checkpoint, device)
-    specs = planned_specs(build_protocols(protocol_names, options))
+    specs = planned_specs(build_protocols(protocol_names, options), run)
     objects = unit_objects(Path(catalog), unit, model.name, model.sha256, [p.spec for p in specs.values()])
     result = run_unit(Path(unit.zarr_path), unit.dataset, unit.case_id, objects, model, specs,
-                      RunStamp(run_id, code_version()))
+                      RunStamp(run_id, code_version()), run.window_bounds())
     return to_table(result.rows, ResultRow), result.encoder_calls
 
 
@@ -115,12 +137,14 @@ def evaluate(
     model: str = "litemedsam", checkpoint: str | None = None, protocols: list[str] | None = None,
     datasets: list[str] | None = None, cases: list[str] | None = None, options: dict[str, int] | None = None,
     max_slices_per_case: int = 0, device: str = "cpu", n_workers: int = 1, dry_run: bool = False,
+    metrics: str | None = None, window: str | None = None,
 ) -> EvaluateReport:
     """Evaluate ``model`` under ``protocols`` on every planned object whose result keys are missing."""
     settings = get_settings()
     catalog = settings.catalog_root
     protocol_names = protocols or ["medsam-box"]
-    specs = planned_specs(build_protocols(protocol_names, options))
+    run = RunOptions(metrics, window)
+    specs = planned_specs(build_protocols(protocol_names, options), run)
     sha256 = model_identity(model, checkpoint)
     plan = plan_units(catalog, model, sha256, [p.spec for p in specs.values()], datasets or (), cases or (),
                       max_slices_per_case)
@@ -134,6 +158,7 @@ def evaluate(
     record = start_run(catalog, "evaluate", run_id, {
         "model": model, "checkpoint": checkpoint, "protocols": protocol_names, "datasets": datasets,
         "cases": cases, "options": options, "max_slices_per_case": max_slices_per_case, "device": device,
+        "metrics": metrics, "window": window,
         "specs": {s.spec.id: s.spec.label for s in specs.values()},
     })
     buffer, status = ResultBuffer(catalog, settings.commit_rows, settings.commit_s), "failed"
@@ -142,7 +167,7 @@ def evaluate(
     try:
         with unit_resources(device):  # on CUDA a worker runs one unit at a time on its GPU
             futures = {
-                evaluate_unit_task.submit(unit, model, checkpoint, device, protocol_names, options, str(catalog), run_id, threads):
+                evaluate_unit_task.submit(unit, model, checkpoint, device, protocol_names, options, str(catalog), run_id, threads, run):
                 unit.name for unit in largest_first
             }
         for finished, future in enumerate(as_completed(futures), start=1):

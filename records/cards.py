@@ -37,11 +37,25 @@ class Target(BaseModel):
 
 
 class CTWindow(BaseModel):
-    """A CT window in Hounsfield units, mapped to 0..255."""
+    """A CT window in Hounsfield units, mapped to 0..255: a named preset (records.windows) or level/width."""
 
     kind: Literal["ct_window"] = "ct_window"
-    level: float
-    width: float
+    preset: str | None = None
+    level: float | None = None  # filled from the preset when not given
+    width: float | None = None
+
+    @model_validator(mode="after")
+    def _resolve(self) -> CTWindow:
+        from records.windows import window_preset  # noqa: PLC0415
+
+        if self.preset is not None:
+            named = window_preset(self.preset)
+            if (self.level, self.width) not in ((None, None), (named.level, named.width)):
+                raise ValueError(f"preset {self.preset!r} is L{named.level:g}/W{named.width:g}; drop level/width or the preset")
+            self.level, self.width = named.level, named.width
+        if self.level is None or self.width is None or not self.width > 0:
+            raise ValueError("a CT window needs a preset, or a level and a width > 0")
+        return self
 
 
 class PercentileClip(BaseModel):

@@ -24,8 +24,10 @@ SEED_SCHEME = 1
 
 DEFAULT_SCORING: Mapping[str, Any] = {
     "surface": "voxels", "nsd_tolerance": 2.0, "nsd_unit": "mm", "nsd_gate_dice": None, "hd95": "max-directed",
+    "lift_2d": False,
 }
-"""Today's metric convention (MONAI's edge voxels, 2 mm of real spacing, no gate, max of directed HD95s)."""
+"""The default metric convention, ``tasks.metrics.SAMATLAS_VOXELS`` as parameters (MONAI's edge voxels,
+2 mm of real spacing, no Dice gate, max of the directed HD95s); a spec may name another."""
 
 
 def _canonical(value: Any) -> Any:
@@ -73,13 +75,30 @@ class ProtocolSpec:
         """The canonical JSON of the parameters alone (what result rows store in ``spec``)."""
         return json.dumps(self.params, sort_keys=True, separators=(",", ":"))
 
+    def with_run_options(self, scoring: Mapping[str, Any] | None, window: tuple[float, float] | None) -> ProtocolSpec:
+        """This spec under a run's metric convention and intensity window (both change the numbers,
+        so both are parameters; an unset option leaves the spec as it is)."""
+        params = dict(self.params)
+        if scoring is not None:
+            params["scoring"] = dict(scoring)
+        if window is not None:
+            params["window"] = [float(window[0]), float(window[1])]
+        return ProtocolSpec(self.name, params, self.steps, self.min_area_px)
+
     @property
     def label(self) -> str:
         """A readable one-line form: the name, then the parameters that are not defaults of every spec."""
-        own = {k: v for k, v in self.params.items() if k not in ("seed", "scoring")}
+        own = {k: v for k, v in self.params.items() if k not in ("seed", "scoring", "window")}
         parts = [f"{k}={v}" for k, v in own.items()]
         scoring = self.params["scoring"]
         nsd = f"nsd={scoring['surface']}@{scoring['nsd_tolerance']:g}{scoring['nsd_unit']}"
         if scoring.get("nsd_gate_dice") is not None:
             nsd += f">dice{scoring['nsd_gate_dice']:g}"
+        if scoring.get("lift_2d"):
+            nsd += "(slab)"
+        if scoring.get("hd95") == "pooled":
+            nsd += " hd95=pooled"
+        window = self.params.get("window")
+        if window:
+            parts.append(f"window={window[0]:g}..{window[1]:g}")
         return " ".join([self.name, *parts, nsd])

@@ -18,7 +18,7 @@ from records.rows import SLICE, ResultRow
 from records.specs import ProtocolSpec
 from records.units import PlannedObject
 from tasks.intensity import to_uint8
-from tasks.metrics import score
+from tasks.metrics import MetricConvention, score
 from tasks.models import SegmentationModel
 from tasks.models.base import Embedding, Prompt
 from tasks.protocols import Context, PromptProtocol, object_seed
@@ -49,10 +49,11 @@ class UnitResult:
     encoder_calls: int = 0
 
 
-def slice_rgb(case: StoredCase, z: int) -> np.ndarray:
-    """Slice ``z`` as a (H, W, 3) uint8 image, each channel scaled by the window stored at ingest."""
+def slice_rgb(case: StoredCase, z: int, window: tuple[float, float] | None = None) -> np.ndarray:
+    """Slice ``z`` as a (H, W, 3) uint8 image, each channel scaled by the window stored at ingest,
+    or by ``window`` (low, high) in its place (``tasks.intensity.parse_window``)."""
     planes = case.image_slice(z)
-    windows = case.meta["window"]
+    windows = case.meta["window"] if window is None else [window] * planes.shape[0]
     scaled = [to_uint8(planes[c], *windows[c]) for c in range(planes.shape[0])]
     if len(scaled) == 1:
         scaled = scaled * 3
@@ -87,11 +88,14 @@ def run_unit(
     model: SegmentationModel,
     specs: Mapping[str, PlannedSpec],
     stamp: RunStamp,
+    window: tuple[float, float] | None = None,
 ) -> UnitResult:
     """Evaluate ``objects`` of one stored case with ``model`` under the spec ids each object lacks.
 
     ``specs`` maps spec id -> (spec, protocol). A protocol runs once per object for all the variants
-    it is asked for; only the steps of asked-for specs become rows.
+    it is asked for; only the steps of asked-for specs become rows, scored by each spec's metric
+    convention. ``window`` (low, high) replaces the case's stored window (one for the whole unit,
+    since each slice is encoded once).
     """
     case = StoredCase(case_path)
     spacing = case.spacing[1:]
@@ -101,7 +105,7 @@ def run_unit(
     result = UnitResult()
     for z in sorted(by_slice):
         start = time.perf_counter()
-        embedding = model.encode(slice_rgb(case, z))
+        embedding = model.encode(slice_rgb(case, z, window))
         encode_s = time.perf_counter() - start
         result.encoder_calls += 1
         mask_plane = case.mask_slice(z)
@@ -122,7 +126,7 @@ def run_unit(
                     spec = by_name.get(step.protocol)
                     if spec is None:  # a variant computed alongside but not asked for
                         continue
-                    scores = score(step.mask, gt, spacing, spec.params["scoring"]["nsd_tolerance"])
+                    scores = score(step.mask, gt, spacing, MetricConvention(**spec.params["scoring"]))
                     result.rows.append(ResultRow(
                         dataset=dataset, case_id=case_id, scope=SLICE, slice_index=z, label=obj.label,
                         target=obj.target, model=model.name, model_sha256=model.sha256,

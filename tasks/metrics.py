@@ -1,37 +1,62 @@
-"""Overlap and boundary metrics of one predicted mask against its reference, in physical units.
+"""Overlap and boundary metrics of one predicted mask against its reference, under a named convention.
 
 Definitions (G = reference, S = prediction, both binary arrays of the same shape, 2D or 3D):
 
-* Dice = 2|G∩S| / (|G|+|S|); IoU = |G∩S| / |G∪S|.
-* Boundary ∂X: the voxels of X removed by one binary erosion with face connectivity (the
-  cross-shaped structuring element; outside the array counts as background). These are the inner
-  edge voxels of MONAI's ``get_mask_edges``, counted one by one, not weighted by surfel area as in
-  DeepMind's ``surface-distance`` (which differs by a few percent on small objects).
-* Surface distances: from every voxel of ∂S to the nearest voxel of ∂G, and from every voxel of ∂G
-  to the nearest voxel of ∂S, by the exact Euclidean distance transform
-  (``scipy.ndimage.distance_transform_edt`` with ``sampling=spacing``), in mm.
-* NSD at tolerance τ mm (Nikolov et al. 2021), as MONAI ``compute_surface_dice`` with
-  ``use_subvoxels=False``: (#∂G within τ of ∂S + #∂S within τ of ∂G) / (|∂G| + |∂S|), where a
-  distance equal to τ counts as within.
-* HD95: the larger of the two directed 95th percentiles (linear interpolation) of those distances,
-  the DeepMind / MONAI / Metrics Reloaded convention, not MedPy's percentile of the pooled distances.
+* Dice = 2|G∩S| / (|G|+|S|); IoU = |G∩S| / |G∪S|, the same under every convention.
+* NSD at tolerance τ (Nikolov et al. 2021): the share of both boundaries that lies within τ of the
+  other boundary; a distance equal to τ counts as within.
+* HD95: a 95th percentile of the surface distances, symmetrised in one of two ways.
 
-Spacing is in mm and in ARRAY AXIS ORDER: (sz, sy, sx) for a (z, y, x) volume, (sy, sx) for a slice
-of it. SimpleITK's ``GetSpacing()`` is (x, y, z) and must be reversed before it reaches here.
+The boundary, the tolerance's unit, a Dice gate on NSD and the HD95 symmetrisation differ between
+the scorers that produced published numbers (protocols.md §2.4, §5, §7.5), so they are fixed by a
+:class:`MetricConvention`, and every ``Scores`` names the convention that produced it:
 
-Empty masks take the worst value rather than being skipped as NaN, as Metrics Reloaded advises, so
-that a false-positive-only or missed object cannot silently vanish from an average:
+``surface="voxels"`` (samatlas' original convention, MONAI ``compute_surface_dice`` with
+``use_subvoxels=False``)
+    ∂X is the voxels of X removed by one binary erosion with face connectivity (outside the array
+    counts as background). Every boundary voxel counts once. Distances run from each voxel of ∂S
+    to the nearest voxel of ∂G and back, by the exact Euclidean distance transform. HD95 uses
+    ``numpy.percentile`` (linear interpolation).
 
-* both empty: Dice 1, IoU 1, NSD 1, HD95 0 (the prediction agrees that nothing is there);
-* exactly one empty: Dice 0, IoU 0, NSD 0, HD95 = the diagonal of the array's physical extent,
-  sqrt(Σ (n_i·s_i)²), the largest distance the image can hold.
+``surface="surfels"`` (DeepMind ``surface-distance``, which MedSAM's ``SurfaceDice.py`` and the
+CVPR 2024/2025 scorers copy)
+    The boundary is made of the 2x2 (2D) or 2x2x2 (3D) neighbourhoods that are neither all inside
+    nor all outside the mask, placed at voxel corners; each is weighted by its contour length or
+    surface area for the given spacing (marching squares/cubes). Distances run between those
+    elements; NSD is the area-weighted share, HD95 the area-weighted percentile (the first distance
+    whose cumulative area share reaches 95 %), exactly as ``compute_surface_dice_at_tolerance`` and
+    ``compute_robust_hausdorff``.
+
+``lift_2d=True`` (surfels only; the CVPR 2024/2025 scorers' 2D cases, ``compute_metrics.py``:
+``np.expand_dims(gts, -1)`` with spacing [1, 1, 1]) scores a 2D mask as a one-slice 3D volume, so the
+mask's flat top and bottom faces count as surface too. Those faces are where the masks overlap
+(distance 0) or not, so this NSD rewards overlap and is far from the 2D contour NSD (0.13 higher
+on average on random 80x80 masks).
+
+``hd95="max-directed"`` takes the larger of the two directed percentiles (DeepMind, MONAI, Metrics
+Reloaded); ``hd95="pooled"`` takes the percentile of both directions' distances together (MedPy,
+seg-metrics). ``nsd_gate_dice``: NSD is set to 0 unless Dice > the gate (the CVPR scorers' 0.2).
+
+Units: with ``nsd_unit="mm"`` spacing is in mm and in ARRAY AXIS ORDER: (sz, sy, sx) for a (z, y, x)
+volume, (sy, sx) for a slice of it (SimpleITK's ``GetSpacing()`` is (x, y, z) and must be reversed
+before it reaches here). With ``nsd_unit="px"`` the spacing is ignored and every axis counts 1, as
+the CVPR scorers do for 2D images, so τ is in pixels and HD95 is in pixels too.
+
+Empty masks, the same under every convention: the worst value rather than NaN or inf (which
+surface-distance, MONAI and the CVPR scorers return), as Metrics Reloaded advises, so that a
+false-positive-only or missed object cannot silently vanish from an average:
+
+* both empty: Dice 1, IoU 1, NSD 1, HD95 0 (the prediction agrees that nothing is there; the Dice
+  gate passes since Dice is 1);
+* exactly one empty: Dice 0, IoU 0, NSD 0, HD95 = the diagonal of the array's extent in the
+  convention's unit, sqrt(Σ (n_i·s_i)²), the largest distance the image can hold.
 
 No metric returns NaN or inf.
 
 Boundaries and distances are computed on the bounding box of the union of both masks, padded by
-one voxel: both boundaries lie inside it, so the erosion and the distance to the nearest boundary
-voxel are the same as on the whole array, while a small object in a large image stays cheap.
-``score`` computes them once for NSD and HD95 together.
+one voxel: both boundaries lie inside it, so they and the distances between them are the same as
+on the whole array, while a small object in a large image stays cheap. ``score`` computes them
+once for NSD and HD95 together.
 """
 
 from __future__ import annotations
@@ -39,19 +64,111 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from typing import Literal
 
 import numpy as np
-from scipy.ndimage import binary_erosion, distance_transform_edt
+from scipy.ndimage import binary_erosion, correlate, distance_transform_edt
+
+# The marching squares/cubes length and area of each 2x2 / 2x2x2 neighbourhood code, for a given
+# spacing, come from DeepMind's own tables: they are the definition of a surfel, and a triangulation
+# derived by hand could resolve the ambiguous cube configurations differently. Only the tables are
+# used: the package's ``compute_surface_distances`` calls ``scipy.ndimage.filters`` (deprecated,
+# removed in SciPy 2) and ``np.Inf`` (removed in NumPy 2) for empty masks, and its 0.1 release is
+# the only one.
+from surface_distance.lookup_tables import (
+    ENCODE_NEIGHBOURHOOD_2D_KERNEL,
+    ENCODE_NEIGHBOURHOOD_3D_KERNEL,
+    create_table_neighbour_code_to_contour_length,
+    create_table_neighbour_code_to_surface_area,
+)
+
+Surface = Literal["voxels", "surfels"]
+Unit = Literal["mm", "px"]
+HD95Mode = Literal["max-directed", "pooled"]
+
+
+@dataclass(frozen=True)
+class MetricConvention:
+    """How NSD and HD95 are computed; see the module docstring for each field's meaning."""
+
+    surface: Surface = "voxels"
+    nsd_tolerance: float = 2.0
+    nsd_unit: Unit = "mm"
+    nsd_gate_dice: float | None = None
+    hd95: HD95Mode = "max-directed"
+    lift_2d: bool = False
+
+    def __post_init__(self) -> None:
+        if self.surface not in ("voxels", "surfels"):
+            raise ValueError(f"surface must be 'voxels' or 'surfels', got {self.surface!r}")
+        if self.nsd_unit not in ("mm", "px"):
+            raise ValueError(f"nsd_unit must be 'mm' or 'px', got {self.nsd_unit!r}")
+        if self.hd95 not in ("max-directed", "pooled"):
+            raise ValueError(f"hd95 must be 'max-directed' or 'pooled', got {self.hd95!r}")
+        if not (math.isfinite(self.nsd_tolerance) and self.nsd_tolerance >= 0):
+            raise ValueError(f"nsd_tolerance must be finite and >= 0, got {self.nsd_tolerance}")
+        if self.nsd_gate_dice is not None and not 0 <= self.nsd_gate_dice < 1:
+            raise ValueError(f"nsd_gate_dice must be in [0, 1) or None, got {self.nsd_gate_dice}")
+        if self.lift_2d and self.surface != "surfels":
+            raise ValueError("lift_2d applies to surfels only")
+
+    @property
+    def name(self) -> str:
+        """A stable short name, e.g. ``surfels-2mm-gate0.2-max``, ``voxels-2mm-nogate-max`` or, lifted,
+        ``surfels-slab-2px-gate0.2-max``."""
+        gate = "nogate" if self.nsd_gate_dice is None else f"gate{self.nsd_gate_dice:g}"
+        hd95 = "max" if self.hd95 == "max-directed" else "pooled"
+        surface = "surfels-slab" if self.lift_2d else self.surface
+        return f"{surface}-{self.nsd_tolerance:g}{self.nsd_unit}-{gate}-{hd95}"
+
+    def to_params(self) -> dict[str, str | float | None]:
+        """The fields as plain JSON values, for a spec or a results row."""
+        return {
+            "surface": self.surface, "nsd_tolerance": float(self.nsd_tolerance), "nsd_unit": self.nsd_unit,
+            "nsd_gate_dice": None if self.nsd_gate_dice is None else float(self.nsd_gate_dice), "hd95": self.hd95,
+            "lift_2d": self.lift_2d,
+        }
+
+
+# samatlas' convention before conventions were named: kept as the default so old rows stay comparable.
+SAMATLAS_VOXELS = MetricConvention("voxels", 2.0, "mm", None, "max-directed")
+# CVPR 2024 "MedSAM on Laptop" / CVPR 2025 interactive 3D scorer (LiteMedSAM:evaluation/compute_metrics.py):
+# surface-distance NSD at 2 mm on 3D cases, at 2 px on 2D images (a one-slice volume at spacing 1),
+# set to 0 unless DSC > 0.2. The 2D contour variant at 2 px is kept beside it as "surfels-2d-2px".
+CVPR24_3D = MetricConvention("surfels", 2.0, "mm", 0.2, "max-directed")
+CVPR24_2D = MetricConvention("surfels", 2.0, "px", 0.2, "max-directed", lift_2d=True)
+SURFELS_2D_2PX = MetricConvention("surfels", 2.0, "px", 0.2, "max-directed")
+CVPR25_3D = CVPR24_3D
+CVPR25_2D = CVPR24_2D
+# MedSAM paper (Nat. Commun. 2024, utils/SurfaceDice.py): surface-distance NSD at 2 mm, always computed.
+MEDSAM_PAPER = MetricConvention("surfels", 2.0, "mm", None, "max-directed")
+DEFAULT_CONVENTION = SAMATLAS_VOXELS
+
+PRESETS: dict[str, MetricConvention] = {
+    "samatlas-voxels": SAMATLAS_VOXELS,
+    "cvpr24-3d": CVPR24_3D, "cvpr24-2d": CVPR24_2D, "cvpr25-3d": CVPR25_3D, "cvpr25-2d": CVPR25_2D,
+    "medsam-paper": MEDSAM_PAPER, "surfels-2d-2px": SURFELS_2D_2PX,
+}
+
+
+def convention(name: str) -> MetricConvention:
+    """The preset called ``name``, refusing an unknown one with the list of presets."""
+    try:
+        return PRESETS[name]
+    except KeyError:
+        raise ValueError(f"unknown metric convention {name!r}; choose from {', '.join(PRESETS)}") from None
 
 
 @dataclass(frozen=True)
 class Scores:
-    """The four metrics of one (prediction, reference) pair; see the module docstring."""
+    """The four metrics of one (prediction, reference) pair, and the name of the convention used."""
 
     dice: float
     iou: float
     nsd: float
     hd95: float
+    convention: str = DEFAULT_CONVENTION.name
 
 
 def dice(pred: np.ndarray, gt: np.ndarray) -> float:
@@ -66,37 +183,48 @@ def iou(pred: np.ndarray, gt: np.ndarray) -> float:
     return _dice_iou(pred, gt)[1]
 
 
-def nsd(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], tolerance_mm: float = 2.0) -> float:
-    """Normalised surface Dice: the share of both boundaries within ``tolerance_mm`` of the other."""
-    pred, gt = _masks(pred, gt)
-    sizes = _spacing(spacing, pred.ndim)
-    _check_tolerance(tolerance_mm)
-    if not (pred.any() and gt.any()):
-        return float(pred.any() == gt.any())
-    return _nsd(*_surface_distances(pred, gt, sizes), tolerance_mm)
+def nsd(
+    pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], convention: MetricConvention = DEFAULT_CONVENTION
+) -> float:
+    """Normalised surface Dice under ``convention`` (gate included)."""
+    return score(pred, gt, spacing, convention).nsd
 
 
-def hd95(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float]) -> float:
-    """95th-percentile Hausdorff distance in mm: the larger of the two directed 95th percentiles."""
-    pred, gt = _masks(pred, gt)
-    sizes = _spacing(spacing, pred.ndim)
-    if not (pred.any() and gt.any()):
-        return 0.0 if pred.any() == gt.any() else _diagonal(pred.shape, sizes)
-    return _hd95(*_surface_distances(pred, gt, sizes))
+def hd95(
+    pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], convention: MetricConvention = DEFAULT_CONVENTION
+) -> float:
+    """95th-percentile Hausdorff distance under ``convention``, in its unit (mm or px)."""
+    return score(pred, gt, spacing, convention).hd95
 
 
-def score(pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], tolerance_mm: float = 2.0) -> Scores:
+def score(
+    pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], convention: MetricConvention = DEFAULT_CONVENTION
+) -> Scores:
     """All four metrics at once, sharing the boundaries and distance transforms between NSD and HD95."""
     pred, gt = _masks(pred, gt)
     sizes = _spacing(spacing, pred.ndim)
-    _check_tolerance(tolerance_mm)
+    if convention.nsd_unit == "px":
+        sizes = (1.0,) * pred.ndim
     dice_value, iou_value = _dice_iou(pred, gt)
+    name = convention.name
     if not (pred.any() and gt.any()):
         if pred.any() == gt.any():
-            return Scores(dice=1.0, iou=1.0, nsd=1.0, hd95=0.0)
-        return Scores(dice=0.0, iou=0.0, nsd=0.0, hd95=_diagonal(pred.shape, sizes))
-    distances = _surface_distances(pred, gt, sizes)
-    return Scores(dice=dice_value, iou=iou_value, nsd=_nsd(*distances, tolerance_mm), hd95=_hd95(*distances))
+            return Scores(dice=1.0, iou=1.0, nsd=1.0, hd95=0.0, convention=name)
+        return Scores(dice=0.0, iou=0.0, nsd=0.0, hd95=_diagonal(pred.shape, sizes), convention=name)
+    if convention.lift_2d and pred.ndim == 2:
+        pred, gt, sizes = pred[..., None], gt[..., None], (*sizes, 1.0)
+    if convention.surface == "surfels":
+        pred_to_gt, gt_to_pred, area_pred, area_gt = _surfel_distances(pred, gt, sizes)
+    else:
+        pred_to_gt, gt_to_pred = _voxel_distances(pred, gt, sizes)
+        area_pred = area_gt = None
+    tau = convention.nsd_tolerance
+    gated = convention.nsd_gate_dice is not None and dice_value <= convention.nsd_gate_dice
+    nsd_value = 0.0 if gated else _nsd(pred_to_gt, gt_to_pred, area_pred, area_gt, tau)
+    return Scores(
+        dice=dice_value, iou=iou_value, nsd=nsd_value,
+        hd95=_hd95(pred_to_gt, gt_to_pred, area_pred, area_gt, convention.hd95), convention=name,
+    )
 
 
 def _masks(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -105,6 +233,8 @@ def _masks(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     gt = np.asarray(gt, dtype=bool)
     if pred.shape != gt.shape:
         raise ValueError(f"pred and gt must have the same shape, got {pred.shape} and {gt.shape}")
+    if pred.ndim not in (2, 3):
+        raise ValueError(f"masks must be 2D or 3D, got {pred.ndim} dimensions")
     return pred, gt
 
 
@@ -120,12 +250,6 @@ def _spacing(spacing: Sequence[float], ndim: int) -> tuple[float, ...]:
     return sizes
 
 
-def _check_tolerance(tolerance_mm: float) -> None:
-    """Refuse a tolerance that is negative or not finite, as NSD is meaningless then."""
-    if not (math.isfinite(tolerance_mm) and tolerance_mm >= 0):
-        raise ValueError(f"tolerance_mm must be finite and >= 0, got {tolerance_mm}")
-
-
 def _dice_iou(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
     """Dice and IoU from the voxel counts, both 1 when both masks are empty."""
     n_pred = int(np.count_nonzero(pred))
@@ -137,7 +261,7 @@ def _dice_iou(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
 
 
 def _diagonal(shape: tuple[int, ...], spacing: tuple[float, ...]) -> float:
-    """The physical diagonal of the whole array in mm: the worst HD95 an image allows."""
+    """The physical diagonal of the whole array: the worst HD95 an image allows."""
     return math.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing, strict=True)))
 
 
@@ -152,10 +276,10 @@ def _union_box(pred: np.ndarray, gt: np.ndarray) -> tuple[slice, ...]:
     return tuple(box)
 
 
-def _surface_distances(
+def _voxel_distances(
     pred: np.ndarray, gt: np.ndarray, spacing: tuple[float, ...]
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Distances in mm from each voxel of ∂S to ∂G and from each voxel of ∂G to ∂S (both masks non-empty)."""
+    """Distances from each edge voxel of S to ∂G and from each edge voxel of G to ∂S (both non-empty)."""
     box = _union_box(pred, gt)
     pred, gt = pred[box], gt[box]
     edge_pred = pred & ~binary_erosion(pred)
@@ -165,12 +289,71 @@ def _surface_distances(
     return pred_to_gt, gt_to_pred
 
 
-def _nsd(pred_to_gt: np.ndarray, gt_to_pred: np.ndarray, tolerance_mm: float) -> float:
-    """The share of boundary voxels of both masks that lie within the tolerance of the other boundary."""
-    within = np.count_nonzero(pred_to_gt <= tolerance_mm) + np.count_nonzero(gt_to_pred <= tolerance_mm)
-    return within / (pred_to_gt.size + gt_to_pred.size)
+@lru_cache(maxsize=32)
+def _surfel_table(spacing: tuple[float, ...]) -> np.ndarray:
+    """Length (2D) or area (3D) of the surface element of every neighbourhood code at this spacing."""
+    if len(spacing) == 2:
+        return create_table_neighbour_code_to_contour_length(spacing)
+    return create_table_neighbour_code_to_surface_area(spacing)
 
 
-def _hd95(pred_to_gt: np.ndarray, gt_to_pred: np.ndarray) -> float:
-    """The larger of the two directed 95th percentiles of the surface distances."""
-    return float(max(np.percentile(pred_to_gt, 95), np.percentile(gt_to_pred, 95)))
+def _surfel_distances(
+    pred: np.ndarray, gt: np.ndarray, spacing: tuple[float, ...]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Distances between the surface elements of S and G and the elements' areas (both non-empty).
+
+    Each voxel corner gets the code of its 2^n neighbourhood (the voxels it touches); a code that is
+    neither 0 nor all-inside is a surface element. The padded union box contains every element,
+    since an element touches at least one foreground voxel.
+    """
+    box = _union_box(pred, gt)
+    # A 2^n correlation puts each corner's code at its high-side voxel; one more background layer on
+    # the high side gives the corners past the last voxel too (the low side reads the zero ``cval``).
+    pred = np.pad(pred[box], [(0, 1)] * pred.ndim).astype(np.uint8)
+    gt = np.pad(gt[box], [(0, 1)] * gt.ndim).astype(np.uint8)
+    kernel = ENCODE_NEIGHBOURHOOD_2D_KERNEL if pred.ndim == 2 else ENCODE_NEIGHBOURHOOD_3D_KERNEL
+    full = int(kernel.sum())
+    code_pred = correlate(pred, kernel, mode="constant", cval=0)
+    code_gt = correlate(gt, kernel, mode="constant", cval=0)
+    border_pred = (code_pred != 0) & (code_pred != full)
+    border_gt = (code_gt != 0) & (code_gt != full)
+    table = _surfel_table(spacing)
+    pred_to_gt = distance_transform_edt(~border_gt, sampling=spacing)[border_pred]
+    gt_to_pred = distance_transform_edt(~border_pred, sampling=spacing)[border_gt]
+    return pred_to_gt, gt_to_pred, table[code_pred[border_pred]], table[code_gt[border_gt]]
+
+
+def _nsd(
+    pred_to_gt: np.ndarray, gt_to_pred: np.ndarray, area_pred: np.ndarray | None, area_gt: np.ndarray | None,
+    tolerance: float,
+) -> float:
+    """The (area-weighted, for surfels) share of both boundaries within the tolerance of the other."""
+    if area_pred is None or area_gt is None:
+        within = np.count_nonzero(pred_to_gt <= tolerance) + np.count_nonzero(gt_to_pred <= tolerance)
+        return within / (pred_to_gt.size + gt_to_pred.size)
+    within = area_pred[pred_to_gt <= tolerance].sum() + area_gt[gt_to_pred <= tolerance].sum()
+    return float(within / (area_pred.sum() + area_gt.sum()))
+
+
+def _weighted_percentile(distances: np.ndarray, areas: np.ndarray, percent: float) -> float:
+    """The first sorted distance whose cumulative area share reaches ``percent`` (surface-distance's rule)."""
+    order = np.argsort(distances, kind="stable")
+    cumulative = np.cumsum(areas[order]) / areas.sum()
+    index = min(int(np.searchsorted(cumulative, percent / 100.0)), distances.size - 1)
+    return float(distances[order][index])
+
+
+def _hd95(
+    pred_to_gt: np.ndarray, gt_to_pred: np.ndarray, area_pred: np.ndarray | None, area_gt: np.ndarray | None,
+    mode: HD95Mode,
+) -> float:
+    """The 95th percentile of the surface distances, per direction then the larger, or pooled."""
+    if area_pred is None or area_gt is None:
+        if mode == "pooled":
+            return float(np.percentile(np.concatenate([pred_to_gt, gt_to_pred]), 95))
+        return float(max(np.percentile(pred_to_gt, 95), np.percentile(gt_to_pred, 95)))
+    if mode == "pooled":
+        return _weighted_percentile(
+            np.concatenate([pred_to_gt, gt_to_pred]), np.concatenate([area_pred, area_gt]), 95
+        )
+    return max(_weighted_percentile(pred_to_gt, area_pred, 95), _weighted_percentile(gt_to_pred, area_gt, 95))

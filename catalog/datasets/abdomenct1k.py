@@ -30,7 +30,7 @@ def expected_image(mask_dir: Path, case_id: str) -> Path:
     name="AbdomenCT-1K",
     dimensionality=3,
     subsets=(
-        Subset(modality="ct", region="abdomen", intensity=CTWindow(level=40, width=400), labels={
+        Subset(modality="ct", region="abdomen", intensity=CTWindow(preset="ct-soft-tissue"), labels={
             1: Target(name="liver", anatomy="liver"),
             2: Target(name="kidney", anatomy="kidney"),
             3: Target(name="spleen", anatomy="spleen"),

@@ -42,7 +42,7 @@ LABELS = {
     name="AMOS 2022: Abdominal Multi-Organ Segmentation",
     dimensionality=3,
     subsets=(
-        Subset(name="ct", modality="ct", region="abdomen", intensity=CTWindow(level=40, width=400), labels=LABELS),
+        Subset(name="ct", modality="ct", region="abdomen", intensity=CTWindow(preset="ct-soft-tissue"), labels=LABELS),
         Subset(name="mr", modality="mr", region="abdomen", intensity=PercentileClip(), labels=LABELS),
     ),
     source=ManualSource(

@@ -38,7 +38,7 @@ HINT = "RawData.zip from Synapse syn3193805 (or the RawData/ folder it unpacks t
     id="btcv",
     name="BTCV: Multi-Atlas Labeling Beyond the Cranial Vault (abdomen)",
     dimensionality=3,
-    subsets=(Subset(modality="ct", region="abdomen", intensity=CTWindow(level=40, width=400), labels=LABELS),),
+    subsets=(Subset(modality="ct", region="abdomen", intensity=CTWindow(preset="ct-soft-tissue"), labels=LABELS),),
     source=ManualSource(
         register_at="https://www.synapse.org/#!Synapse:syn3193805 (Synapse account, then join the challenge)",
         what_to_pass=HINT,

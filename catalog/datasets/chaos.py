@@ -46,7 +46,7 @@ def _patients(base: Path) -> list[Path]:
     name="CHAOS: Combined (CT-MR) Healthy Abdominal Organ Segmentation",
     dimensionality=3,
     subsets=(
-        Subset(name="ct", modality="ct", region="abdomen", intensity=CTWindow(level=40, width=400),
+        Subset(name="ct", modality="ct", region="abdomen", intensity=CTWindow(preset="ct-soft-tissue"),
                labels={1: Target(name="liver", anatomy="liver")}),
         Subset(name="mr-t1dual", modality="mr", region="abdomen", intensity=PercentileClip(),
                channels=("in-phase", "opposed-phase"), labels=MR_LABELS),

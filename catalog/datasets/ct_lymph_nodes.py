@@ -27,9 +27,9 @@ HINT = f"a folder holding 'CT Lymph Nodes/' (the NBIA download) and the unzipped
     name="CT Lymph Nodes (TCIA)",
     dimensionality=3,
     subsets=(
-        Subset(name="mediastinum", modality="ct", region="mediastinum", intensity=CTWindow(level=40, width=400),
+        Subset(name="mediastinum", modality="ct", region="mediastinum", intensity=CTWindow(preset="ct-soft-tissue"),
                labels={1: Target(name="mediastinal-lymph-node", anatomy="mediastinum")}),
-        Subset(name="abdomen", modality="ct", region="abdomen", intensity=CTWindow(level=40, width=400),
+        Subset(name="abdomen", modality="ct", region="abdomen", intensity=CTWindow(preset="ct-soft-tissue"),
                labels={1: Target(name="abdominal-lymph-node", anatomy="abdomen")}),
     ),
     source=ManualSource(

@@ -60,7 +60,7 @@ OARS: dict[str, tuple[str, str]] = {
     name="HaN-Seg: head and neck organ-at-risk CT & MR segmentation dataset",
     dimensionality=3,
     subsets=(
-        Subset(modality="ct", region="head-neck", intensity=CTWindow(level=40, width=400), labels={
+        Subset(modality="ct", region="head-neck", intensity=CTWindow(preset="ct-soft-tissue"), labels={
             v: Target(name=name, anatomy=anatomy) for v, (name, anatomy) in enumerate(OARS.values(), start=1)
         }),
     ),

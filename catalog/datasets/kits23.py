@@ -21,7 +21,7 @@ from tasks.formats.release import find
     name="KiTS23: Kidney and Kidney Tumor Segmentation Challenge 2023",
     dimensionality=3,
     subsets=(
-        Subset(modality="ct", region="kidney", intensity=CTWindow(level=40, width=400), labels={
+        Subset(modality="ct", region="kidney", intensity=CTWindow(preset="ct-soft-tissue"), labels={
             1: Target(name="kidney", anatomy="kidney"),
             2: Target(name="kidney-tumour", anatomy="kidney"),
             3: Target(name="kidney-cyst", anatomy="kidney"),

@@ -23,7 +23,7 @@ HINT = "a folder holding the unpacked Training_Batch1.zip and Training_Batch2.zi
     id="lits",
     name="LiTS: Liver Tumor Segmentation Benchmark",
     dimensionality=3,
-    subsets=(Subset(modality="ct", region="abdomen", intensity=CTWindow(level=40, width=400), labels={
+    subsets=(Subset(modality="ct", region="abdomen", intensity=CTWindow(preset="ct-soft-tissue"), labels={
         1: Target(name="liver", anatomy="liver"),
         2: Target(name="liver-tumour", anatomy="liver"),
     }),),

@@ -24,7 +24,7 @@ HINT = "the COVID19_1110 folder (studies/CT-0..CT-4, masks/) or the archive it c
     id="mosmed_covid19",
     name="MosMedData: Chest CT Scans with COVID-19 Related Findings (COVID19_1110)",
     dimensionality=3,
-    subsets=(Subset(modality="ct", region="chest", intensity=CTWindow(level=-600, width=1500),
+    subsets=(Subset(modality="ct", region="chest", intensity=CTWindow(preset="ct-lung"),
                     labels={1: Target(name="covid-19-lesion", anatomy="lung")}),),
     source=ManualSource(
         register_at="https://mosmed.ai/en/datasets/covid191110/ (request form on the page)",

@@ -23,8 +23,8 @@ from records.cards import CaseFiles, CTWindow, PercentileClip, Subset, Target, U
 from tasks.formats.release import find
 from tasks.formats.split4d import read_channels
 
-SOFT_TISSUE = CTWindow(level=40, width=400)
-LUNG = CTWindow(level=-600, width=1500)
+SOFT_TISSUE = CTWindow(preset="ct-soft-tissue")
+LUNG = CTWindow(preset="ct-lung")
 
 # Task folder -> subset; label values and channel order as each task's dataset.json states them.
 TASKS: dict[str, Subset] = {

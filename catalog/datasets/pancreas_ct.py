@@ -25,7 +25,7 @@ HINT = "a folder holding Pancreas-CT/ (the NBIA download) and the unzipped TCIA_
     id="pancreas_ct",
     name="Pancreas-CT (NIH, TCIA)",
     dimensionality=3,
-    subsets=(Subset(modality="ct", region="abdomen", intensity=CTWindow(level=40, width=400),
+    subsets=(Subset(modality="ct", region="abdomen", intensity=CTWindow(preset="ct-soft-tissue"),
                     labels={1: Target(name="pancreas", anatomy="pancreas")}),),
     source=ManualSource(
         register_at="https://wiki.cancerimagingarchive.net/display/Public/Pancreas-CT "

@@ -23,9 +23,9 @@ _SUBSET_OF = {"brain": "brain-mr", "lung": "chest-ct", "breast": "breast-mr"}
     subsets=(
         Subset(name="brain-mr", modality="mr", region="brain", labels={1: Target(name="brain-tumour", anatomy="brain")},
                intensity=PercentileClip()),
-        # Lung window (L -600, W 1500) as LiteMedSAM's preprocessing README gives for chest CT.
+        # Lung window L -600 / W 1500 (MedSAM utils/README.md); the MedSAM paper uses L -160 (ct-lung-medsam-paper).
         Subset(name="chest-ct", modality="ct", region="chest", labels={1: Target(name="lung-tumour", anatomy="lung")},
-               intensity=CTWindow(level=-600, width=1500)),
+               intensity=CTWindow(preset="ct-lung")),
         Subset(name="breast-mr", modality="mr", region="breast",
                labels={1: Target(name="breast-lesion", anatomy="breast")}, intensity=PercentileClip()),
     ),

@@ -69,7 +69,7 @@ LABELS = {v: Target(name=c.lower().replace("_", "-"), anatomy=anatomy_of(c)) for
     dimensionality=3,
     subsets=(
         # One soft-tissue window for the whole body; lungs and bones would each prefer their own.
-        Subset(modality="ct", region="whole-body", intensity=CTWindow(level=40, width=400), labels=LABELS),
+        Subset(modality="ct", region="whole-body", intensity=CTWindow(preset="ct-soft-tissue"), labels=LABELS),
     ),
     source=ManualSource(
         register_at="https://zenodo.org/records/10047292 (open, no account)",

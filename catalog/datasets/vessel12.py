@@ -31,7 +31,7 @@ def _is_mask(path: Path) -> bool:
     id="vessel12",
     name="VESSEL12: Vessel Segmentation in the Lung (lung masks)",
     dimensionality=3,
-    subsets=(Subset(modality="ct", region="chest", intensity=CTWindow(level=-600, width=1500),
+    subsets=(Subset(modality="ct", region="chest", intensity=CTWindow(preset="ct-lung"),
                     labels={1: Target(name="lung", anatomy="lung")}),),
     source=ManualSource(
         register_at="https://vessel12.grand-challenge.org (grand-challenge account; also on Zenodo record 8055066)",

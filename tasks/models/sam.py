@@ -4,7 +4,9 @@ Both families share one architecture (image encoder -> prompt encoder -> mask de
 input, 64x64x256 embedding, 256x256 low-resolution mask logits) but were trained on differently
 prepared images, so each gets the preprocessing and mask post-processing of its own reference code:
 
-``sam_vit_b`` / ``sam_vit_l`` / ``sam_vit_h`` (Kirillov et al.; ``SamPredictor``)
+``sam_vit_b`` / ``sam_vit_l`` / ``sam_vit_h`` (Kirillov et al.; ``SamPredictor`` in
+``segment_anything/predictor.py`` and ``utils/transforms.py`` of segment-anything 1.0, the package
+run here)
     The uint8 slice's longest side is resized to 1024 keeping the aspect ratio with
     ``ResizeLongestSide.apply_image`` (PIL bilinear), normalised with SAM's ImageNet pixel mean/std
     and zero-padded bottom/right to 1024x1024 (``Sam.preprocess``). Prompts are scaled per axis by
@@ -16,7 +18,7 @@ prepared images, so each gets the preprocessing and mask post-processing of its 
     Box expansion (``box_shift``): 20 px at 1024, as MedSAM's SAM-baseline scripts
     (``comparisons/SAM/infer_SAM_{2D,3D}_npz.py``).
 
-``medsam_vit_b`` (Ma et al., Nat. Commun. 2024; ``MedSAM_Inference.py``)
+``medsam_vit_b`` (Ma et al., Nat. Commun. 2024; ``bowang-lab/MedSAM@d71e8a1:MedSAM_Inference.py``)
     The ViT-B architecture with MedSAM's fine-tuned weights. The slice is stretched to 1024x1024
     without keeping the aspect ratio (``skimage.transform.resize``, order 3, anti-aliased, range
     preserved, cast back to uint8), min-max normalised to [0, 1] over the whole slice and passed to

@@ -107,11 +107,17 @@ def write_card(tmp_path: Path, **changes: object) -> Path:
     return path
 
 
+def test_card_names_a_window_preset(tmp_path: Path):
+    card = load_yaml_card(write_card(tmp_path, intensity={"kind": "ct_window", "preset": "ct-lung-medsam-paper"}))
+    assert (card.subsets[0].intensity.level, card.subsets[0].intensity.width) == (-160, 1500)
+
+
 @pytest.mark.parametrize(("changes", "message"), [
     ({"modality": "mri"}, r"modality: Value error, 'mri' is not one of ct, mr"),
     ({"labels": {1: {"name": "Liver", "anatomy": "liver"}}}, r"labels\.1: Value error, 'Liver' must be a lowercase slug"),
     ({"labels": {0: {"name": "background", "anatomy": "none"}}}, r"labels: Value error, label 0 is background"),
     ({"intensity": {"kind": "window", "level": 40}}, r"intensity: .*'window'"),
+    ({"intensity": {"kind": "ct_window", "preset": "lungs"}}, r"intensity\.ct_window: Value error, unknown CT window 'lungs'"),
     ({"images_glob": None}, r"\(card\): Value error, images_glob and labels_glob are both needed \(or a pairs list\)"),
     ({"image_glob": "images/*"}, r"image_glob: Extra inputs are not permitted"),
     ({"case_id": r"(\w+)\.nii\.gz$"}, r"case_id: Value error, needs a named group \(\?P<case>"),

@@ -127,3 +127,22 @@ def test_report_writes_tables_heatmap_and_step_curves(evaluated: Path):
     assert "## Protocol specs" in text and get_protocol("medsam-box").specs[0].id in text
     assert "![Median Dice](heatmap.png)" in text and "![Dice against prompt steps](steps.png)" in text
     assert (out / "heatmap.png").stat().st_size > 10_000 and (out / "steps.png").stat().st_size > 10_000
+
+
+def test_both_metric_conventions_for_the_same_predictions(evaluated: Path):
+    """--metrics names another convention: it is a new spec, so the same prompts are re-scored beside
+    the default rows; Dice agrees, NSD differs by convention, and the summary shows both."""
+    done = run_samatlas(evaluated, "evaluate", "--case", "lung2", "--max-slices-per-case", "2", "--metrics", "cvpr24-2d",
+                        "--workers", "1")
+    assert done.exit_code == 0, done.output
+    rows = query(evaluated, """
+        SELECT slice_index, list(spec_label ORDER BY spec_label), list(dice ORDER BY spec_label), list(spec ORDER BY spec_label)
+        FROM results WHERE case_id = 'lung2' AND model = 'litemedsam' AND protocol = 'medsam-box'
+        GROUP BY slice_index HAVING count(*) = 2""")
+    assert len(rows) == 2
+    for _, labels, dice, specs in rows:
+        assert dice[0] == pytest.approx(dice[1], abs=1e-9)
+        assert {json.loads(s)["scoring"]["surface"] for s in specs} == {"voxels", "surfels"}
+    summary = run_samatlas(evaluated, "catalog", "summary", "--by", "model,spec_label", "--format", "json")
+    labels = {r["spec_label"] for r in json.loads(summary.stdout) if r["model"] == "litemedsam"}
+    assert any("nsd=voxels@2mm" in x for x in labels) and any("surfels" in x and ">dice0.2" in x for x in labels)

@@ -9,10 +9,17 @@ import pytest
 from scipy.ndimage import gaussian_filter
 from scipy.spatial.distance import cdist
 
-from tasks.metrics import Scores, dice, hd95, iou, nsd, score
+from dataclasses import replace
+
+from tasks.metrics import SAMATLAS_VOXELS, MetricConvention, Scores, dice, hd95, iou, nsd, score
 
 SPACING_3D = (5.0, 0.7, 0.7)  # (z, y, x) mm: thick CT slices
 SPACING_2D = (0.7, 1.3)  # (y, x) mm
+
+
+def voxels(tolerance: float) -> MetricConvention:
+    """samatlas' original edge-voxel convention at another tolerance (mm)."""
+    return replace(SAMATLAS_VOXELS, nsd_tolerance=tolerance)
 
 
 def blob(shape: tuple[int, ...], seed: int, sigma: float = 2.0, level: float = 0.3) -> np.ndarray:
@@ -77,16 +84,16 @@ def embed(mask: np.ndarray, shape: tuple[int, ...], corner: tuple[int, ...]) -> 
 def test_score_matches_brute_force_reference(seed, shape, spacing, tolerance):
     pred, gt = pair(shape, seed)
     assert pred.any() and gt.any() and not np.array_equal(pred, gt)
-    assert_scores_close(score(pred, gt, spacing, tolerance), reference_scores(pred, gt, spacing, tolerance))
+    assert_scores_close(score(pred, gt, spacing, voxels(tolerance)), reference_scores(pred, gt, spacing, tolerance))
 
 
 @pytest.mark.parametrize("seed", [10, 11, 12])
 def test_single_metric_functions_agree_with_score(seed):
     pred, gt = pair((10, 36, 36), seed)
-    both = score(pred, gt, SPACING_3D, 2.0)
+    both = score(pred, gt, SPACING_3D, voxels(2.0))
     assert dice(pred, gt) == both.dice
     assert iou(pred, gt) == both.iou
-    assert nsd(pred, gt, SPACING_3D, 2.0) == both.nsd
+    assert nsd(pred, gt, SPACING_3D, voxels(2.0)) == both.nsd
     assert hd95(pred, gt, SPACING_3D) == both.hd95
 
 
@@ -122,7 +129,7 @@ def test_agrees_with_monai(seed, shape, spacing):
     want_hd95 = monai_metrics.compute_hausdorff_distance(
         y_pred, y, include_background=True, percentile=95, spacing=list(spacing)
     )
-    got = score(pred, gt, spacing, 2.0)
+    got = score(pred, gt, spacing, voxels(2.0))
     assert got.nsd == pytest.approx(float(want_nsd), abs=1e-6)
     assert got.hd95 == pytest.approx(float(want_hd95), rel=1e-6)
 
@@ -136,13 +143,13 @@ def test_anisotropic_phantom_distances_follow_the_axis_spacing():
     assert hd95(shifted_z, gt, SPACING_3D) == pytest.approx(10.0)
     assert hd95(shifted_x, gt, SPACING_3D) == pytest.approx(1.4)
     # Every boundary voxel is within 1.4 mm of the other boundary for the x shift, not for the z shift.
-    assert nsd(shifted_x, gt, SPACING_3D, tolerance_mm=2.0) == 1.0
-    assert nsd(shifted_z, gt, SPACING_3D, tolerance_mm=2.0) < 0.8
+    assert nsd(shifted_x, gt, SPACING_3D, voxels(2.0)) == 1.0
+    assert nsd(shifted_z, gt, SPACING_3D, voxels(2.0)) < 0.8
     # Spacing given in (x, y, z) order instead of array order swaps the answers: the bug this catches.
     reversed_spacing = SPACING_3D[::-1]
     assert hd95(shifted_z, gt, reversed_spacing) == pytest.approx(1.4)
     assert hd95(shifted_x, gt, reversed_spacing) == pytest.approx(10.0)
-    assert nsd(shifted_z, gt, reversed_spacing, tolerance_mm=2.0) == 1.0
+    assert nsd(shifted_z, gt, reversed_spacing, voxels(2.0)) == 1.0
 
 
 def test_anisotropic_phantom_2d():
@@ -159,9 +166,9 @@ def test_parallel_plates_give_the_exact_offset():
     gt = np.zeros((12, 12, 12), dtype=bool)
     gt[3, 2:10, 2:10] = True
     pred = np.roll(gt, 1, axis=0)
-    got = score(pred, gt, SPACING_3D, tolerance_mm=4.99)
+    got = score(pred, gt, SPACING_3D, voxels(4.99))
     assert (got.dice, got.iou, got.nsd, got.hd95) == (0.0, 0.0, 0.0, 5.0)
-    assert nsd(pred, gt, SPACING_3D, tolerance_mm=5.0) == 1.0  # a distance equal to the tolerance counts
+    assert nsd(pred, gt, SPACING_3D, voxels(5.0)) == 1.0  # a distance equal to the tolerance counts
 
 
 @pytest.mark.parametrize("seed", range(5))
@@ -175,7 +182,7 @@ def test_dice_is_a_function_of_iou(seed):
 @pytest.mark.parametrize(("shape", "spacing"), [((10, 36, 36), SPACING_3D), ((64, 64), SPACING_2D)])
 def test_identical_masks_are_perfect(shape, spacing):
     mask = blob(shape, seed=7)
-    assert score(mask, mask.copy(), spacing) == Scores(dice=1.0, iou=1.0, nsd=1.0, hd95=0.0)
+    assert score(mask, mask.copy(), spacing) == Scores(dice=1.0, iou=1.0, nsd=1.0, hd95=0.0, convention="voxels-2mm-nogate-max")
 
 
 def test_zero_one_integer_masks_are_accepted():
@@ -185,7 +192,7 @@ def test_zero_one_integer_masks_are_accepted():
 
 def test_both_empty_is_perfect_agreement():
     empty = np.zeros((4, 5, 6), dtype=bool)
-    assert score(empty, empty, SPACING_3D) == Scores(dice=1.0, iou=1.0, nsd=1.0, hd95=0.0)
+    assert score(empty, empty, SPACING_3D) == Scores(dice=1.0, iou=1.0, nsd=1.0, hd95=0.0, convention="voxels-2mm-nogate-max")
     assert (dice(empty, empty), iou(empty, empty)) == (1.0, 1.0)
     assert (nsd(empty, empty, SPACING_3D), hd95(empty, empty, SPACING_3D)) == (1.0, 0.0)
 
@@ -235,8 +242,6 @@ def test_wrong_spacing_is_refused(function):
         function(mask, mask, (5.0, 0.0, 0.7))
 
 
-@pytest.mark.parametrize("function", [nsd, score])
-def test_negative_tolerance_is_refused(function):
-    mask = np.zeros((4, 5, 6), dtype=bool)
-    with pytest.raises(ValueError, match="tolerance_mm"):
-        function(mask, mask, SPACING_3D, tolerance_mm=-1.0)
+def test_negative_tolerance_is_refused():
+    with pytest.raises(ValueError, match="nsd_tolerance"):
+        voxels(-1.0)

@@ -84,7 +84,9 @@ def kubernetes_cluster_spec(path: Path, device: str = "cpu") -> tuple[dict[str, 
     where GPU limits, volumes, node selectors and tolerations go (dask-kubernetes' documented way:
     build the spec, edit it, pass ``custom_cluster_spec``).
     """
+    from dask_kubernetes.exceptions import ValidationError
     from dask_kubernetes.operator import make_cluster_spec
+    from dask_kubernetes.operator.validation import validate_cluster_name
 
     spec = read_spec(path)
     if unknown := sorted(set(spec) - {"namespace", "cluster", "worker"}):
@@ -93,6 +95,10 @@ def kubernetes_cluster_spec(path: Path, device: str = "cpu") -> tuple[dict[str, 
         resource = make_cluster_spec(**(spec.get("cluster") or {}))
     except TypeError as exc:
         raise ValueError(f"{path}: cluster: {exc}") from None
+    try:
+        validate_cluster_name(str(resource["metadata"]["name"]))
+    except ValidationError as exc:
+        raise ValueError(f"{path}: cluster.name: {exc.message}") from None
     worker = spec.get("worker") or {}
     if unknown := sorted(set(worker) - {"container", "pod"}):
         raise ValueError(f"{path}: worker: unknown keys {', '.join(unknown)} (use container, pod)")

@@ -133,7 +133,9 @@ def start_cluster(cluster_class: str, **kwargs: Any) -> Any:
     cluster = getattr(importlib.import_module(module), name)(**kwargs)
     serves_dashboard = kwargs.get("dashboard_address", "") is not None
     if serves_dashboard and cluster.dashboard_link:
-        print(f"Dask dashboard: {cluster.dashboard_link}", file=sys.stderr, flush=True)
+        # Written, not print()ed: flows with log_prints would turn a print into a run log line.
+        sys.stderr.write(f"Dask dashboard: {cluster.dashboard_link}\n")
+        sys.stderr.flush()
     return cluster
 
 

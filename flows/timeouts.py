@@ -3,6 +3,8 @@
 Prefect's task ``timeout_seconds`` cannot do this on Dask: a task there runs in a worker thread,
 and Prefect cancels such threads by injecting an exception, which takes effect only when the
 thread next runs Python bytecode, never while it blocks in C (a stuck read, a CUDA call, a sleep).
+Checked here: two tasks with ``timeout_seconds=2`` that sleep 20 s, on a one-thread worker, were
+reported timed out 20 s apart; the worker stayed blocked for the whole sleep each time.
 So the flow watches instead: the scheduler knows from worker heartbeats how long each task has
 been executing (not queued); a unit past the limit is cancelled and its worker process restarted
 by its nanny (the only way to stop a thread), and the units queued behind it run on the new one.

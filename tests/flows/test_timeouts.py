@@ -9,10 +9,13 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from prefect import flow, task
 from prefect_dask import DaskTaskRunner
 
 from flows.timeouts import UnitTimeout, results_within
+
+pytestmark = pytest.mark.slow
 
 
 @task

@@ -159,8 +159,10 @@ def evaluate(
     points: Annotated[Optional[int], typer.Option(help="points for sammed2d's N-point prompt (default 5)")] = None,
     max_slices_per_case: Annotated[int, typer.Option(help="evaluate at most this many slices per case, evenly spread (0: all)")] = 0,
     cluster: Annotated[Optional[str], typer.Option(help="local, tcp://HOST:PORT, slurm or kubernetes")] = None,
+    cluster_spec: Annotated[Optional[Path], typer.Option(help="spec file of slurm|kubernetes (default infra/<cluster>.yaml)")] = None,
     workers: Annotated[Optional[int], typer.Option(help="local Dask worker processes")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda")] = None,
+    dashboard: Annotated[Optional[bool], typer.Option("--dashboard/--no-dashboard", help="serve a local cluster's Dask dashboard on 127.0.0.1 (default: on)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only print the plan")] = False,
     metrics: Annotated[Optional[str], typer.Option(help="metric convention preset for NSD/HD95 (default samatlas-voxels)")] = None,
     window: Annotated[Optional[str], typer.Option(help="CT window preset name or L,W replacing each case's stored window")] = None,
@@ -192,7 +194,7 @@ def evaluate(
         if not torch.cuda.is_available():
             fail("--device cuda, but this machine has no usable CUDA device; use --device cpu, or a cluster with GPU workers")
     try:
-        runner = make_task_runner(cluster, n_workers, device)
+        runner = make_task_runner(cluster, n_workers, device, dashboard, cluster_spec)
         with prefect_api():
             report = evaluate_flow.with_options(task_runner=runner)(
                 model=model, checkpoint=str(checkpoint) if checkpoint else None, protocols=protocol,

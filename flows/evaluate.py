@@ -16,13 +16,13 @@ from pathlib import Path
 import pyarrow as pa
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
-from prefect.futures import as_completed
 from prefect.logging import get_run_logger
 
 from catalog import tables
 from flows.cluster import unit_resources
 from flows.plan import DatasetPlan, Plan, WorkUnit, plan_units, unit_objects
 from flows.runinfo import code_version, current_run_id, start_run
+from flows.timeouts import results_within
 from records.rows import ResultRow, to_table
 from tasks.evaluate_unit import PlannedSpec, RunStamp, run_unit
 from tasks.intensity import parse_window
@@ -170,8 +170,7 @@ def evaluate(
                 evaluate_unit_task.submit(unit, model, checkpoint, device, protocol_names, options, str(catalog), run_id, threads, run):
                 unit.name for unit in largest_first
             }
-        for finished, future in enumerate(as_completed(futures), start=1):
-            done = future.result(raise_on_failure=False)
+        for finished, (future, done) in enumerate(results_within(futures, settings.unit_timeout_s), start=1):
             if isinstance(done, BaseException):  # a bad unit is reported; the others go on
                 report.failed[futures[future]] = f"{type(done).__name__}: {done}"
                 logger.error("unit %s failed: %s", futures[future], report.failed[futures[future]])

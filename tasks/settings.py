@@ -28,6 +28,15 @@ class Settings(BaseSettings):
     ingest_cron: str = Field("0 3 * * 0", description="Scheduled ingest refresh (Sun 03:00; unchanged cases skip).")
     evaluate_cron: str = Field("0 2 * * *", description="Scheduled re-evaluation (02:00; computes only what results lack).")
     cluster: str = Field("local", description="local, tcp://HOST:PORT, slurm or kubernetes.")
+    cluster_spec: Path | None = Field(
+        None, description="The spec file of --cluster slurm|kubernetes (default infra/<cluster>.yaml, which you edit).")
+    cluster_min_workers: int = Field(0, ge=0, description="Adaptive scaling floor: SLURM jobs or Kubernetes workers kept up.")
+    cluster_max_workers: int = Field(8, ge=1, description="Adaptive scaling ceiling: SLURM jobs or Kubernetes workers at most.")
+    dashboard: bool = Field(True, description="Serve the Dask dashboard of local clusters (its link is printed).")
+    dashboard_address: str = Field(
+        "127.0.0.1:8787", description="Where a local cluster serves its dashboard (loopback; a busy port moves).")
+    unit_timeout_s: float = Field(
+        3600, gt=0, description="A work unit running longer is stopped (its worker restarted) and reported failed.")
     n_workers: int | None = Field(None, description="Local Dask workers (default: one per core, at most 4).")
     device: str = Field("cpu", description="cpu or cuda.")
     commit_rows: int = Field(50_000, ge=1, description="Evaluate commits its result rows in batches of this many rows ...")

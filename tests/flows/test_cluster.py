@@ -60,9 +60,10 @@ def test_evaluate_on_an_existing_scheduler(scheduler: str, tmp_path: Path):
     assert con.execute("SELECT count(DISTINCT case_id), count(*) FROM results").fetchone() == (5, 27)
 
 
-def test_unknown_and_uninstalled_clusters_are_clear_errors():
+def test_unknown_and_uninstalled_clusters_are_clear_errors(monkeypatch: pytest.MonkeyPatch):
     with pytest.raises(ValueError, match="unknown cluster"):
         make_task_runner("yarn")
+    monkeypatch.setitem(sys.modules, "dask_kubernetes", None)  # as if the extra were not installed
     with pytest.raises(ValueError, match=r"pip install 'samatlas\[kubernetes\]'"):
         make_task_runner("kubernetes")
 

@@ -1,0 +1,47 @@
+"""A unit that hangs is stopped by the per-unit time limit and reported; the other units complete.
+
+A tiny flow of plain sleeping tasks stands in for evaluate's units (the mechanism is the same
+``results_within`` the evaluate flow waits with); one worker process, so the other units can only
+finish if the hanging one is really stopped, not merely abandoned.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from prefect import flow, task
+from prefect_dask import DaskTaskRunner
+
+from flows.timeouts import UnitTimeout, results_within
+
+pytestmark = pytest.mark.slow
+
+
+@task
+def unit(i: int) -> int:
+    """Unit 0 hangs in a blocking call (where Prefect's own task timeout cannot interrupt it)."""
+    if i == 0:
+        time.sleep(3600)
+    return i * 10
+
+
+@flow
+def fan_out(timeout_s: float) -> list[tuple[str, object]]:
+    futures = [unit.submit(i) for i in range(3)]
+    return [(str(f.task_run_id), outcome) for f, outcome in results_within(futures, timeout_s)]
+
+
+def test_a_hanging_unit_is_stopped_and_reported_and_the_rest_complete(prefect_server: None):
+    from prefect.client.orchestration import get_client
+
+    runner = DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
+        "n_workers": 1, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
+        "dashboard_address": None, "memory_limit": "2GiB"})
+    outcomes = fan_out.with_options(task_runner=runner)(timeout_s=5)
+    values = sorted(o for _, o in outcomes if not isinstance(o, BaseException))
+    stopped = [(run_id, o) for run_id, o in outcomes if isinstance(o, UnitTimeout)]
+    assert values == [10, 20] and len(stopped) == 1 and len(outcomes) == 3
+    assert "still running after 5 s" in str(stopped[0][1]) and "worker was restarted" in str(stopped[0][1])
+    with get_client(sync_client=True) as client:
+        assert client.read_task_run(stopped[0][0]).state.is_failed()

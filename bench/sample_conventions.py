@@ -27,7 +27,7 @@ import SimpleITK as sitk
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from catalog.cards import get_card  # noqa: E402
+from catalog.registry import get_card  # noqa: E402
 from tasks.evaluate_unit import object_context  # noqa: E402
 from tasks.intensity import parse_window, to_uint8, window  # noqa: E402
 from tasks.metrics import CVPR24_2D, MEDSAM_PAPER, SAMATLAS_VOXELS, SURFELS_2D_2PX, score  # noqa: E402

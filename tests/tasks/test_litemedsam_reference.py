@@ -20,7 +20,7 @@ import SimpleITK as sitk
 import torch
 import torch.nn.functional as F
 
-from catalog.cards import get_card
+from catalog.registry import get_card
 from tasks.evaluate_unit import object_context
 from tasks.intensity import to_uint8, window
 from tasks.models import load_model

@@ -111,12 +111,14 @@ def evaluate(
     from flows.evaluate import build_protocols
     from flows.evaluate import evaluate as evaluate_flow
     from flows.server import prefect_api
-    from tasks.models import MODEL_NAMES
+    from tasks.models import BUILT_IN, MODEL_NAMES, checkpoint_unused
     from tasks.models.weights import CheckpointError
 
     options = {k: v for k, v in {"clicks": clicks, "iterations": iterations, "points": points}.items() if v is not None}
     if model not in MODEL_NAMES:
         fail(f"unknown model {model!r}; choose from {', '.join(MODEL_NAMES)}")
+    if model in BUILT_IN and checkpoint is not None:
+        fail(checkpoint_unused(model))
     try:
         build_protocols(protocol or ["medsam-box"], options)  # unknown names and bad options fail here
     except ValueError as exc:

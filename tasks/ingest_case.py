@@ -23,7 +23,7 @@ from tasks.intensity import window
 from tasks.objects import slice_objects
 from tasks.readers import READERS
 from tasks.store import case_path, is_complete, marked_complete, write_case, write_small_case
-from tasks.volume import CaseError, check_label_values, check_same_grid, to_volume
+from tasks.volume import CaseError, check_finite, check_label_values, check_same_grid, to_volume
 
 
 @dataclass
@@ -73,8 +73,9 @@ def _ingest(card: DatasetCard, case: CaseFiles, store: Path, row: dict[str, Any]
     if label is not None:
         check_same_grid(channels[0], label, case.images[0], label_source)
     volume = to_volume(channels, label)
+    check_finite(volume.image, case.images)
     if volume.mask is not None:
-        check_label_values(volume.mask, subset.labels, label_source)
+        volume.mask = check_label_values(volume.mask, subset.labels, label_source)
     windows = [window(volume.image[c], subset.intensity) for c in range(volume.image.shape[0])]
     attrs = {
         "dataset": card.id, "case_id": case.case_id, "subset": subset.name, "modality": subset.modality,

@@ -67,6 +67,7 @@ def ingest(
 ) -> None:
     """Ingest datasets into the Zarr store and the catalog; bad cases are quarantined, not fatal."""
     from flows.ingest import ingest as ingest_flow
+    from flows.interrupt import exit_on_interrupt
     from flows.server import prefect_api
 
     try:
@@ -75,7 +76,8 @@ def ingest(
         datasets = [resolve_dataset(d) for d in datasets]
         for dataset_id in datasets:
             check_obtainable(get_card(dataset_id), get_settings().cache_root, source)
-        with prefect_api():
+        kept = "cases ingested so far are kept; run the same command again to ingest the rest"
+        with exit_on_interrupt(kept), prefect_api():
             reports = ingest_flow(datasets, str(source) if source else None)
     except (UnknownDataset, FetchError, ValueError) as exc:
         fail(str(exc).strip("'\""))
@@ -110,6 +112,7 @@ def evaluate(
     from flows.cluster import local_workers, make_task_runner
     from flows.evaluate import build_protocols
     from flows.evaluate import evaluate as evaluate_flow
+    from flows.interrupt import exit_on_interrupt
     from flows.server import prefect_api
     from tasks.models import BUILT_IN, MODEL_NAMES, checkpoint_unused
     from tasks.models.weights import CheckpointError
@@ -134,7 +137,8 @@ def evaluate(
             fail("--device cuda, but this machine has no usable CUDA device; use --device cpu, or a cluster with GPU workers")
     try:
         runner = make_task_runner(cluster, n_workers, device)
-        with prefect_api():
+        kept = "results of finished work units are kept; run the same command again to evaluate the rest"
+        with exit_on_interrupt(kept), prefect_api():
             report = evaluate_flow.with_options(task_runner=runner)(
                 model=model, checkpoint=str(checkpoint) if checkpoint else None, protocols=protocol,
                 datasets=dataset, cases=case, options=options, max_slices_per_case=max_slices_per_case,

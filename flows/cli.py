@@ -69,6 +69,7 @@ def ingest(
     from flows.ingest import ingest as ingest_flow
     from flows.interrupt import exit_on_interrupt
     from flows.server import prefect_api
+    from tasks.storage_errors import StorageError
 
     try:
         if source is not None and len(datasets) != 1:
@@ -79,6 +80,8 @@ def ingest(
         kept = "cases ingested so far are kept; run the same command again to ingest the rest"
         with exit_on_interrupt(kept), prefect_api():
             reports = ingest_flow(datasets, str(source) if source else None)
+    except StorageError as exc:
+        fail(f"storage error: {exc}", code=1)
     except (UnknownDataset, FetchError, ValueError) as exc:
         fail(str(exc).strip("'\""))
     for r in reports:
@@ -88,7 +91,9 @@ def ingest(
         err.print(f"{r.dataset}: {len(r.ingested)} ingested, {len(r.skipped)} unchanged, {len(r.quarantined)} quarantined")
         for case_id, reason in r.quarantined.items():
             err.print(f"  [yellow]quarantined[/] {case_id}: {reason}")
-    if any(r.error for r in reports):
+        if r.storage_error:
+            err.print(f"  [bold red]storage error:[/] {r.storage_error}; free space and run again to ingest the rest")
+    if any(r.error or r.storage_error for r in reports):
         raise typer.Exit(1)
 
 
@@ -116,6 +121,7 @@ def evaluate(
     from flows.server import prefect_api
     from tasks.models import BUILT_IN, MODEL_NAMES, checkpoint_unused
     from tasks.models.weights import CheckpointError
+    from tasks.storage_errors import StorageError
 
     options = {k: v for k, v in {"clicks": clicks, "iterations": iterations, "points": points}.items() if v is not None}
     if model not in MODEL_NAMES:
@@ -144,6 +150,8 @@ def evaluate(
                 datasets=dataset, cases=case, options=options, max_slices_per_case=max_slices_per_case,
                 device=device, n_workers=n_workers, dry_run=dry_run,
             )
+    except StorageError as exc:
+        fail(f"storage error: {exc}", code=1)
     except (CheckpointError, ValueError) as exc:
         fail(str(exc))
     err.print(

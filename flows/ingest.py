@@ -28,6 +28,7 @@ from tasks.fetch import FetchError, materialise
 from tasks.ingest_batch import bucket_key, group_by_bucket, ingest_batch
 from tasks.ingest_case import ingest_case, is_current, source_checksums
 from tasks.settings import get_settings
+from tasks.storage_errors import StorageError, writing
 from tasks.store import sweep_staging
 
 
@@ -44,6 +45,7 @@ class DatasetReport:
     quarantined: dict[str, str] = field(default_factory=dict)
     tasks: int = 0  # Prefect task runs submitted for it
     error: str | None = None  # why the release could not be fetched or discovered
+    storage_error: str | None = None  # a failed write of the store or catalog (the cases it hit stay for a re-run)
 
 
 def dataset_row(card_id: str) -> list[dict]:
@@ -65,8 +67,9 @@ def ingest_case_task(dataset_id: str, case: CaseFiles, previous: dict | None, st
         return {"case_id": case.case_id, "status": "skipped"}
     outcome = ingest_case(get_card(dataset_id), case, Path(store), run_id, checksums)
     key = f"{dataset_id}/{case.case_id}"
-    write_rows(Path(catalog), "objects", outcome.objects, key)
-    write_rows(Path(catalog), "cases", [outcome.case], key)
+    with writing(Path(catalog)):
+        write_rows(Path(catalog), "objects", outcome.objects, key)
+        write_rows(Path(catalog), "cases", [outcome.case], key)
     if not outcome.ok:
         get_run_logger().warning("quarantined %s: %s", key, outcome.case["reason"])
     return {"case_id": case.case_id, "status": outcome.case["status"], "reason": outcome.case["reason"]}
@@ -75,7 +78,8 @@ def ingest_case_task(dataset_id: str, case: CaseFiles, previous: dict | None, st
 @task(name="ingest-batch", cache_policy=NO_CACHE, task_run_name="ingest {key}")
 def ingest_batch_task(dataset_id: str, key: str, cases: list[CaseFiles], store: str, catalog: str, run_id: str) -> list[dict]:
     """Ingest one bucket of small cases, skipping those whose source files are unchanged."""
-    statuses = ingest_batch(get_card(dataset_id), key, cases, Path(store), Path(catalog), run_id)
+    with writing(Path(catalog)):  # the store's writes raise StorageError themselves
+        statuses = ingest_batch(get_card(dataset_id), key, cases, Path(store), Path(catalog), run_id)
     for status in statuses:
         if status["status"] == "quarantined":
             get_run_logger().warning("quarantined %s/%s: %s", dataset_id, status["case_id"], status["reason"])
@@ -99,6 +103,15 @@ def submit_cases(card_id: str, cases: list[CaseFiles], store: Path, catalog: Pat
 def _statuses(result: dict | list[dict]) -> list[dict]:
     """A task's case statuses: a batch task returns a list of them, a case task one."""
     return result if isinstance(result, list) else [result]
+
+
+def _results(future, report: DatasetReport) -> list[dict]:
+    """A task's case statuses; a failed write is kept on the report (once) and its cases left for a re-run."""
+    try:
+        return _statuses(future.result())
+    except StorageError as exc:
+        report.storage_error = report.storage_error or str(exc)
+        return []
 
 
 def previous_cases(catalog: Path, dataset_id: str) -> dict[str, dict]:
@@ -133,7 +146,7 @@ def ingest(datasets: list[str], source: str | None = None) -> list[DatasetReport
         futures = submit_cases(card.id, cases, store, catalog, run_id)
         write_rows(catalog, "datasets", dataset_row(card.id), card.id)
         report = DatasetReport(card.id, tasks=len(futures), quarantined=dict(release.problems))
-        for result in (status for f in futures for status in _statuses(f.result())):
+        for result in (status for f in futures for status in _results(f, report)):
             if result["status"] == "ok":
                 report.ingested.append(result["case_id"])
             elif result["status"] == "skipped":
@@ -143,7 +156,7 @@ def ingest(datasets: list[str], source: str | None = None) -> list[DatasetReport
         reports.append(report)
     counts = {
         r.dataset: {"ingested": len(r.ingested), "skipped": len(r.skipped), "quarantined": len(r.quarantined),
-                    "tasks": r.tasks, "error": r.error}
+                    "tasks": r.tasks, "error": r.error or r.storage_error}
         for r in reports
     }
     record_run(catalog, "ingest", run_id, started, {"datasets": datasets, "source": source}, counts)

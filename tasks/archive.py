@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from pathlib import Path, PurePosixPath
 
 from tasks.settings import get_settings
+from tasks.storage_errors import StorageError, writing
 
 MAX_RATIO = 100  # expanded / packed: beyond this an archive is a bomb, not a dataset
 RATIO_FROM = 10 * 1024**2  # below this many expanded bytes the ratio is noise (one all-zero raw mask), not a bomb
@@ -85,7 +86,10 @@ def _extract_tar(archive: Path, dest: Path, patterns: Iterable[str] | None) -> N
                     raise UnsafeArchive(f"{archive}: member {m.name!r} is not a file or folder")
             _check_sizes(archive, dest, {m.name: m.size for m in members})
             chosen = [m for m in members if m.isfile() and _wanted(m.name, patterns)]
-            tar.extractall(dest, members=chosen, filter="data")
+            with writing(dest):  # reading errors are the archive's; writing errors are the disk's
+                tar.extractall(dest, members=chosen, filter="data")
+    except StorageError:
+        raise
     except (tarfile.TarError, EOFError, OSError) as exc:
         raise ValueError(f"{archive}: cannot read the archive ({exc}); is it truncated?") from exc
 
@@ -101,7 +105,10 @@ def _extract_zip(archive: Path, dest: Path, patterns: Iterable[str] | None) -> N
             _check_sizes(archive, dest, {i.filename: i.file_size for i in infos})
             for info in infos:
                 if not info.is_dir() and _wanted(info.filename, patterns):
-                    zf.extract(info, dest)
+                    with writing(dest):
+                        zf.extract(info, dest)
+    except StorageError:
+        raise
     except (zipfile.BadZipFile, EOFError, OSError) as exc:
         raise ValueError(f"{archive}: cannot read the archive ({exc}); is it truncated?") from exc
 

@@ -22,6 +22,7 @@ from tasks.fetch import sha256_file
 from tasks.intensity import window
 from tasks.objects import slice_objects
 from tasks.readers import READERS
+from tasks.storage_errors import StorageError
 from tasks.store import case_path, is_complete, marked_complete, write_case, write_small_case
 from tasks.volume import CaseError, check_finite, check_label_values, check_same_grid, to_volume
 
@@ -109,6 +110,8 @@ def ingest_case(card: DatasetCard, case: CaseFiles, store: Path, run_id: str, ch
         return _ingest(card, case, Path(store), row)
     except CaseError as exc:
         reason = str(exc)
+    except StorageError:  # the store could not be written: not the source's fault, so no quarantine
+        raise
     except Exception as exc:  # an unexpected reader failure must not stop the other cases
         reason = f"{case.images[0]}: {type(exc).__name__}: {exc}"
     row.update(status="quarantined", reason=reason)

@@ -59,17 +59,25 @@ def dataset_row(card_id: str) -> list[dict]:
     } for m, r in seen]
 
 
+def storage_status(what: str, exc: StorageError) -> dict:
+    """The status of a case (or bucket) whose store or catalog write failed; nothing of it was recorded."""
+    return {"case_id": what, "status": "storage_error", "reason": str(exc)}
+
+
 @task(name="ingest-case", cache_policy=NO_CACHE, task_run_name="ingest {dataset_id}/{case.case_id}")
 def ingest_case_task(dataset_id: str, case: CaseFiles, previous: dict | None, store: str, catalog: str, run_id: str) -> dict:
     """Ingest one case unless its source files are unchanged since a complete ingest."""
     checksums = source_checksums(case)
     if is_current(previous, checksums, Path(store)):
         return {"case_id": case.case_id, "status": "skipped"}
-    outcome = ingest_case(get_card(dataset_id), case, Path(store), run_id, checksums)
     key = f"{dataset_id}/{case.case_id}"
-    with writing(Path(catalog)):
-        write_rows(Path(catalog), "objects", outcome.objects, key)
-        write_rows(Path(catalog), "cases", [outcome.case], key)
+    try:
+        outcome = ingest_case(get_card(dataset_id), case, Path(store), run_id, checksums)
+        with writing(Path(catalog)):
+            write_rows(Path(catalog), "objects", outcome.objects, key)
+            write_rows(Path(catalog), "cases", [outcome.case], key)
+    except StorageError as exc:  # returned, not raised: a full disk is a report line, not a task traceback
+        return storage_status(case.case_id, exc)
     if not outcome.ok:
         get_run_logger().warning("quarantined %s: %s", key, outcome.case["reason"])
     return {"case_id": case.case_id, "status": outcome.case["status"], "reason": outcome.case["reason"]}
@@ -78,8 +86,11 @@ def ingest_case_task(dataset_id: str, case: CaseFiles, previous: dict | None, st
 @task(name="ingest-batch", cache_policy=NO_CACHE, task_run_name="ingest {key}")
 def ingest_batch_task(dataset_id: str, key: str, cases: list[CaseFiles], store: str, catalog: str, run_id: str) -> list[dict]:
     """Ingest one bucket of small cases, skipping those whose source files are unchanged."""
-    with writing(Path(catalog)):  # the store's writes raise StorageError themselves
-        statuses = ingest_batch(get_card(dataset_id), key, cases, Path(store), Path(catalog), run_id)
+    try:
+        with writing(Path(catalog)):  # the store's writes raise StorageError themselves
+            statuses = ingest_batch(get_card(dataset_id), key, cases, Path(store), Path(catalog), run_id)
+    except StorageError as exc:  # the bucket's fragments were not rewritten: its cases wait for a re-run
+        return [storage_status(key, exc)]
     for status in statuses:
         if status["status"] == "quarantined":
             get_run_logger().warning("quarantined %s/%s: %s", dataset_id, status["case_id"], status["reason"])
@@ -103,15 +114,6 @@ def submit_cases(card_id: str, cases: list[CaseFiles], store: Path, catalog: Pat
 def _statuses(result: dict | list[dict]) -> list[dict]:
     """A task's case statuses: a batch task returns a list of them, a case task one."""
     return result if isinstance(result, list) else [result]
-
-
-def _results(future, report: DatasetReport) -> list[dict]:
-    """A task's case statuses; a failed write is kept on the report (once) and its cases left for a re-run."""
-    try:
-        return _statuses(future.result())
-    except StorageError as exc:
-        report.storage_error = report.storage_error or str(exc)
-        return []
 
 
 def previous_cases(catalog: Path, dataset_id: str) -> dict[str, dict]:
@@ -146,11 +148,13 @@ def ingest(datasets: list[str], source: str | None = None) -> list[DatasetReport
         futures = submit_cases(card.id, cases, store, catalog, run_id)
         write_rows(catalog, "datasets", dataset_row(card.id), card.id)
         report = DatasetReport(card.id, tasks=len(futures), quarantined=dict(release.problems))
-        for result in (status for f in futures for status in _results(f, report)):
+        for result in (status for f in futures for status in _statuses(f.result())):
             if result["status"] == "ok":
                 report.ingested.append(result["case_id"])
             elif result["status"] == "skipped":
                 report.skipped.append(result["case_id"])
+            elif result["status"] == "storage_error":
+                report.storage_error = report.storage_error or result["reason"]
             else:
                 report.quarantined[result["case_id"]] = result["reason"]
         reports.append(report)

@@ -34,12 +34,19 @@ def kill_descendants(timeout: float = 3.0) -> None:
 def exit_on_interrupt(kept: str) -> Iterator[None]:
     """Within the block, SIGINT and SIGTERM print ``interrupted: <kept>``, kill the children and exit.
 
-    The line is written with ``os.write``: a handler may run in the middle of another print.
+    The line is written with ``os.write`` (a handler may run in the middle of another print), then
+    stdout and stderr go to ``/dev/null``: the command's other threads (Dask's nannies noticing their
+    workers die, multiprocessing relaunching its resource tracker) would otherwise add warnings and
+    tracebacks in the moment before the exit. A second sweep kills what was relaunched meanwhile.
     """
 
     def stop(signum: int, frame: object) -> None:
         os.write(2, f"interrupted: {kept}\n".encode())
+        quiet = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(quiet, 1)
+        os.dup2(quiet, 2)
         kill_descendants()
+        kill_descendants(timeout=1.0)
         os._exit(128 + signum)
 
     previous = {s: signal.signal(s, stop) for s in (signal.SIGINT, signal.SIGTERM)}

@@ -88,7 +88,9 @@ def ingest(
     Exits 1 when a dataset could not be ingested or none of its cases could (all quarantined).
     """
     from flows.ingest import ingest as ingest_flow
+    from flows.interrupt import exit_on_interrupt
     from flows.server import prefect_api
+    from tasks.storage_errors import StorageError
 
     for option, given in (("--source", source), ("--subset", subset)):
         if given:
@@ -99,8 +101,11 @@ def ingest(
             card = get_card(dataset_id)
             check_obtainable(card, get_settings().cache_root, source, as_given=as_given)
             resolve_subsets(card, subset)  # an unknown subset fails here, before the server starts
-        with prefect_api():
+        kept = "cases ingested so far are kept; run the same command again to ingest the rest"
+        with exit_on_interrupt(kept), prefect_api():
             reports = ingest_flow(ids, str(source) if source else None, subset)
+    except StorageError as exc:
+        fail(f"storage error: {exc}", code=1)
     except (UnknownDataset, FetchError, ValueError) as exc:
         fail(str(exc).strip("'\""))
     for r in reports:
@@ -110,10 +115,12 @@ def ingest(
         err.print(f"{r.dataset}: {len(r.ingested)} ingested, {len(r.skipped)} unchanged, {len(r.quarantined)} quarantined")
         for case_id, reason in r.quarantined.items():
             err.print(f"  [yellow]quarantined[/] {case_id}: {reason}")
-    unusable = [r.dataset for r in reports if not r.error and not r.ingested and not r.skipped]
+        if r.storage_error:
+            err.print(f"  [bold red]storage error:[/] {r.storage_error}; free space and run again to ingest the rest")
+    unusable = [r.dataset for r in reports if not r.error and not r.storage_error and not r.ingested and not r.skipped]
     for dataset_id in unusable:
         err.print(f"[bold red]{dataset_id}: no case could be ingested[/] (see the reasons above)")
-    if unusable or any(r.error for r in reports):
+    if unusable or any(r.error or r.storage_error for r in reports):
         raise typer.Exit(1)
 
 
@@ -171,13 +178,17 @@ def evaluate(
     from flows.cluster import local_workers, make_task_runner
     from flows.evaluate import RunOptions, build_protocols, planned_specs
     from flows.evaluate import evaluate as evaluate_flow
+    from flows.interrupt import exit_on_interrupt
     from flows.server import prefect_api
-    from tasks.models import MODEL_NAMES
+    from tasks.models import BUILT_IN, MODEL_NAMES, checkpoint_unused
     from tasks.models.weights import CheckpointError
+    from tasks.storage_errors import StorageError
 
     options = {k: v for k, v in {"clicks": clicks, "iterations": iterations, "points": points}.items() if v is not None}
     if model not in MODEL_NAMES:
         fail(f"unknown model {model!r}; choose from {', '.join(MODEL_NAMES)}")
+    if model in BUILT_IN and checkpoint is not None:
+        fail(checkpoint_unused(model))
     try:
         planned_specs(build_protocols(protocol or ["medsam-box"], options), RunOptions(metrics, window))  # bad names fail here
     except (ValueError, KeyError) as exc:
@@ -195,12 +206,15 @@ def evaluate(
             fail("--device cuda, but this machine has no usable CUDA device; use --device cpu, or a cluster with GPU workers")
     try:
         runner = make_task_runner(cluster, n_workers, device, dashboard, cluster_spec)
-        with prefect_api():
+        kept = "results of finished work units are kept; run the same command again to evaluate the rest"
+        with exit_on_interrupt(kept), prefect_api():
             report = evaluate_flow.with_options(task_runner=runner)(
                 model=model, checkpoint=str(checkpoint) if checkpoint else None, protocols=protocol,
                 datasets=dataset, cases=case, options=options, max_slices_per_case=max_slices_per_case,
                 device=device, n_workers=n_workers, dry_run=dry_run, metrics=metrics, window=window,
             )
+    except StorageError as exc:
+        fail(f"storage error: {exc}", code=1)
     except (CheckpointError, ValueError) as exc:
         fail(str(exc))
     for d in report.plan:

@@ -30,6 +30,7 @@ from tasks.metrics import convention
 from tasks.models import load_model
 from tasks.protocols import PromptProtocol, get_protocol
 from tasks.settings import get_settings
+from tasks.storage_errors import writing
 
 
 @dataclass
@@ -118,7 +119,8 @@ class ResultBuffer:
     def flush(self) -> None:
         """Commit every queued row (keys already in the catalog are skipped)."""
         if self.pending:
-            self.committed += tables.insert_missing(self.catalog, pa.concat_tables(self.pending), ResultRow)
+            with writing(self.catalog):  # a full disk is a StorageError naming the catalog and its free space
+                self.committed += tables.insert_missing(self.catalog, pa.concat_tables(self.pending), ResultRow)
         self.pending = []
         self.since = time.monotonic()
 

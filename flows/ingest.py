@@ -33,6 +33,7 @@ from tasks.fetch import FetchError, materialise, resolve_subsets
 from tasks.ingest_batch import CaseStatus, group_by_bucket, ingest_batch
 from tasks.ingest_case import CaseOutcome
 from tasks.settings import get_settings
+from tasks.storage_errors import StorageError, writing
 from tasks.store import sweep_staging
 
 WORKERS = min(32, (os.cpu_count() or 1) + 4)  # the thread pool default of the standard library
@@ -50,6 +51,7 @@ class DatasetReport:
     quarantined: dict[str, str] = field(default_factory=dict)
     tasks: int = 0  # Prefect task runs submitted for it
     error: str | None = None  # why the release could not be fetched or discovered
+    storage_error: str | None = None  # a failed write of the store or catalog (the cases it hit stay for a re-run)
 
 
 def dataset_rows(card_id: str) -> list[DatasetRow]:
@@ -68,7 +70,10 @@ def ingest_cases_task(
     object_counts: dict[str, int], store: str, run_id: str, quick: bool,
 ) -> tuple[list[CaseStatus], list[CaseOutcome]]:
     """Ingest cases (one 3D case, or a bucket of 2D ones), skipping those whose sources are unchanged."""
-    statuses, outcomes = ingest_batch(get_card(dataset_id), cases, Path(store), previous, object_counts, run_id, quick)
+    try:  # the store's writes raise StorageError themselves
+        statuses, outcomes = ingest_batch(get_card(dataset_id), cases, Path(store), previous, object_counts, run_id, quick)
+    except StorageError as exc:  # returned, not raised: a full disk is a report line, not a task traceback
+        return [CaseStatus(label, "storage_error", str(exc))], []
     for status in statuses:
         if status.status == "quarantined":
             get_run_logger().warning("quarantined %s/%s: %s", dataset_id, status.case_id, status.reason)
@@ -101,12 +106,16 @@ def submit_cases(card_id: str, cases: list[CaseFiles], store: Path, catalog: Pat
 
 
 def commit_outcomes(catalog: Path, dataset_id: str, outcomes: list[CaseOutcome]) -> None:
-    """Make ``outcomes`` the catalog's rows of their cases: objects first, then the cases rows."""
+    """Make ``outcomes`` the catalog's rows of their cases: objects first, then the cases rows.
+
+    A failed write (a full disk) raises StorageError naming the catalog and its free space.
+    """
     if not outcomes:
         return
     scope = {"dataset": [dataset_id], "case_id": [o.case.case_id for o in outcomes]}
-    tables.replace(catalog, [obj for o in outcomes for obj in o.objects], ObjectRow, scope)
-    tables.replace(catalog, [o.case for o in outcomes], CaseRow, scope)
+    with writing(catalog):
+        tables.replace(catalog, [obj for o in outcomes for obj in o.objects], ObjectRow, scope)
+        tables.replace(catalog, [o.case for o in outcomes], CaseRow, scope)
 
 
 def _ingest_dataset(
@@ -136,13 +145,20 @@ def _ingest_dataset(
                     report.ingested.append(status.case_id)
                 elif status.status == "skipped":
                     report.skipped.append(status.case_id)
+                elif status.status == "storage_error":
+                    report.storage_error = report.storage_error or status.reason
                 else:
                     report.quarantined[status.case_id] = status.reason
             if len(pending) >= COMMIT_CASES or time.monotonic() - since >= COMMIT_S:
                 commit_outcomes(catalog, card.id, pending)
                 pending, since = [], time.monotonic()
+    except StorageError as exc:  # those cases wait for a re-run; the run still records itself
+        report.storage_error, pending = str(exc), []
     finally:
-        commit_outcomes(catalog, card.id, pending)
+        try:
+            commit_outcomes(catalog, card.id, pending)
+        except StorageError as exc:
+            report.storage_error = str(exc)
     return report
 
 
@@ -171,7 +187,7 @@ def ingest(datasets: list[str], source: str | None = None, subsets: list[str] | 
     finally:
         record.finish(status, {
             r.dataset: {"ingested": len(r.ingested), "skipped": len(r.skipped), "quarantined": len(r.quarantined),
-                        "tasks": r.tasks, "error": r.error}
+                        "tasks": r.tasks, "error": r.error or r.storage_error}
             for r in reports
         })
     return reports

@@ -21,8 +21,9 @@ from records.rows import CaseRow, ObjectRow
 from tasks.fetch import sha256_file
 from tasks.intensity import window
 from tasks.objects import slice_objects
+from tasks.storage_errors import StorageError
 from tasks.store import case_path, is_complete, marked_complete, write_case, write_small_case
-from tasks.volume import CaseError, check_label_values, check_same_grid, to_volume
+from tasks.volume import CaseError, check_finite, check_label_values, check_same_grid, to_volume
 
 
 @dataclass(frozen=True)
@@ -72,8 +73,9 @@ def _ingest(card: DatasetCard, case: CaseFiles, store: Path, row: CaseRow) -> Ca
     if label is not None:
         check_same_grid(channels[0], label, case.images[0], label_source)
     volume = to_volume(channels, label)
+    check_finite(volume.image, case.images)
     if volume.mask is not None:
-        check_label_values(volume.mask, subset.labels, label_source, subset.unmapped_labels)
+        volume.mask = check_label_values(volume.mask, subset.labels, label_source, subset.unmapped_labels)
     windows = [window(volume.image[c], subset.intensity) for c in range(volume.image.shape[0])]
     attrs = {
         "dataset": card.id, "case_id": case.case_id, "subset": subset.name, "modality": subset.modality,
@@ -107,6 +109,8 @@ def ingest_case(card: DatasetCard, case: CaseFiles, store: Path, run_id: str, ch
         return _ingest(card, case, Path(store), row)
     except CaseError as exc:
         reason = str(exc)
+    except StorageError:  # the store could not be written: not the source's fault, so no quarantine
+        raise
     except Exception as exc:  # an unexpected reader failure must not stop the other cases
         reason = f"{case.images[0]}: {type(exc).__name__}: {exc}"
     return CaseOutcome(replace(row, status="quarantined", reason=reason))

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
     commit_s: float = Field(30.0, gt=0, description="... or at least this often (seconds), and when the run ends.")
     query_timeout_s: float = Field(60.0, gt=0, description="Time limit of one `catalog query` (seconds).")
     query_memory: str = Field("4GB", description="Memory limit of one `catalog query` (DuckDB size, e.g. 4GB).")
+    # 8.9 GB RSS was measured ingesting one 800^3 (512 M voxel) case: about 17 bytes per voxel at peak.
+    # 320 M voxels (a 512x512x1220 CT, larger than any case of the survey's releases) is then about
+    # 5.6 GB, so the two cases a 2-core machine ingests at once fit in 24 GiB with room to spare.
+    max_case_voxels: int = Field(320_000_000, description="Largest case (all channels and the label) ingested, in voxels, checked from file headers before any pixel is read.")
+    max_archive_bytes: int = Field(2 * 1024**4, description="Largest total a release archive may expand to (bytes); free disk space is also checked.")
+    max_member_bytes: int = Field(16 * 1024**3, description="Largest single file a release archive may hold (bytes).")
 
     @property
     def store_root(self) -> Path:

@@ -35,6 +35,7 @@ from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import MemoryStore
 
+from tasks.storage_errors import writing
 from tasks.volume import Volume
 
 AXES = [
@@ -91,18 +92,20 @@ def _staged(final: Path) -> Iterator[Path]:
     """A staging folder beside ``final``, renamed to it (replacing an older case) if the block succeeds.
 
     A crash or an error leaves no half-written case: the staging folder is removed (or, after a
-    kill, swept by :func:`sweep_staging` on the next run).
+    kill, swept by :func:`sweep_staging` on the next run). An ``OSError`` on the way (a full disk)
+    is a :class:`~tasks.storage_errors.StorageError` naming the path and its free space, not a
+    problem of the case's source files.
     """
-    final.parent.mkdir(parents=True, exist_ok=True)
     staging = final.parent / f".staging-{final.name}-{uuid.uuid4().hex[:8]}"
     try:
-        yield staging
-        if final.exists():
-            shutil.rmtree(final)
-        staging.rename(final)
+        with writing(staging):
+            final.parent.mkdir(parents=True, exist_ok=True)
+            yield staging
+            if final.exists():
+                shutil.rmtree(final)
+            staging.rename(final)
     finally:
-        if staging.exists():
-            shutil.rmtree(staging)
+        shutil.rmtree(staging, ignore_errors=True)
 
 
 def write_case(store: Path, dataset: str, case_id: str, volume: Volume, attrs: dict[str, Any]) -> Path:

@@ -21,7 +21,11 @@ class CaseError(ValueError):
 
 @dataclass
 class Volume:
-    """Image ``(c, z, y, x)`` and integer mask ``(z, y, x)`` on one grid; spacing in array order (mm)."""
+    """Image ``(c, z, y, x)`` and integer mask ``(z, y, x)`` on one grid; spacing in array order (mm).
+
+    :func:`to_volume` leaves the mask in its file's dtype; :func:`check_label_values` checks it and
+    gives the uint8/uint16 mask that is stored.
+    """
 
     image: np.ndarray
     mask: np.ndarray | None
@@ -76,19 +80,62 @@ def check_same_grid(image: sitk.Image, label: sitk.Image, image_path: Path, labe
             raise CaseError(f"{label_path}: {role} {what} {rounded(b)} differs from image {rounded(a)}")
 
 
-def check_label_values(mask: np.ndarray, allowed: Mapping[int, object], label_path: Path, unmapped: str = "quarantine") -> None:
-    """Raise CaseError if the mask holds values the card does not map; with ``unmapped="background"``
-    set those voxels to 0 in place instead (a card that maps a few of an atlas's labels)."""
-    values = set(np.unique(mask).tolist()) - {0}
-    unknown = sorted(values - set(allowed))
-    if unknown and unmapped == "background":
-        mask[np.isin(mask, unknown)] = 0
-    elif unknown:
-        shown = f"{unknown[:10]} and {len(unknown) - 10} more" if len(unknown) > 10 else str(unknown)
+def _named(values: np.ndarray, limit: int = 8) -> str:
+    """Up to ``limit`` values as a list for a message, with how many more there are."""
+    shown = [v.item() for v in values[:limit]]
+    more = f" and {len(values) - limit} more" if len(values) > limit else ""
+    return f"{shown}{more}"
+
+
+def check_label_values(
+    mask: np.ndarray, allowed: Mapping[int, object], label_path: Path, unmapped: str = "quarantine",
+) -> np.ndarray:
+    """The mask as uint8 (or uint16), after checking its values in the dtype the file stored them in.
+
+    Raise CaseError, naming the values, for non-integer, non-finite or negative values and for values
+    the card does not map: checked before the cast, because a cast turns 65537 into 1, 1.7 into 1
+    and -1 into 255. With ``unmapped="background"`` values the card does not map become 0 instead
+    (a card that maps a few of an atlas's labels).
+    """
+    values = np.unique(mask)
+    if values.dtype.kind == "f":
+        bad = values[~np.isfinite(values) | (values != np.round(values))]
+        if bad.size:
+            raise CaseError(f"{label_path}: label values {_named(bad)} are not integers")
+    if values.dtype.kind not in "biuf":
+        raise CaseError(f"{label_path}: labels of type {values.dtype} are not integers")
+    negative = values[values < 0]
+    if negative.size:
+        raise CaseError(f"{label_path}: label values {_named(negative)} are negative")
+    unknown = np.array([v for v in values.tolist() if v != 0 and v not in allowed])
+    if unknown.size and unmapped == "background":
+        mask = np.where(np.isin(mask, unknown), 0, mask)
+        values = np.unique(mask)
+    elif unknown.size:
         raise CaseError(
-            f"{label_path}: label values {shown} are not in the card's map {sorted(allowed)} "
+            f"{label_path}: label values {_named(unknown, 10)} are not in the card's map {sorted(allowed)} "
             f"(a card can read them as background: unmapped_labels: background)"
         )
+    return mask.astype(np.uint8 if values.max(initial=0) < 256 else np.uint16, copy=False)
+
+
+def check_finite(image: np.ndarray, image_paths: Sequence[Path]) -> None:
+    """Raise CaseError if a floating-point image holds NaN or infinite values (named, with counts).
+
+    Stored as they are they become zeros or extremes downstream and still score; no card asks for a
+    replacement rule, so such a case is quarantined.
+    """
+    if image.dtype.kind not in "fc":
+        return
+    for c in range(image.shape[0]):
+        finite = np.isfinite(image[c])
+        if not finite.all():
+            nan = int(np.isnan(image[c]).sum())
+            path = image_paths[min(c, len(image_paths) - 1)]
+            raise CaseError(
+                f"{path}: channel {c} holds {nan:,} NaN and {finite.size - finite.sum() - nan:,} infinite "
+                f"values of {finite.size:,}"
+            )
 
 
 def _canonical(image: sitk.Image) -> sitk.Image:
@@ -119,8 +166,7 @@ def to_volume(channels: Sequence[sitk.Image], label: sitk.Image | None) -> Volum
     image = np.concatenate([_channels_zyx(c) for c in oriented], axis=0)
     mask = None
     if label is not None:
-        mask = _channels_zyx(_canonical(label))[0]
-        mask = mask.astype(np.uint8 if mask.max(initial=0) < 256 else np.uint16)
+        mask = _channels_zyx(_canonical(label))[0]  # its file's dtype: check_label_values casts it
     ref = oriented[0]
     spacing = tuple(float(s) for s in reversed(ref.GetSpacing()))
     origin = tuple(float(o) for o in ref.GetOrigin())

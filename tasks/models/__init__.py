@@ -11,9 +11,20 @@ NEEDS_CHECKPOINT = ("sam_vit_b", "sam_vit_l", "sam_vit_h", "medsam_vit_b")
 MODEL_NAMES = BUILT_IN + NEEDS_CHECKPOINT
 
 
+def checkpoint_unused(name: str) -> str:
+    """The message for ``--checkpoint`` given to a built-in model, which would silently ignore it."""
+    return (f"model {name} does not take --checkpoint (its weights ship with samatlas); "
+            f"--checkpoint is for {', '.join(NEEDS_CHECKPOINT)}")
+
+
 @lru_cache(maxsize=4)
 def load_model(name: str, checkpoint: str | None = None, device: str = "cpu") -> SegmentationModel:
-    """Build ``name`` once per process (Dask workers keep it between work units)."""
+    """Build ``name`` once per process (Dask workers keep it between work units).
+
+    A checkpoint for a built-in model (whose weights ship with samatlas) is an error, not ignored.
+    """
+    if name in BUILT_IN and checkpoint is not None:
+        raise ValueError(checkpoint_unused(name))
     if name == "litemedsam":
         from tasks.models.litemedsam import LiteMedSAM
 

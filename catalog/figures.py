@@ -18,12 +18,13 @@ from matplotlib.patches import Rectangle  # noqa: E402
 
 from catalog.query import connect  # noqa: E402
 from tasks.evaluate_unit import object_context, slice_rgb  # noqa: E402
+from tasks.locations import Location  # noqa: E402
 from tasks.models import load_model  # noqa: E402
 from tasks.protocols import get_protocol  # noqa: E402
 from tasks.store import StoredCase  # noqa: E402
 
 
-def pick_objects(catalog: Path, model: str, spec_id: str) -> list[dict]:
+def pick_objects(catalog: Location, model: str, spec_id: str) -> list[dict]:
     """For each target, the object with the largest ground truth (its lesion is the most visible)."""
     con = connect(catalog)
     cursor = con.execute("""
@@ -45,7 +46,7 @@ def _crop(mask: np.ndarray, margin: float = 1.5, minimum: int = 96) -> tuple[sli
     return slice(y0, int(min(cy + half, mask.shape[0]))), slice(x0, int(min(cx + half, mask.shape[1])))
 
 
-def overlay_figure(catalog: Path, out: Path, model_name: str = "litemedsam", protocol_name: str = "medsam-box") -> Path:
+def overlay_figure(catalog: Location, out: Path, model_name: str = "litemedsam", protocol_name: str = "medsam-box") -> Path:
     """Write a PNG with one panel per target and return its path."""
     protocol = get_protocol(protocol_name)
     objects = pick_objects(catalog, model_name, protocol.specs[0].id)
@@ -54,7 +55,7 @@ def overlay_figure(catalog: Path, out: Path, model_name: str = "litemedsam", pro
     model = load_model(model_name)
     fig, axes = plt.subplots(1, len(objects), figsize=(3.2 * len(objects), 3.6), squeeze=False)
     for ax, obj in zip(axes[0], objects):
-        case = StoredCase(Path(obj["zarr_path"]))
+        case = StoredCase(obj["zarr_path"])
         image = slice_rgb(case, obj["slice_index"])
         gt = case.mask_slice(obj["slice_index"]) == obj["label"]
         embedding = model.encode(image)

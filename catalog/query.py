@@ -25,8 +25,9 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from catalog.tables import data_files
-from records.rows import PARTITIONED, ROW_TYPES
+from catalog.tables import scan
+from records.rows import ROW_TYPES
+from tasks.locations import Location, as_location, is_remote
 
 SUMMARY_KEYS = ("modality", "anatomy", "target", "model", "protocol", "spec_id", "spec_label", "step")
 GROUPABLE = (*SUMMARY_KEYS, "dataset", "case_id", "scope")
@@ -36,29 +37,17 @@ class QueryRefused(ValueError):
     """A user query that is not a single read statement, or that hit a limit; the message is one line."""
 
 
-def _views(con: duckdb.DuckDBPyConnection, root: Path) -> list[str]:
-    """Create one view per table; return every data file the views read."""
-    every: list[str] = []
-    for name, cls in ROW_TYPES.items():
-        files = data_files(root, name)
-        if files:
-            hive = "true" if name in PARTITIONED else "false"
-            listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-            columns = ", ".join(cls.SCHEMA.names)
-            con.execute(
-                f"CREATE VIEW {name} AS SELECT {columns} FROM read_parquet({listed}, hive_partitioning={hive})"
-            )
-            every += files
-        else:
-            con.register(f"_{name}_empty", cls.SCHEMA.empty_table())
-            con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_empty")
-    return every
+def _views(con: duckdb.DuckDBPyConnection, root: Location) -> list[str]:
+    """Create one view per table; return every local data file the views read."""
+    root = as_location(root)
+    root = root if is_remote(root) else Path(root).resolve()
+    return [file for name in ROW_TYPES for file in scan(con, root, name)]
 
 
-def connect(root: Path | str) -> duckdb.DuckDBPyConnection:
+def connect(root: Location) -> duckdb.DuckDBPyConnection:
     """A connection with the views ``datasets cases objects results runs`` over the catalog at ``root``."""
     con = duckdb.connect(":memory:")
-    _views(con, Path(root).resolve())
+    _views(con, root)
     return con
 
 
@@ -71,14 +60,14 @@ class QueryLimits:
     threads: int = 2
 
 
-def sandbox(root: Path | str, limits: QueryLimits = QueryLimits()) -> duckdb.DuckDBPyConnection:
+def sandbox(root: Location, limits: QueryLimits = QueryLimits()) -> duckdb.DuckDBPyConnection:
     """A connection that can read the catalog's data files and nothing else, and write nothing."""
     con = duckdb.connect(":memory:", config={"threads": limits.threads})
     spill = tempfile.mkdtemp(prefix="samatlas-query-")
     con.execute("SET temp_directory = ?", [spill])
     con.execute(f"SET memory_limit = '{limits.memory}'")
     con.execute("SET max_temp_directory_size = '1GB'")
-    files = _views(con, Path(root).resolve())
+    files = _views(con, root)  # an object store's tables are Arrow scans: no path is allowed at all
     con.execute("SET allowed_paths = ?", [files])
     con.execute("SET enable_external_access = false")
     con.execute("SET lock_configuration = true")
@@ -117,7 +106,7 @@ def limited(con: duckdb.DuckDBPyConnection, limits: QueryLimits) -> Iterator[Non
         timer.cancel()
 
 
-def user_query(root: Path | str, sql: str, limits: QueryLimits = QueryLimits()) -> tuple[list[str], list[tuple]]:
+def user_query(root: Location, sql: str, limits: QueryLimits = QueryLimits()) -> tuple[list[str], list[tuple]]:
     """Run a user's read-only query; return (column names, rows). Errors are one-line QueryRefused."""
     text = check_read_only(sql)
     con = sandbox(root, limits)
@@ -129,7 +118,7 @@ def user_query(root: Path | str, sql: str, limits: QueryLimits = QueryLimits()) 
         con.close()
 
 
-def user_arrow(root: Path | str, sql: str, limits: QueryLimits = QueryLimits()) -> pa.Table:
+def user_arrow(root: Location, sql: str, limits: QueryLimits = QueryLimits()) -> pa.Table:
     """Run a user's read-only query as :func:`user_query` does; return an Arrow table."""
     text = check_read_only(sql)
     con = sandbox(root, limits)

@@ -15,6 +15,7 @@ from catalog.figures import overlay_figure  # noqa: E402
 from catalog.listing import markdown_table  # noqa: E402
 from catalog.published import section as published_section  # noqa: E402
 from catalog.query import connect  # noqa: E402
+from tasks.locations import Location  # noqa: E402
 
 TABLE_SQL = """
     SELECT modality, anatomy, target, model, spec_label AS spec, count(*) AS n,
@@ -80,7 +81,7 @@ def step_curves(con, out: Path) -> Path | None:
     return out
 
 
-def write_report(catalog: Path, outdir: Path, overlays: bool = True) -> Path:
+def write_report(catalog: Location, outdir: Path, overlays: bool = True) -> Path:
     """Write ``report.md`` and its figures into ``outdir``; return the Markdown path."""
     outdir.mkdir(parents=True, exist_ok=True)
     con = connect(catalog)

@@ -8,6 +8,11 @@ without readers seeing a half state, and per-file statistics prune a case's rows
 the fragment layout in bench/catalog.py (see the issue note). DuckDB reads the tables' current data
 files (``data_files``) with ``read_parquet``; the DuckDB Delta extension is not installable here.
 
+The root may be an fsspec-style URL (``s3://bucket/catalog``): delta-rs writes it itself (S3
+conditional puts serialise the commits; credentials and endpoint from the standard ``AWS_*``
+environment) and DuckDB, which cannot read ``s3://`` without its httpfs extension (not installable
+here either), scans the current version through delta-rs's Arrow dataset instead (:func:`scan`).
+
 Three ways to write, one per kind of table:
 
 * :func:`insert_missing` (``results``): add only rows whose key is absent; never touches a row that
@@ -28,10 +33,13 @@ from pathlib import Path
 
 import duckdb
 import pyarrow as pa
+import pyarrow.dataset as ds
+from pyarrow.fs import FSSpecHandler, PyFileSystem
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from records.rows import PARTITIONED, PARTITIONS, ROW_TYPES, Row, to_table
+from tasks.locations import Location, filesystem, is_remote, join
 
 COMMIT_RETRIES = 20  # a lost race retries; twenty losses in a row means something else is wrong
 TARGET_FILE_BYTES = 128 * 1024 * 1024  # compaction target: a few files per 10^7 result rows
@@ -41,12 +49,14 @@ class CatalogLayoutError(RuntimeError):
     """The catalog folder holds something this version cannot read (for example the old fragments)."""
 
 
-def table_uri(root: Path | str, name: str) -> str:
+def table_uri(root: Location, name: str) -> str:
     """Where table ``name`` lives under the catalog root."""
-    return str(Path(root) / name)
+    return str(join(root, name))
 
 
-def _check_layout(root: Path | str, name: str) -> None:
+def _check_layout(root: Location, name: str) -> None:
+    if is_remote(root):  # samatlas 0.1 wrote local folders only
+        return
     base = Path(root) / name
     if base.is_dir() and not (base / "_delta_log").is_dir() and any(base.rglob("*.parquet")):
         raise CatalogLayoutError(
@@ -56,7 +66,7 @@ def _check_layout(root: Path | str, name: str) -> None:
         )
 
 
-def open_table(root: Path | str, name: str) -> DeltaTable | None:
+def open_table(root: Location, name: str) -> DeltaTable | None:
     """The Delta table ``name``, or None if nothing was written to it yet."""
     _check_layout(root, name)
     try:
@@ -65,13 +75,13 @@ def open_table(root: Path | str, name: str) -> DeltaTable | None:
         return None
 
 
-def data_files(root: Path | str, name: str) -> list[str]:
+def data_files(root: Location, name: str) -> list[str]:
     """The Parquet files of the table's current version (what a reader must scan)."""
     table = open_table(root, name)
     return [] if table is None else sorted(table.file_uris())
 
 
-def _create(root: Path | str, name: str) -> None:
+def _create(root: Location, name: str) -> None:
     """Create table ``name`` with its schema unless it exists (a creation race is harmless)."""
     schema = ROW_TYPES[name].SCHEMA
     partition_by = list(PARTITIONS) if name in PARTITIONED else None
@@ -101,7 +111,7 @@ def _unique(data: pa.Table, key: Sequence[str]) -> pa.Table:
     return out.select(data.schema.names).cast(data.schema)
 
 
-def _merge(root: Path | str, name: str, data: pa.Table, build) -> dict:
+def _merge(root: Location, name: str, data: pa.Table, build) -> dict:
     """Run a merge built by ``build(DeltaTable)``, retrying when another writer committed first."""
     _create(root, name)
     for attempt in range(COMMIT_RETRIES):
@@ -116,7 +126,7 @@ def _scope_columns(name: str) -> list[str]:
     return [*PARTITIONS, "dataset"] if name in PARTITIONED else []
 
 
-def insert_missing(root: Path | str, rows: Sequence[Row] | pa.Table, cls: type[Row]) -> int:
+def insert_missing(root: Location, rows: Sequence[Row] | pa.Table, cls: type[Row]) -> int:
     """Add the rows whose key ``cls.KEY`` is not in the table yet; return how many were added."""
     data = rows if isinstance(rows, pa.Table) else to_table(rows, cls)
     if data.num_rows == 0:
@@ -131,7 +141,7 @@ def insert_missing(root: Path | str, rows: Sequence[Row] | pa.Table, cls: type[R
     return int(stats.get("num_target_rows_inserted", 0))
 
 
-def replace(root: Path | str, rows: Sequence[Row] | pa.Table, cls: type[Row], scope: dict[str, Iterable[object]]) -> None:
+def replace(root: Location, rows: Sequence[Row] | pa.Table, cls: type[Row], scope: dict[str, Iterable[object]]) -> None:
     """Make ``rows`` the table's rows within ``scope`` (column -> values, e.g. the re-ingested case ids
     of one dataset): update matched keys, insert new ones, delete the scope's other rows. One commit."""
     data = rows if isinstance(rows, pa.Table) else to_table(rows, cls)
@@ -151,18 +161,58 @@ def replace(root: Path | str, rows: Sequence[Row] | pa.Table, cls: type[Row], sc
     _merge(root, cls.TABLE, data, build)
 
 
-def read(root: Path | str, name: str, filter: str | None = None) -> pa.Table:
-    """Table ``name`` (optionally rows matching a DuckDB ``filter`` expression) with its schema."""
-    files = data_files(root, name)
-    schema = ROW_TYPES[name].SCHEMA
+def remote_dataset(root: Location, name: str, table: DeltaTable) -> ds.Dataset:
+    """The current version of an object-store table as an Arrow dataset read through fsspec.
+
+    delta-rs writes string columns as Arrow ``string_view``; a dataset that declares them ``string``
+    (as ``DeltaTable.to_pyarrow_dataset`` does) fails on every filter DuckDB pushes into the scan
+    (pyarrow 26 prunes row groups with ``equal(string, string_view)``, which has no kernel), so the
+    dataset declares the string columns as the views they are; DuckDB reads both as VARCHAR.
+    """
+    fs, base = filesystem(table_uri(root, name))
+    paths = [filesystem(uri)[1] for uri in table.file_uris()]
+    schema = pa.schema([  # partition values come from the paths, parsed as plain strings
+        f.with_type(pa.string_view()) if f.type == pa.string() and f.name not in PARTITIONS else f
+        for f in ROW_TYPES[name].SCHEMA
+    ])
+    partitioning = None
+    if name in PARTITIONED:
+        partitioning = ds.partitioning(pa.schema([schema.field(c) for c in PARTITIONS]), flavor="hive")
+    return ds.dataset(paths, schema=schema, format="parquet", filesystem=PyFileSystem(FSSpecHandler(fs)),
+                      partitioning=partitioning, partition_base_dir=base)
+
+
+def scan(con: duckdb.DuckDBPyConnection, root: Location, name: str) -> list[str]:
+    """Create view ``name`` on ``con`` over the table's current version, with the table's columns;
+    return the local data files it reads (none for an object store, read through Arrow)."""
+    columns = ", ".join(ROW_TYPES[name].SCHEMA.names)
+    table = open_table(root, name)
+    if table is None:
+        con.register(f"_{name}_empty", ROW_TYPES[name].SCHEMA.empty_table())
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_empty")
+        return []
+    if is_remote(root):
+        con.register(f"_{name}_delta", remote_dataset(root, name, table))
+        con.execute(f"CREATE VIEW {name} AS SELECT {columns} FROM _{name}_delta")
+        return []
+    files = sorted(table.file_uris())
     if not files:
-        return schema.empty_table()
-    con = duckdb.connect(":memory:")
-    hive = name in PARTITIONED
-    where = f" WHERE {filter}" if filter else ""
+        con.register(f"_{name}_empty", ROW_TYPES[name].SCHEMA.empty_table())
+        con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_empty")
+        return []
+    hive = "true" if name in PARTITIONED else "false"
     listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"
-    out = con.sql(f"SELECT * FROM read_parquet({listed}, hive_partitioning={str(hive).lower()}){where}").to_arrow_table()
-    return out.select(schema.names).cast(schema)
+    con.execute(f"CREATE VIEW {name} AS SELECT {columns} FROM read_parquet({listed}, hive_partitioning={hive})")
+    return files
+
+
+def read(root: Location, name: str, filter: str | None = None) -> pa.Table:
+    """Table ``name`` (optionally rows matching a DuckDB ``filter`` expression) with its schema."""
+    schema = ROW_TYPES[name].SCHEMA
+    con = duckdb.connect(":memory:")
+    scan(con, root, name)
+    where = f" WHERE {filter}" if filter else ""
+    return con.sql(f"SELECT * FROM {name}{where}").to_arrow_table().select(schema.names).cast(schema)
 
 
 @dataclass(frozen=True)
@@ -175,7 +225,7 @@ class Compaction:
     removed_files: int
 
 
-def compact(root: Path | str, names: Iterable[str] = tuple(ROW_TYPES), vacuum: bool = True) -> list[Compaction]:
+def compact(root: Location, names: Iterable[str] = tuple(ROW_TYPES), vacuum: bool = True) -> list[Compaction]:
     """Rewrite small files into large ones (readers see the old or the new version, never a mix) and,
     with ``vacuum``, delete the files no current version needs. Idempotent. Vacuum removes the
     superseded files at once, so run it while no other samatlas command runs on this catalog."""

@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pyarrow as pa
 from prefect import flow, task
@@ -26,6 +25,7 @@ from flows.timeouts import results_within
 from records.rows import ResultRow, to_table
 from tasks.evaluate_unit import PlannedSpec, RunStamp, run_unit
 from tasks.intensity import parse_window
+from tasks.locations import Location, as_location
 from tasks.metrics import convention
 from tasks.models import load_model
 from tasks.protocols import PromptProtocol, get_protocol
@@ -90,8 +90,8 @@ def evaluate_unit_task(
     torch.set_num_threads(torch_threads)
     model = load_model(model_name, checkpoint, device)
     specs = planned_specs(build_protocols(protocol_names, options), run)
-    objects = unit_objects(Path(catalog), unit, model.name, model.sha256, [p.spec for p in specs.values()])
-    result = run_unit(Path(unit.zarr_path), unit.dataset, unit.case_id, objects, model, specs,
+    objects = unit_objects(as_location(catalog), unit, model.name, model.sha256, [p.spec for p in specs.values()])
+    result = run_unit(as_location(unit.zarr_path), unit.dataset, unit.case_id, objects, model, specs,
                       RunStamp(run_id, code_version()), run.window_bounds())
     return to_table(result.rows, ResultRow), result.encoder_calls
 
@@ -104,7 +104,7 @@ def model_identity(model: str, checkpoint: str | None) -> str:
 class ResultBuffer:
     """Rows waiting to be committed; committed when large or old enough, and on ``flush``."""
 
-    def __init__(self, catalog: Path, rows: int, seconds: float) -> None:
+    def __init__(self, catalog: Location, rows: int, seconds: float) -> None:
         self.catalog, self.max_rows, self.max_s = catalog, rows, seconds
         self.pending: list[pa.Table] = []
         self.since = time.monotonic()

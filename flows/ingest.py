@@ -32,6 +32,7 @@ from records.rows import CaseRow, DatasetRow, ObjectRow
 from tasks.fetch import FetchError, materialise, resolve_subsets
 from tasks.ingest_batch import CaseStatus, group_by_bucket, ingest_batch
 from tasks.ingest_case import CaseOutcome
+from tasks.locations import Location, as_location
 from tasks.settings import get_settings
 from tasks.storage_errors import StorageError, writing
 from tasks.store import sweep_staging
@@ -71,7 +72,7 @@ def ingest_cases_task(
 ) -> tuple[list[CaseStatus], list[CaseOutcome]]:
     """Ingest cases (one 3D case, or a bucket of 2D ones), skipping those whose sources are unchanged."""
     try:  # the store's writes raise StorageError themselves
-        statuses, outcomes = ingest_batch(get_card(dataset_id), cases, Path(store), previous, object_counts, run_id, quick)
+        statuses, outcomes = ingest_batch(get_card(dataset_id), cases, as_location(store), previous, object_counts, run_id, quick)
     except StorageError as exc:  # returned, not raised: a full disk is a report line, not a task traceback
         return [CaseStatus(label, "storage_error", str(exc))], []
     for status in statuses:
@@ -80,7 +81,7 @@ def ingest_cases_task(
     return statuses, outcomes
 
 
-def previous_state(catalog: Path, dataset_id: str) -> tuple[dict[str, CaseRow], dict[str, int]]:
+def previous_state(catalog: Location, dataset_id: str) -> tuple[dict[str, CaseRow], dict[str, int]]:
     """The dataset's current ``cases`` rows by case id, and its ``objects`` row count per case."""
     rows = tables.read(catalog, "cases", f"dataset = '{dataset_id}'").to_pylist()
     counts = connect(catalog).execute(
@@ -89,7 +90,7 @@ def previous_state(catalog: Path, dataset_id: str) -> tuple[dict[str, CaseRow], 
     return {r["case_id"]: CaseRow(**r) for r in rows}, dict(counts)
 
 
-def submit_cases(card_id: str, cases: list[CaseFiles], store: Path, catalog: Path, run_id: str) -> list:
+def submit_cases(card_id: str, cases: list[CaseFiles], store: Location, catalog: Location, run_id: str) -> list:
     """Submit the dataset's tasks: one per bucket of cases for 2D datasets, one per case for 3D ones."""
     previous, counts = previous_state(catalog, card_id)
 
@@ -105,7 +106,7 @@ def submit_cases(card_id: str, cases: list[CaseFiles], store: Path, catalog: Pat
     return [submit(case.case_id, [case], False) for case in cases]
 
 
-def commit_outcomes(catalog: Path, dataset_id: str, outcomes: list[CaseOutcome]) -> None:
+def commit_outcomes(catalog: Location, dataset_id: str, outcomes: list[CaseOutcome]) -> None:
     """Make ``outcomes`` the catalog's rows of their cases: objects first, then the cases rows.
 
     A failed write (a full disk) raises StorageError naming the catalog and its free space.
@@ -119,7 +120,7 @@ def commit_outcomes(catalog: Path, dataset_id: str, outcomes: list[CaseOutcome])
 
 
 def _ingest_dataset(
-    dataset_id: str, source: str | None, subsets: list[str] | None, store: Path, catalog: Path, run_id: str,
+    dataset_id: str, source: str | None, subsets: list[str] | None, store: Location, catalog: Location, run_id: str,
 ) -> DatasetReport:
     settings = get_settings()
     card = get_card(resolve_dataset(dataset_id))

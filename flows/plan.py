@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pyarrow as pa
 
@@ -19,6 +18,7 @@ from catalog.query import connect
 from records.rows import SLICE
 from records.specs import ProtocolSpec
 from records.units import PlannedObject
+from tasks.locations import Location
 
 SLICES_PER_UNIT = 32  # about a minute of LiteMedSAM encoding on a CPU core, seconds on a GPU
 
@@ -103,7 +103,7 @@ def _missing_sql(filters: str, spread: bool) -> str:
 
 
 def plan_units(
-    catalog: Path, model: str, sha256: str, specs: Sequence[ProtocolSpec],
+    catalog: Location, model: str, sha256: str, specs: Sequence[ProtocolSpec],
     datasets: Sequence[str] = (), cases: Sequence[str] = (), max_slices_per_case: int = 0,
 ) -> Plan:
     """The work units still needed for ``model`` under ``specs``, and per-dataset counts."""
@@ -163,7 +163,7 @@ def _used(sql: str, params: dict) -> dict:
     return {k: v for k, v in params.items() if f"${k}" in sql}
 
 
-def unit_objects(catalog: Path, unit: WorkUnit, model: str, sha256: str, specs: Sequence[ProtocolSpec]) -> list[PlannedObject]:
+def unit_objects(catalog: Location, unit: WorkUnit, model: str, sha256: str, specs: Sequence[ProtocolSpec]) -> list[PlannedObject]:
     """The unit's objects with the specs each still lacks, read from the catalog by the worker.
 
     Read when the unit starts, so work another run committed since planning is not repeated.

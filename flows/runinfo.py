@@ -24,6 +24,7 @@ from prefect.runtime import flow_run
 
 from catalog import tables
 from records.rows import RunRow
+from tasks.locations import Location
 
 
 @lru_cache(maxsize=1)
@@ -59,7 +60,7 @@ def _pid_alive(pid: int) -> bool:
 class RunRecord:
     """A run in progress: its ``runs`` row, rewritten when the run ends."""
 
-    catalog: Path
+    catalog: Location
     row: RunRow
     counts: dict[str, Any] = field(default_factory=dict)
 
@@ -71,7 +72,7 @@ class RunRecord:
         tables.replace(self.catalog, [self.row], RunRow, {"run_id": [self.row.run_id]})
 
 
-def start_run(catalog: Path, flow: str, run_id: str, parameters: dict[str, Any]) -> RunRecord:
+def start_run(catalog: Location, flow: str, run_id: str, parameters: dict[str, Any]) -> RunRecord:
     """Write this run's ``running`` row (and mark dead runs of this host ``killed``)."""
     host = socket.gethostname()
     stale = tables.read(catalog, "runs", "status = 'running'") if tables.open_table(catalog, "runs") else None

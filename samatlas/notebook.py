@@ -11,13 +11,12 @@ latest commit.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import duckdb
 import pyarrow as pa
 
 from catalog.query import SUMMARY_KEYS, QueryLimits, QueryRefused, check_read_only, sandbox, summary_sql, user_arrow
 from records.rows import ROW_TYPES
+from tasks.locations import Location, as_location
 from tasks.settings import get_settings
 
 
@@ -25,9 +24,9 @@ class Catalog:
     """Read-only access to the catalog at ``root`` (default: the settings' catalog, i.e.
     ``$SAMATLAS_CATALOG`` or ``$SAMATLAS_DATA_ROOT/catalog``)."""
 
-    def __init__(self, root: Path | str | None = None, limits: QueryLimits | None = None) -> None:
+    def __init__(self, root: Location | None = None, limits: QueryLimits | None = None) -> None:
         settings = get_settings()
-        self.root = Path(root) if root is not None else settings.catalog_root
+        self.root = as_location(root) if root is not None else settings.catalog_root
         self.limits = limits or QueryLimits(timeout_s=settings.query_timeout_s, memory=settings.query_memory)
 
     def __repr__(self) -> str:

@@ -10,7 +10,6 @@ import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -18,6 +17,7 @@ from records.rows import SLICE, ResultRow
 from records.specs import ProtocolSpec
 from records.units import PlannedObject
 from tasks.intensity import to_uint8
+from tasks.locations import Location
 from tasks.metrics import MetricConvention, score
 from tasks.models import SegmentationModel
 from tasks.models.base import Embedding, Prompt
@@ -81,7 +81,7 @@ def object_context(
 
 
 def run_unit(
-    case_path: Path,
+    case_path: Location,
     dataset: str,
     case_id: str,
     objects: Sequence[PlannedObject],

@@ -16,11 +16,11 @@ import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from records.cards import CaseFiles, DatasetCard
 from records.rows import CaseRow
 from tasks.ingest_case import CaseOutcome, ingest_case, is_current, source_checksums
+from tasks.locations import Location
 
 BUCKETS = 64
 
@@ -48,7 +48,7 @@ def group_by_bucket(cases: Iterable[CaseFiles]) -> dict[int, list[CaseFiles]]:
 
 
 def ingest_batch(
-    card: DatasetCard, cases: list[CaseFiles], store: Path, previous: Mapping[str, CaseRow],
+    card: DatasetCard, cases: list[CaseFiles], store: Location, previous: Mapping[str, CaseRow],
     object_counts: Mapping[str, int], run_id: str, quick: bool = True,
 ) -> tuple[list[CaseStatus], list[CaseOutcome]]:
     """Ingest ``cases`` (skipping unchanged ones); return every case's status and the new outcomes.

@@ -14,12 +14,12 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 from records.cards import CaseFiles, DatasetCard
 from records.rows import CaseRow, ObjectRow
 from tasks.fetch import sha256_file
 from tasks.intensity import window
+from tasks.locations import Location, as_location
 from tasks.objects import slice_objects
 from tasks.storage_errors import StorageError
 from tasks.store import case_path, is_complete, marked_complete, write_case, write_small_case
@@ -64,7 +64,7 @@ def _case_row(card: DatasetCard, case: CaseFiles, checksums: list[str], run_id: 
     )
 
 
-def _ingest(card: DatasetCard, case: CaseFiles, store: Path, row: CaseRow) -> CaseOutcome:
+def _ingest(card: DatasetCard, case: CaseFiles, store: Location, row: CaseRow) -> CaseOutcome:
     subset = card.subset(case.subset)
     channels, label = card.reader(case)
     label_source = case.label or case.images[0]  # labels decoded from data in ``extra`` (SIIM's RLE)
@@ -101,12 +101,12 @@ def _ingest(card: DatasetCard, case: CaseFiles, store: Path, row: CaseRow) -> Ca
     return CaseOutcome(row, tuple(objects))
 
 
-def ingest_case(card: DatasetCard, case: CaseFiles, store: Path, run_id: str, checksums: list[str] | None = None) -> CaseOutcome:
+def ingest_case(card: DatasetCard, case: CaseFiles, store: Location, run_id: str, checksums: list[str] | None = None) -> CaseOutcome:
     """Ingest ``case``; on any failure return a quarantined row whose reason names the file."""
     checksums = checksums if checksums is not None else source_checksums(case)
     row = _case_row(card, case, checksums, run_id)
     try:
-        return _ingest(card, case, Path(store), row)
+        return _ingest(card, case, as_location(store), row)
     except CaseError as exc:
         reason = str(exc)
     except StorageError:  # the store could not be written: not the source's fault, so no quarantine
@@ -116,7 +116,7 @@ def ingest_case(card: DatasetCard, case: CaseFiles, store: Path, run_id: str, ch
     return CaseOutcome(replace(row, status="quarantined", reason=reason))
 
 
-def is_current(previous: CaseRow | None, checksums: list[str], store: Path, quick: bool = False) -> bool:
+def is_current(previous: CaseRow | None, checksums: list[str], store: Location, quick: bool = False) -> bool:
     """True if a previous ``ok`` ingest of the same source files is complete in the store.
 
     ``quick`` checks completeness from the root ``zarr.json`` alone (for thousands of small cases)

@@ -8,6 +8,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from tasks.locations import Location, as_location
+
 
 class Settings(BaseSettings):
     """Where samatlas keeps its data and how it computes.
@@ -18,8 +20,11 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="SAMATLAS_")
 
     data_root: Path = Field(Path("samatlas-data"), description="Holds the store, the catalog and the cache.")
-    store: Path | None = Field(None, description="Zarr store root (default <data_root>/store).")
-    catalog: Path | None = Field(None, description="Catalog root: one Delta table per catalog table (default <data_root>/catalog).")
+    store: str | None = Field(
+        None, description="Zarr store root: a folder or an fsspec URL such as s3://bucket/store (default <data_root>/store).")
+    catalog: str | None = Field(
+        None, description="Catalog root, one Delta table per catalog table: a folder or an fsspec URL such as "
+                          "s3://bucket/catalog (default <data_root>/catalog).")
     cache_dir: Path | None = Field(None, description="Download cache (default <data_root>/cache).")
     mirror_url: str | None = Field(
         None, description="Fetch each downloadable release file NAME from <mirror_url>/NAME instead of its published "
@@ -51,14 +56,14 @@ class Settings(BaseSettings):
     max_member_bytes: int = Field(16 * 1024**3, description="Largest single file a release archive may hold (bytes).")
 
     @property
-    def store_root(self) -> Path:
-        """The Zarr store root."""
-        return self.store or self.data_root / "store"
+    def store_root(self) -> Location:
+        """The Zarr store root (a Path, or a URL string)."""
+        return as_location(self.store) if self.store else self.data_root / "store"
 
     @property
-    def catalog_root(self) -> Path:
-        """The Parquet catalog root."""
-        return self.catalog or self.data_root / "catalog"
+    def catalog_root(self) -> Location:
+        """The catalog root (a Path, or a URL string)."""
+        return as_location(self.catalog) if self.catalog else self.data_root / "catalog"
 
     @property
     def cache_root(self) -> Path:

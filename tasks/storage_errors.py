@@ -15,13 +15,18 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from tasks.locations import Location, is_remote
+
 
 class StorageError(OSError):
     """Writing to the store or catalog failed; the message names the path and its free space."""
 
 
-def free_space(path: Path) -> str:
-    """Free bytes on the file system holding ``path`` (its nearest existing parent), for messages."""
+def free_space(path: Location) -> str:
+    """Free bytes on the file system holding ``path`` (its nearest existing parent), for messages;
+    for an object store, what to check instead (it has no free space to report)."""
+    if is_remote(path):
+        return "an object store: check that the bucket exists and that the credentials may write to it"
     probe = Path(path)
     while not probe.exists() and probe != probe.parent:
         probe = probe.parent
@@ -32,17 +37,17 @@ def free_space(path: Path) -> str:
         return f"free space on {probe} unknown"
 
 
-def storage_error(path: Path, exc: OSError) -> StorageError:
+def storage_error(path: Location, exc: OSError) -> StorageError:
     """A StorageError for ``exc`` raised while writing ``path``."""
     reason = os.strerror(exc.errno) if exc.errno else str(exc)
     where = exc.filename or path
-    error = StorageError(f"cannot write {where}: {reason} ({free_space(Path(path))})")
+    error = StorageError(f"cannot write {where}: {reason} ({free_space(path)})")
     error.errno = exc.errno or errno.EIO
     return error
 
 
 @contextmanager
-def writing(path: Path) -> Iterator[None]:
+def writing(path: Location) -> Iterator[None]:
     """Turn an ``OSError`` from the system inside the block into a :class:`StorageError` about ``path``.
 
     Only errors with an ``errno`` (the system's: ENOSPC, EDQUOT, EROFS, EIO, ...) are converted;

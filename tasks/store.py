@@ -12,6 +12,13 @@ same metadata, but encoded by zarr in memory in one call and then written as pla
 zarr's per-call overhead (about 1 ms per metadata or chunk operation, 16 of them per case) dominates
 for a 64x64 image: 3-5 ms instead of about 21 ms per case on two cores. A case is 7 files (6 when
 its mask is all zero: zarr does not store a chunk equal to the fill value) in 12 directories.
+
+The store may be an fsspec URL (``s3://bucket/store``). Object stores have no rename, so there a case
+is written in place and its root ``zarr.json`` is the commit marker: a re-write deletes the old root
+``zarr.json`` first (the old case stops being a case at once), then the old objects, writes the
+arrays, and the root metadata with ``complete=true`` last. At every moment the final name holds
+nothing, a group that is not ``complete`` (which every reader refuses), or the whole new case; the
+catalog row that lets evaluate see the case is committed only after that.
 """
 
 from __future__ import annotations
@@ -20,22 +27,23 @@ import json
 import shutil
 import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import numpy as np
 import zarr
 import zarr.api.asynchronous as zarr_async
 from ome_zarr.format import FormatV05
 from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
-
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import MemoryStore
 
-from tasks.storage_errors import writing
+from tasks.locations import Location, as_location, filesystem, is_remote, join
+from tasks.storage_errors import StorageError, storage_error, writing
 from tasks.volume import Volume
 
 AXES = [
@@ -47,9 +55,9 @@ AXES = [
 LABEL_AXES = AXES[1:]
 
 
-def case_path(store: Path, dataset: str, case_id: str) -> Path:
-    """Where a case lives in the store."""
-    return Path(store) / dataset / case_id
+def case_path(store: Location, dataset: str, case_id: str) -> Location:
+    """Where a case lives in the store (a Path, or a URL for an object store)."""
+    return join(store, dataset, case_id)
 
 
 def _write_arrays(group: zarr.Group, volume: Volume) -> None:
@@ -108,14 +116,52 @@ def _staged(final: Path) -> Iterator[Path]:
         shutil.rmtree(staging, ignore_errors=True)
 
 
-def write_case(store: Path, dataset: str, case_id: str, volume: Volume, attrs: dict[str, Any]) -> Path:
-    """Write a case whole: staging folder first, ``complete`` attribute last, then an atomic rename.
+@contextmanager
+def _in_place(final: str) -> Iterator[str]:
+    """The object-store counterpart of :func:`_staged`: the old case at URL ``final`` is unmade (root
+    ``zarr.json`` first) and removed, the block writes the new one there (root metadata last); if the
+    block fails, what it wrote is removed again, so no incomplete group is left under the name.
+
+    The block only writes samatlas's own arrays, so every ``OSError`` in it (s3fs raises a missing
+    bucket or a refused credential as one, often without an errno) is a StorageError, never a
+    problem of the case's sources.
+    """
+    fs, path = filesystem(final)
+    try:
+        _remove_objects(fs, path)
+        yield final
+    except BaseException as exc:
+        try:
+            _remove_objects(fs, path)
+        except OSError:
+            pass  # the store is unreachable: nothing could have been written either
+        if isinstance(exc, OSError) and not isinstance(exc, StorageError):
+            raise storage_error(final, exc) from exc
+        raise
+
+
+def _remove_objects(fs: fsspec.AbstractFileSystem, path: str) -> None:
+    """Delete a case's objects under ``path``, its root ``zarr.json`` first."""
+    if fs.exists(f"{path}/zarr.json"):
+        fs.rm_file(f"{path}/zarr.json")
+    if fs.exists(path):
+        fs.rm(path, recursive=True)
+
+
+def _target(final: Location) -> AbstractContextManager[Location]:
+    """Where a writer puts a new case: a staging folder renamed into place, or the URL itself."""
+    return _in_place(str(final)) if is_remote(final) else _staged(Path(final))
+
+
+def write_case(store: Location, dataset: str, case_id: str, volume: Volume, attrs: dict[str, Any]) -> Location:
+    """Write a case whole: staging folder first, ``complete`` attribute last, then an atomic rename
+    (on an object store: in place, the root metadata last; see the module docstring).
 
     A crash leaves only a ``.staging-*`` folder, never a half-written case; a re-ingest replaces the
     old case only once the new one is complete.
     """
     final = case_path(store, dataset, case_id)
-    with _staged(final) as staging:
+    with _target(final) as staging:
         group = zarr.open_group(str(staging), mode="w", zarr_format=3)
         _write_arrays(group, volume)
         meta = case_meta(volume, attrs)
@@ -160,7 +206,7 @@ async def _encode(volume: Volume, groups: dict[str, dict[str, Any]], meta: dict[
     return {key: (await store.get(key, prototype=prototype)).to_bytes() async for key in store.list()}
 
 
-def write_small_case(store: Path, dataset: str, case_id: str, volume: Volume, attrs: dict[str, Any]) -> Path:
+def write_small_case(store: Location, dataset: str, case_id: str, volume: Volume, attrs: dict[str, Any]) -> Location:
     """Write a case as :func:`write_case` does, for small cases where zarr's per-call cost dominates.
 
     The group is encoded in memory in one zarr call, then written into a staging folder as files:
@@ -171,7 +217,13 @@ def write_small_case(store: Path, dataset: str, case_id: str, volume: Volume, at
     meta = {**case_meta(volume, attrs), "complete": True}
     files = sync(_encode(volume, _ome_attrs(tuple(volume.spacing), volume.mask is not None), meta))
     order = sorted(files, key=lambda k: (k == "zarr.json", k.endswith("zarr.json"), k))
-    with _staged(final) as staging:
+    if is_remote(final):
+        with _in_place(str(final)):
+            fs, path = filesystem(final)
+            fs.pipe({f"{path}/{key}": files[key] for key in order[:-1]})  # in parallel; the root after
+            fs.pipe_file(f"{path}/zarr.json", files["zarr.json"])
+        return final
+    with _staged(Path(final)) as staging:
         for key in order:
             path = staging / key
             path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,20 +231,28 @@ def write_small_case(store: Path, dataset: str, case_id: str, volume: Volume, at
     return final
 
 
-def marked_complete(path: Path) -> bool:
+def marked_complete(path: Location) -> bool:
     """True if the case at ``path`` has ``complete=true`` in its root ``zarr.json``.
 
     A cheap check (one small file read, no zarr call) for skipping thousands of unchanged images.
     """
     try:
-        meta = json.loads((Path(path) / "zarr.json").read_bytes())
+        if is_remote(path):
+            fs, key = filesystem(path)
+            raw = fs.cat_file(f"{key}/zarr.json")
+        else:
+            raw = (Path(path) / "zarr.json").read_bytes()
+        meta = json.loads(raw)
     except (OSError, ValueError):
         return False
     return bool(meta.get("attributes", {}).get("samatlas", {}).get("complete"))
 
 
-def sweep_staging(store: Path, dataset: str) -> int:
-    """Remove staging folders left by killed writers; return how many."""
+def sweep_staging(store: Location, dataset: str) -> int:
+    """Remove staging folders left by killed writers; return how many (an object store has none: a
+    killed writer leaves an incomplete group, which the next ingest of the case replaces)."""
+    if is_remote(store):
+        return 0
     root = Path(store) / dataset
     leftovers = list(root.glob(".staging-*")) if root.exists() else []
     for path in leftovers:
@@ -203,8 +263,8 @@ def sweep_staging(store: Path, dataset: str) -> int:
 class StoredCase:
     """Read access to one complete case: metadata, one image slice, one mask slice."""
 
-    def __init__(self, path: Path):
-        self.path = Path(path)
+    def __init__(self, path: Location):
+        self.path = as_location(path)
         self.group = zarr.open_group(str(self.path), mode="r")
         self.meta: dict[str, Any] = dict(self.group.attrs.get("samatlas", {}))
         if not self.meta.get("complete"):
@@ -224,7 +284,7 @@ class StoredCase:
         return self.group["labels/mask/0"][z]
 
 
-def is_complete(path: Path) -> bool:
+def is_complete(path: Location) -> bool:
     """True if a complete case lives at ``path``."""
     try:
         StoredCase(path)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import http.server
 import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -74,6 +75,23 @@ def run_samatlas(root: Path, *args: object, timeout: float = 600) -> CliResult:
         capture_output=True, text=True, timeout=timeout, env=env,
     )
     return CliResult(done.returncode, done.stdout + done.stderr, done.stdout)
+
+
+@pytest.fixture(scope="session")
+def ingested_samples(prefect_server: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root with ``sample-radiomics`` ingested once for the session. Read it through
+    :func:`copy_catalog`: its store is shared and no test may write it."""
+    root = tmp_path_factory.mktemp("samples") / "samatlas-data"
+    done = run_samatlas(root, "ingest", "sample-radiomics")
+    assert done.exit_code == 0, done.output
+    return root
+
+
+def copy_catalog(ingested: Path, root: Path) -> Path:
+    """A data root at ``root`` with a private copy of ``ingested``'s catalog; its cases rows still
+    point at the shared store, which evaluate only reads."""
+    shutil.copytree(ingested / "catalog", root / "catalog")
+    return root
 
 
 @pytest.fixture

@@ -1,29 +1,42 @@
 """Evaluate against an existing Dask scheduler (``--cluster tcp://...``), on loopback only.
 
-The filled-box baseline keeps this cheap: the test is about the cluster path, not the model.
+The filled-box baseline keeps this cheap where the test is about the cluster path, not the model;
+the worker-kill test runs LiteMedSAM on two slices per case so that units last seconds.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import re
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from catalog.query import connect
 from flows.cluster import make_task_runner
-from tests.conftest import run_samatlas
+from records.rows import RESULT_KEY
+from tests.conftest import copy_catalog, run_samatlas, seed_cache
 
 BIN = Path(sys.executable).parent
 
 
+@dataclass(frozen=True)
+class Scheduler:
+    """A running `dask scheduler`'s address and its worker processes."""
+
+    address: str
+    workers: list[subprocess.Popen]
+
+
 @pytest.fixture
-def scheduler(tmp_path: Path, prefect_server: None) -> Iterator[str]:
-    """A `dask scheduler` and two single-threaded workers on 127.0.0.1; yields the address."""
+def scheduler(tmp_path: Path, prefect_server: None) -> Iterator[Scheduler]:
+    """A `dask scheduler` and two single-threaded worker processes on 127.0.0.1."""
     sched_file = tmp_path / "scheduler.json"
     procs = [subprocess.Popen([BIN / "dask", "scheduler", "--host", "127.0.0.1", "--port", "0", "--no-dashboard",
                                "--scheduler-file", sched_file], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
@@ -31,33 +44,72 @@ def scheduler(tmp_path: Path, prefect_server: None) -> Iterator[str]:
         deadline = time.monotonic() + 60
         while not sched_file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
-        procs.append(subprocess.Popen(
-            [BIN / "dask", "worker", "--scheduler-file", sched_file, "--host", "127.0.0.1", "--nworkers", "2",
-             "--nthreads", "1", "--no-dashboard", "--memory-limit", "2GiB", "--death-timeout", "30"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        for _ in range(2):  # two worker processes of their own (no nanny), so a test can kill one for good
+            procs.append(subprocess.Popen(
+                [BIN / "dask", "worker", "--scheduler-file", sched_file, "--host", "127.0.0.1", "--no-nanny",
+                 "--nthreads", "1", "--no-dashboard", "--memory-limit", "2GiB", "--death-timeout", "30"],
+                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         from distributed import Client
 
         with Client(scheduler_file=str(sched_file), timeout=60) as client:
             client.wait_for_workers(2, timeout=60)
-            yield json.loads(sched_file.read_text())["address"]
+            yield Scheduler(json.loads(sched_file.read_text())["address"], procs[1:])
     finally:
         for proc in reversed(procs):
-            proc.terminate()
+            if proc.poll() is None:
+                proc.terminate()
             proc.wait(timeout=30)
 
 
-def test_evaluate_on_an_existing_scheduler(scheduler: str, tmp_path: Path):
-    root = tmp_path / "data"
-    assert run_samatlas(root, "ingest", "sample-radiomics").exit_code == 0
-    done = run_samatlas(root, "evaluate", "--model", "filled-box", "--cluster", scheduler)
+def test_evaluate_on_an_existing_scheduler(scheduler: Scheduler, ingested_samples: Path, tmp_path: Path):
+    root = copy_catalog(ingested_samples, tmp_path / "data")
+    done = run_samatlas(root, "evaluate", "--model", "filled-box", "--cluster", scheduler.address)
     assert done.exit_code == 0, done.output
     assert "planned 5 units" in done.output
     from distributed import Client
 
-    with Client(scheduler, timeout=30) as client:  # the units ran on this scheduler, not a cluster of their own
+    with Client(scheduler.address, timeout=30) as client:  # the units ran on this scheduler, not a cluster of their own
         assert client.run_on_scheduler(lambda dask_scheduler: len(dask_scheduler.task_prefixes)) > 0
     con = connect(root / "catalog")
     assert con.execute("SELECT count(DISTINCT case_id), count(*) FROM results").fetchone() == (5, 27)
+
+
+def test_a_worker_killed_mid_run_loses_no_key_and_adds_none_twice(scheduler: Scheduler, ingested_samples: Path,
+                                                                   tmp_path: Path):
+    """One of the two workers is killed (SIGKILL) once the first unit's rows are committed: Dask runs
+    its unit again on the other, and the catalog ends with exactly one row per planned key."""
+    root = copy_catalog(ingested_samples, tmp_path / "data")
+    slices = ("--max-slices-per-case", "2")  # LiteMedSAM: seconds per unit, so units are running at the kill
+    planned = run_samatlas(root, "evaluate", *slices, "--cluster", scheduler.address, "--dry-run")
+    expected = int(re.search(r"planned 5 units, (\d+) objects", planned.output).group(1))
+    env = {**os.environ, "SAMATLAS_DATA_ROOT": str(root), "SAMATLAS_CACHE_DIR": str(seed_cache(root)),
+           "SAMATLAS_COMMIT_ROWS": "1"}
+    run = subprocess.Popen([BIN / "samatlas", "evaluate", *slices, "--cluster", scheduler.address], env=env,
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.monotonic() + 300
+    while run.poll() is None and time.monotonic() < deadline and not _rows(root):
+        time.sleep(0.3)
+    assert run.poll() is None and 0 < _rows(root) < expected, "the kill must come while units still run"
+    from distributed import Client
+
+    with Client(scheduler.address, timeout=30) as client:  # kill a worker that is running a unit now
+        pids = client.run(os.getpid)
+        busy = [pids[address] for address, keys in client.processing().items() if keys]
+    (victim,) = [w for w in scheduler.workers if w.pid == busy[0]]
+    victim.kill()
+    output = run.communicate(timeout=600)[0]
+    assert run.returncode == 0, output
+    assert victim.wait(timeout=30) != 0 and all(w.poll() is None for w in scheduler.workers if w is not victim)
+    con = connect(root / "catalog")
+    keys = ", ".join(RESULT_KEY)
+    assert con.execute(f"SELECT count(*), count(DISTINCT ({keys})) FROM results").fetchone() == (expected, expected)
+
+
+def _rows(root: Path) -> int:
+    """Result rows committed so far (0 before the first commit)."""
+    if not (root / "catalog" / "results").exists():
+        return 0
+    return connect(root / "catalog").execute("SELECT count(*) FROM results").fetchone()[0]
 
 
 def test_unknown_and_uninstalled_clusters_are_clear_errors(monkeypatch: pytest.MonkeyPatch):

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import seed_cache
+from tests.conftest import copy_catalog, seed_cache
 
 pytestmark = pytest.mark.slow
 
@@ -36,8 +36,8 @@ def evaluate_watching_for_the_dashboard(root: Path, *args: str) -> tuple[int, st
     return proc.wait(timeout=600), "".join(lines), status
 
 
-def test_the_dashboard_is_served_and_linked_and_no_dashboard_prints_none(cli, data_root: Path):
-    assert cli("ingest", "sample-radiomics").exit_code == 0
+def test_the_dashboard_is_served_and_linked_and_no_dashboard_prints_none(ingested_samples: Path, tmp_path: Path):
+    data_root = copy_catalog(ingested_samples, tmp_path / "samatlas-data")
     code, output, status = evaluate_watching_for_the_dashboard(
         data_root, "--model", "filled-box", "--workers", "1", "--case", "lung1")
     assert code == 0, output

@@ -16,7 +16,7 @@ import pytest
 from catalog import tables
 from catalog.query import connect
 from tasks.protocols import get_protocol
-from tests.conftest import run_samatlas
+from tests.conftest import copy_catalog, run_samatlas
 
 CASES = ("--case", "brain1", "--case", "lung2")
 SLICES = ("--max-slices-per-case", "4")
@@ -28,10 +28,9 @@ def query(root: Path, sql: str) -> list[tuple]:
 
 
 @pytest.fixture(scope="module")
-def evaluated(prefect_server: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Ingest the sample, evaluate LiteMedSAM and the filled-box baseline on 4 slices of brain1 and lung2."""
-    root = tmp_path_factory.mktemp("evaluate") / "samatlas-data"
-    assert run_samatlas(root, "ingest", "sample-radiomics").exit_code == 0
+def evaluated(ingested_samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The ingested sample; LiteMedSAM and the filled-box baseline evaluated on 4 slices of brain1 and lung2."""
+    root = copy_catalog(ingested_samples, tmp_path_factory.mktemp("evaluate") / "samatlas-data")
     for model in ("litemedsam", "filled-box"):
         done = run_samatlas(root, "evaluate", "--model", model, *CASES, *SLICES, "--workers", "2")
         assert done.exit_code == 0, done.output

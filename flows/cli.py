@@ -164,6 +164,7 @@ def evaluate(
     clicks: Annotated[Optional[int], typer.Option(help="clicks for mazurowski (default 9)")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="iterations for microsam-iterative (default 8)")] = None,
     points: Annotated[Optional[int], typer.Option(help="points for sammed2d's N-point prompt (default 5)")] = None,
+    iter_points: Annotated[Optional[int], typer.Option(help="points (steps) for sammed2d-iter (default 5)")] = None,
     max_slices_per_case: Annotated[int, typer.Option(help="evaluate at most this many slices per case, evenly spread (0: all)")] = 0,
     cluster: Annotated[Optional[str], typer.Option(help="local, tcp://HOST:PORT, slurm or kubernetes")] = None,
     cluster_spec: Annotated[Optional[Path], typer.Option(help="spec file of slurm|kubernetes (default infra/<cluster>.yaml)")] = None,
@@ -184,7 +185,7 @@ def evaluate(
     from tasks.models.weights import CheckpointError
     from tasks.storage_errors import StorageError
 
-    options = {k: v for k, v in {"clicks": clicks, "iterations": iterations, "points": points}.items() if v is not None}
+    options = {k: v for k, v in {"clicks": clicks, "iterations": iterations, "points": points, "iter_points": iter_points}.items() if v is not None}
     if model not in MODEL_NAMES:
         fail(f"unknown model {model!r}; choose from {', '.join(MODEL_NAMES)}")
     if model in BUILT_IN and checkpoint is not None:

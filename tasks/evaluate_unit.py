@@ -20,7 +20,7 @@ from records.units import PlannedObject
 from tasks.intensity import to_uint8
 from tasks.metrics import MetricConvention, score
 from tasks.models import SegmentationModel
-from tasks.models.base import Embedding, Prompt
+from tasks.models.base import Decoded, Embedding, Prompt
 from tasks.protocols import Context, PromptProtocol, object_seed
 from tasks.store import StoredCase
 
@@ -70,6 +70,16 @@ def _predictor(model: SegmentationModel, embedding: Embedding, timer: list[float
     return predict
 
 
+def _mask_predictor(model: SegmentationModel, embedding: Embedding, timer: list[float]):
+    def predict_with_mask(prompt: Prompt, multimask: bool, mask_input: np.ndarray | None) -> Decoded:
+        start = time.perf_counter()
+        out = model.decode_with_mask(embedding, prompt, multimask, mask_input)
+        timer.append(time.perf_counter() - start)
+        return out
+
+    return predict_with_mask
+
+
 def object_context(
     model: SegmentationModel, embedding: Embedding, gt: np.ndarray, key: tuple[str, str, int, int],
     protocol: PromptProtocol, timer: list[float],
@@ -77,7 +87,8 @@ def object_context(
     """A protocol's view of one object: the slice's embedding, and an RNG seeded from the object's key
     (dataset, case, slice, label) and the protocol, so the same object always gets the same prompts."""
     rng = np.random.default_rng(object_seed(*key, protocol.name))
-    return Context(gt, embedding.geometry, model.box_shift, _predictor(model, embedding, timer), rng)
+    with_mask = _mask_predictor(model, embedding, timer) if model.takes_mask_input else None
+    return Context(gt, embedding.geometry, model.box_shift, _predictor(model, embedding, timer), rng, with_mask)
 
 
 def run_unit(

@@ -14,6 +14,9 @@ carries ``instances: "microsam"``, so the evaluation unit also writes one ``inst
 (slice, spec, step) beside the per-object Dice/IoU/NSD rows; the per-object rows follow the spec's
 ``scoring`` convention as every protocol's do.
 
+Published numbers: protocols.md lists none for micro-sam on medical images (its paper reports
+light and electron microscopy), so ``catalog/published.csv`` holds no micro-sam rows.
+
 ``microsam``: the four settings of ``default_experiment_settings``, one step each, each its own spec
 and its own seeded random stream:
 

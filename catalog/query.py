@@ -45,7 +45,7 @@ def _views(con: duckdb.DuckDBPyConnection, root: Location) -> list[str]:
 
 
 def connect(root: Location) -> duckdb.DuckDBPyConnection:
-    """A connection with the views ``datasets cases objects results runs`` over the catalog at ``root``."""
+    """A connection with the views ``datasets cases objects results instances runs`` over the catalog at ``root``."""
     con = duckdb.connect(":memory:")
     _views(con, root)
     return con
@@ -142,3 +142,12 @@ def summary_sql(by: tuple[str, ...] = SUMMARY_KEYS) -> str:
                round(avg(nsd), 4) AS nsd_mean, round(median(hd95), 3) AS hd95_median
         FROM results GROUP BY {keys} ORDER BY {keys}
     """
+
+
+INSTANCE_SUMMARY_SQL = """
+    SELECT dataset, model, protocol, spec_label, step, count(*) AS images,
+           round(avg(msa), 4) AS msa, round(avg(sa50), 4) AS sa50, round(avg(sa75), 4) AS sa75,
+           sum(n_gt)::BIGINT AS gt_instances, sum(n_pred)::BIGINT AS pred_instances
+    FROM instances GROUP BY ALL ORDER BY ALL
+"""
+"""micro-sam's dataset scores: mSA, SA50 and SA75 as plain means over the images (slices) of a dataset."""

@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 from catalog.figures import overlay_figure  # noqa: E402
 from catalog.listing import markdown_table  # noqa: E402
 from catalog.published import section as published_section  # noqa: E402
-from catalog.query import connect  # noqa: E402
+from catalog.query import INSTANCE_SUMMARY_SQL, connect  # noqa: E402
 from tasks.locations import Location  # noqa: E402
 
 TABLE_SQL = """
@@ -98,6 +98,13 @@ def write_report(catalog: Location, outdir: Path, overlays: bool = True) -> Path
               "Each result is keyed by its object, the model's sha256, its spec id and its step; a spec is the "
               "protocol's name and every parameter that changes what is sent or scored.", "",
               markdown_table([d[0] for d in cursor.description], cursor.fetchall()), ""]
+    cursor = con.execute(INSTANCE_SUMMARY_SQL)
+    instance_rows = cursor.fetchall()
+    if instance_rows:
+        parts += ["## Instance segmentation (micro-sam)", "",
+                  "Each slice's objects pasted into one instance map (largest first, then connected components) and "
+                  "matched to its GT instances: mSA over IoU 0.50..0.95, SA50, SA75, as means over slices.", "",
+                  markdown_table([d[0] for d in cursor.description], instance_rows), ""]
     for title, path in (("Median Dice", heatmap(con, outdir / "heatmap.png")),
                         ("Dice against prompt steps", step_curves(con, outdir / "steps.png"))):
         if path is not None:

@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from catalog.registry import UnknownDataset, get_card
-from catalog.query import SUMMARY_KEYS, QueryLimits, QueryRefused, connect, summary_sql, user_query
+from catalog.query import INSTANCE_SUMMARY_SQL, SUMMARY_KEYS, QueryLimits, QueryRefused, connect, summary_sql, user_query
 from catalog.user_cards import register_folder, resolve_dataset
 from flows.output import Format, emit
 from tasks.fetch import FetchError, check_obtainable, materialise, resolve_subsets
@@ -164,6 +164,7 @@ def evaluate(
     clicks: Annotated[Optional[int], typer.Option(help="clicks for mazurowski (default 9)")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="iterations for microsam-iterative (default 8)")] = None,
     points: Annotated[Optional[int], typer.Option(help="points for sammed2d's N-point prompt (default 5)")] = None,
+    iter_points: Annotated[Optional[int], typer.Option(help="points (steps) for sammed2d-iter (default 5)")] = None,
     max_slices_per_case: Annotated[int, typer.Option(help="evaluate at most this many slices per case, evenly spread (0: all)")] = 0,
     cluster: Annotated[Optional[str], typer.Option(help="local, tcp://HOST:PORT, slurm or kubernetes")] = None,
     cluster_spec: Annotated[Optional[Path], typer.Option(help="spec file of slurm|kubernetes (default infra/<cluster>.yaml)")] = None,
@@ -184,7 +185,7 @@ def evaluate(
     from tasks.models.weights import CheckpointError
     from tasks.storage_errors import StorageError
 
-    options = {k: v for k, v in {"clicks": clicks, "iterations": iterations, "points": points}.items() if v is not None}
+    options = {k: v for k, v in {"clicks": clicks, "iterations": iterations, "points": points, "iter_points": iter_points}.items() if v is not None}
     if model not in MODEL_NAMES:
         fail(f"unknown model {model!r}; choose from {', '.join(MODEL_NAMES)}")
     if model in BUILT_IN and checkpoint is not None:
@@ -249,8 +250,18 @@ def catalog_summary(
     emit([d[0] for d in cursor.description], cursor.fetchall(), fmt, title="samatlas results")
 
 
+@catalog_app.command("instances")
+def catalog_instances(fmt: FormatOpt = Format.table) -> None:
+    """micro-sam's instance scores per dataset, model, spec and step: mean mSA, SA50, SA75 over slices.
+
+    Written for specs that score instances (the microsam protocols): each slice's objects are
+    pasted into one instance map and matched to its GT instances."""
+    cursor = connect(get_settings().catalog_root).execute(INSTANCE_SUMMARY_SQL)
+    emit([d[0] for d in cursor.description], cursor.fetchall(), fmt, title="samatlas instances")
+
+
 @catalog_app.command("query")
-def catalog_query(sql: Annotated[str, typer.Argument(help="SQL over the views datasets, cases, objects, results, runs")], fmt: FormatOpt = Format.table) -> None:
+def catalog_query(sql: Annotated[str, typer.Argument(help="SQL over the views datasets, cases, objects, results, instances, runs")], fmt: FormatOpt = Format.table) -> None:
     """Run one read-only SELECT on the catalog (time and memory limited; nothing can be written)."""
     settings = get_settings()
     limits = QueryLimits(timeout_s=settings.query_timeout_s, memory=settings.query_memory)

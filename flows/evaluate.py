@@ -3,7 +3,9 @@
 Workers return their rows; only this flow writes the catalog. Rows are committed in batches
 (``SAMATLAS_COMMIT_ROWS`` rows or ``SAMATLAS_COMMIT_S`` seconds, and whatever is left when the run
 ends, fails or is interrupted) with a keyed insert, so a retried unit, an overlapping run or a re-run after a kill adds
-no key twice, and each batch is one atomic commit.
+no key twice, and each batch is one atomic commit. Image-level ``instances`` rows (micro-sam's mSA,
+for specs that score instances) travel with their units' result rows and are committed just before
+them, so a slice whose results are in the catalog has its instance rows too.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from flows.cluster import unit_resources
 from flows.plan import DatasetPlan, Plan, WorkUnit, plan_units, unit_objects
 from flows.runinfo import code_version, current_run_id, start_run
 from flows.timeouts import results_within
-from records.rows import ResultRow, to_table
+from records.rows import InstanceRow, ResultRow, to_table
 from tasks.evaluate_unit import PlannedSpec, RunStamp, run_unit
 from tasks.intensity import parse_window
 from tasks.locations import Location, as_location
@@ -45,6 +47,7 @@ class EvaluateReport:
     slices: int
     rows: int = 0  # rows the workers returned
     committed: int = 0  # rows this run added (keys another run added first are not counted)
+    instance_rows: int = 0  # image-level rows (mSA ...) this run added
     encoder_calls: int = 0
     failed: dict[str, str] = field(default_factory=dict)
 
@@ -83,8 +86,9 @@ def planned_specs(protocols: dict[str, PromptProtocol], run: RunOptions = RunOpt
 def evaluate_unit_task(
     unit: WorkUnit, model_name: str, checkpoint: str | None, device: str, protocol_names: list[str],
     options: dict[str, int], catalog: str, run_id: str, torch_threads: int, run: RunOptions = RunOptions(),
-) -> tuple[pa.Table, int]:
-    """Evaluate one unit's missing (object, spec) pairs; return the rows and the encoder calls."""
+) -> tuple[pa.Table, pa.Table, int]:
+    """Evaluate one unit's missing (object, spec) pairs; return the result rows, the image-level
+    instance rows and the encoder calls."""
     import torch
 
     torch.set_num_threads(torch_threads)
@@ -93,7 +97,7 @@ def evaluate_unit_task(
     objects = unit_objects(as_location(catalog), unit, model.name, model.sha256, [p.spec for p in specs.values()])
     result = run_unit(as_location(unit.zarr_path), unit.dataset, unit.case_id, objects, model, specs,
                       RunStamp(run_id, code_version()), run.window_bounds())
-    return to_table(result.rows, ResultRow), result.encoder_calls
+    return to_table(result.rows, ResultRow), to_table(result.instances, InstanceRow), result.encoder_calls
 
 
 def model_identity(model: str, checkpoint: str | None) -> str:
@@ -107,21 +111,29 @@ class ResultBuffer:
     def __init__(self, catalog: Location, rows: int, seconds: float) -> None:
         self.catalog, self.max_rows, self.max_s = catalog, rows, seconds
         self.pending: list[pa.Table] = []
+        self.pending_instances: list[pa.Table] = []
         self.since = time.monotonic()
         self.committed = 0
+        self.committed_instances = 0
 
-    def add(self, table: pa.Table) -> None:
-        """Queue ``table``; commit if the queue is big or old enough."""
+    def add(self, table: pa.Table, instances: pa.Table | None = None) -> None:
+        """Queue ``table`` (and its unit's instance rows); commit if the queue is big or old enough."""
         self.pending.append(table)
+        if instances is not None and instances.num_rows:
+            self.pending_instances.append(instances)
         if sum(t.num_rows for t in self.pending) >= self.max_rows or time.monotonic() - self.since >= self.max_s:
             self.flush()
 
     def flush(self) -> None:
-        """Commit every queued row (keys already in the catalog are skipped)."""
-        if self.pending:
-            with writing(self.catalog):  # a full disk is a StorageError naming the catalog and its free space
+        """Commit every queued row (keys already in the catalog are skipped), instance rows first: a
+        kill between the two commits leaves results missing, which the next run recomputes."""
+        with writing(self.catalog):  # a full disk is a StorageError naming the catalog and its free space
+            if self.pending_instances:
+                self.committed_instances += tables.insert_missing(
+                    self.catalog, pa.concat_tables(self.pending_instances), InstanceRow)
+            if self.pending:
                 self.committed += tables.insert_missing(self.catalog, pa.concat_tables(self.pending), ResultRow)
-        self.pending = []
+        self.pending, self.pending_instances = [], []
         self.since = time.monotonic()
 
 
@@ -177,8 +189,8 @@ def evaluate(
                 report.failed[futures[future]] = f"{type(done).__name__}: {done}"
                 logger.error("unit %s failed: %s", futures[future], report.failed[futures[future]])
                 continue
-            rows, calls = done
-            buffer.add(rows)
+            rows, instances, calls = done
+            buffer.add(rows, instances)
             report.rows += rows.num_rows
             report.encoder_calls += calls
             logger.info("%d/%d units done (%s: %d rows)", finished, len(futures), futures[future], rows.num_rows)
@@ -189,8 +201,10 @@ def evaluate(
     finally:
         buffer.flush()
         report.committed = buffer.committed
+        report.instance_rows = buffer.committed_instances
         record.finish(status, {
             "units": report.units, "objects": report.objects, "rows": report.rows, "committed": report.committed,
+            "instance_rows": report.instance_rows,
             "encoder_calls": report.encoder_calls, "distinct_slices": report.slices, "failed": report.failed,
         })
     return report

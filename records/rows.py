@@ -198,6 +198,48 @@ class ResultRow(Row):
     anatomy: str
 
 
+INSTANCE_KEY = ("dataset", "case_id", "slice_index", "model", "model_sha256", "spec_id", "step")
+"""What identifies an image-level result: the slice, the model's weights, the spec, the step."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class InstanceRow(Row):
+    """One ``instances`` row: every object of one slice pasted into an instance map after one step of
+    one spec and matched to the slice's GT instances (micro-sam's mSA, SA50, SA75; see
+    ``tasks.instance_metrics``). Not partitioned: a slice's objects can span anatomies."""
+
+    TABLE: ClassVar[str] = "instances"
+    SCHEMA: ClassVar[pa.Schema] = pa.schema([
+        ("dataset", pa.string()), ("case_id", pa.string()), ("slice_index", pa.int32()),
+        ("model", pa.string()), ("model_sha256", pa.string()),
+        ("protocol", pa.string()), ("spec_id", pa.string()), ("spec_label", pa.string()), ("step", pa.int32()),
+        ("n_gt", pa.int32()), ("n_pred", pa.int32()),  # instances after connected-component relabelling
+        ("tp", pa.list_(pa.int32())),  # true positives at IoU >= 0.50, 0.55, .., 0.95
+        ("msa", pa.float64()), ("sa50", pa.float64()), ("sa75", pa.float64()),
+        ("run_id", pa.string()), ("code_version", pa.string()), ("modality", pa.string()),
+    ])
+    KEY: ClassVar[tuple[str, ...]] = INSTANCE_KEY
+
+    dataset: str
+    case_id: str
+    slice_index: int
+    model: str
+    model_sha256: str
+    protocol: str
+    spec_id: str
+    spec_label: str
+    step: int
+    n_gt: int
+    n_pred: int
+    tp: list[int]
+    msa: float
+    sa50: float
+    sa75: float
+    run_id: str
+    code_version: str
+    modality: str
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RunRow(Row):
     """One ``runs`` row: a flow run, written when it starts (status running) and when it ends."""
@@ -226,7 +268,9 @@ class RunRow(Row):
     code_version: str
 
 
-ROW_TYPES: dict[str, type[Row]] = {cls.TABLE: cls for cls in (DatasetRow, CaseRow, ObjectRow, ResultRow, RunRow)}
+ROW_TYPES: dict[str, type[Row]] = {
+    cls.TABLE: cls for cls in (DatasetRow, CaseRow, ObjectRow, ResultRow, InstanceRow, RunRow)
+}
 PARTITIONED = frozenset({"datasets", "cases", "objects", "results"})
 for _cls in ROW_TYPES.values():
     _cls.check_fields()

@@ -2,6 +2,13 @@
 
 Every protocol, step and object of a slice reuses the slice's embedding; the unit returns typed
 result rows and how many encoder calls it made (the flow commits the rows).
+
+A spec with ``instances: "microsam"`` is also scored per image: after all objects of a slice ran,
+their masks of each step are pasted into one instance map and matched to the slice's GT instances
+(``tasks.instance_metrics``), giving one ``instances`` row per (slice, spec, step). That needs
+every labelled object of the slice in this unit: a slice where the spec ran on only some of its
+labels (the rest computed by an earlier run, or too small for the spec) gets no instance row,
+since its masks are not stored and the image cannot be scored honestly.
 """
 
 from __future__ import annotations
@@ -13,14 +20,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from records.rows import SLICE, ResultRow
+from records.rows import SLICE, InstanceRow, ResultRow
 from records.specs import ProtocolSpec
 from records.units import PlannedObject
+from tasks.instance_metrics import image_scores
 from tasks.intensity import to_uint8
 from tasks.locations import Location
 from tasks.metrics import MetricConvention, score
 from tasks.models import SegmentationModel
-from tasks.models.base import Embedding, Prompt
+from tasks.models.base import Decoded, Embedding, Prompt
 from tasks.protocols import Context, PromptProtocol, object_seed
 from tasks.store import StoredCase
 
@@ -43,9 +51,10 @@ class RunStamp:
 
 @dataclass
 class UnitResult:
-    """The rows a unit produced, and its encoder call count."""
+    """The rows a unit produced (per object, and per image for instance-scored specs), and its encoder call count."""
 
     rows: list[ResultRow] = field(default_factory=list)
+    instances: list[InstanceRow] = field(default_factory=list)
     encoder_calls: int = 0
 
 
@@ -70,6 +79,16 @@ def _predictor(model: SegmentationModel, embedding: Embedding, timer: list[float
     return predict
 
 
+def _mask_predictor(model: SegmentationModel, embedding: Embedding, timer: list[float]):
+    def predict_with_mask(prompt: Prompt, multimask: bool, mask_input: np.ndarray | None) -> Decoded:
+        start = time.perf_counter()
+        out = model.decode_with_mask(embedding, prompt, multimask, mask_input)
+        timer.append(time.perf_counter() - start)
+        return out
+
+    return predict_with_mask
+
+
 def object_context(
     model: SegmentationModel, embedding: Embedding, gt: np.ndarray, key: tuple[str, str, int, int],
     protocol: PromptProtocol, timer: list[float],
@@ -77,7 +96,8 @@ def object_context(
     """A protocol's view of one object: the slice's embedding, and an RNG seeded from the object's key
     (dataset, case, slice, label) and the protocol, so the same object always gets the same prompts."""
     rng = np.random.default_rng(object_seed(*key, protocol.name))
-    return Context(gt, embedding.geometry, model.box_shift, _predictor(model, embedding, timer), rng)
+    with_mask = _mask_predictor(model, embedding, timer) if model.takes_mask_input else None
+    return Context(gt, embedding.geometry, model.box_shift, _predictor(model, embedding, timer), rng, with_mask)
 
 
 def run_unit(
@@ -109,6 +129,8 @@ def run_unit(
         encode_s = time.perf_counter() - start
         result.encoder_calls += 1
         mask_plane = case.mask_slice(z)
+        # spec id -> step -> {label: mask}, for the specs scored per image too
+        kept: dict[str, dict[int, dict[int, np.ndarray]]] = defaultdict(lambda: defaultdict(dict))
         for obj in by_slice[z]:
             gt = mask_plane == obj.label
             asked: dict[str, list[ProtocolSpec]] = defaultdict(list)  # protocol name -> specs
@@ -126,6 +148,8 @@ def run_unit(
                     spec = by_name.get(step.protocol)
                     if spec is None:  # a variant computed alongside but not asked for
                         continue
+                    if spec.params.get("instances"):
+                        kept[spec.id][step.step][obj.label] = step.mask
                     scores = score(step.mask, gt, spacing, MetricConvention(**spec.params["scoring"]))
                     result.rows.append(ResultRow(
                         dataset=dataset, case_id=case_id, scope=SLICE, slice_index=z, label=obj.label,
@@ -138,4 +162,31 @@ def run_unit(
                         run_id=stamp.run_id, code_version=stamp.code_version,
                         modality=obj.modality, anatomy=obj.anatomy,
                     ))
+        result.instances += slice_instances(mask_plane, kept, specs, (dataset, case_id, z), model, stamp,
+                                            by_slice[z][0].modality)
     return result
+
+
+def slice_instances(
+    mask_plane: np.ndarray, kept: Mapping[str, Mapping[int, Mapping[int, np.ndarray]]],
+    specs: Mapping[str, PlannedSpec], where: tuple[str, str, int], model: SegmentationModel, stamp: RunStamp,
+    modality: str,
+) -> list[InstanceRow]:
+    """One ``instances`` row per (spec, step) whose masks cover every labelled object of the slice."""
+    labels = set(int(v) for v in np.unique(mask_plane)) - {0}
+    rows = []
+    dataset, case_id, z = where
+    for spec_id, by_step in kept.items():
+        spec = specs[spec_id].spec
+        for step, masks in sorted(by_step.items()):
+            if set(masks) != labels:
+                continue
+            scores = image_scores([masks[k] for k in sorted(masks)], mask_plane)
+            rows.append(InstanceRow(
+                dataset=dataset, case_id=case_id, slice_index=z, model=model.name, model_sha256=model.sha256,
+                protocol=spec.name, spec_id=spec.id, spec_label=spec.label, step=step,
+                n_gt=scores.n_gt, n_pred=scores.n_pred, tp=list(scores.tp),
+                msa=scores.msa, sa50=scores.sa50, sa75=scores.sa75,
+                run_id=stamp.run_id, code_version=stamp.code_version, modality=modality,
+            ))
+    return rows

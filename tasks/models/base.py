@@ -15,7 +15,9 @@ import torch
 class Prompt:
     """What is sent to a model, in original pixel coordinates (x right, y down).
 
-    ``box`` is (x0, y0, x1, y1); ``points`` are (x, y) with ``point_labels`` 1 (foreground) or 0.
+    ``box`` is (x0, y0, x1, y1); ``points`` are (x, y) with ``point_labels`` 1 (foreground) or 0, or
+    -1: SAM's "not a point" label, whose point is ignored (SAM-Med2D sends one when a prediction has
+    no error left to click on).
     """
 
     box: tuple[float, float, float, float] | None = None
@@ -82,13 +84,36 @@ class Embedding:
     features: Any = field(repr=False)
 
 
-def sam_decode(net: torch.nn.Module, embedding: Embedding, prompt: Prompt, multimask: bool, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+@dataclass(frozen=True)
+class Decoded:
+    """A decoder call's outputs: masks (k, H, W) bool at the original resolution, scores (k,), and the
+    low-resolution mask logits (k, h, w) in the model's input frame, which a later call can take back
+    as its mask input (SAM's ``mask_input``)."""
+
+    masks: np.ndarray
+    scores: np.ndarray
+    low_res: np.ndarray
+
+
+def sam_decode(
+    net: torch.nn.Module, embedding: Embedding, prompt: Prompt, multimask: bool, device: torch.device,
+    mask_input: np.ndarray | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Low-resolution mask logits and predicted IoUs from a SAM-style prompt encoder and mask decoder.
 
-    LiteMedSAM and the SAM family share this decoder interface; only pre- and postprocessing differ.
+    ``mask_input`` (h, w), the prompt encoder's mask input size (4x the embedding: 256x256 for SAM and
+    LiteMedSAM), is embedded by the prompt encoder's mask branch as the dense prompt; without it the
+    encoder's learned "no mask" embedding is used. LiteMedSAM and the SAM family share this decoder
+    interface; only pre- and postprocessing differ.
     """
     points, boxes = prompt_tensors(prompt, embedding.geometry, device)
-    sparse, dense = net.prompt_encoder(points=points, boxes=boxes, masks=None)
+    masks = None
+    if mask_input is not None:
+        expected = tuple(net.prompt_encoder.mask_input_size)
+        if tuple(mask_input.shape) != expected:
+            raise ValueError(f"mask input must be {expected} (the model's low-res mask size), got {tuple(mask_input.shape)}")
+        masks = torch.as_tensor(np.asarray(mask_input, dtype=np.float32)[None, None], device=device)
+    sparse, dense = net.prompt_encoder(points=points, boxes=boxes, masks=masks)
     return net.mask_decoder(
         image_embeddings=embedding.features, image_pe=net.prompt_encoder.get_dense_pe(),
         sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask,
@@ -115,6 +140,7 @@ class SegmentationModel(ABC):
     input_size: int
     box_shift: int  # medsam-box expansion, in model input pixels
     sha256: str
+    takes_mask_input: bool = False  # True where decode_with_mask is implemented
 
     @abstractmethod
     def geometry(self, height: int, width: int) -> Geometry:
@@ -127,3 +153,12 @@ class SegmentationModel(ABC):
     @abstractmethod
     def decode(self, embedding: Embedding, prompt: Prompt, multimask: bool = False) -> tuple[np.ndarray, np.ndarray]:
         """Masks (k, H, W) bool at the original resolution and the model's scores (k,) for a prompt."""
+
+    def decode_with_mask(
+        self, embedding: Embedding, prompt: Prompt, multimask: bool = False, mask_input: np.ndarray | None = None
+    ) -> Decoded:
+        """As :meth:`decode`, with an optional low-res mask input, also returning the low-res logits.
+
+        Only models with a SAM-style mask prompt branch have it; the others refuse by name.
+        """
+        raise NotImplementedError(f"model {self.name} takes no mask input (protocols that feed masks back need a SAM-style model)")

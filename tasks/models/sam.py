@@ -53,7 +53,7 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 from skimage.transform import resize as skimage_resize
 
-from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel, sam_decode
+from tasks.models.base import Decoded, Embedding, Geometry, Prompt, SegmentationModel, sam_decode
 from tasks.fetch import sha256_file
 from tasks.models.weights import CheckpointError, load_state_dict
 
@@ -101,6 +101,7 @@ class SamFamily(SegmentationModel):
 
     input_size = 1024
     box_shift = 20  # px at 1024: MedSAM's SAM-baseline scripts (bbox_shift=20) and MedSAM evaluation
+    takes_mask_input = True
 
     def __init__(self, name: str, checkpoint: str | Path, device: str = "cpu", bf16: bool = False):
         if name not in ARCHITECTURES:
@@ -159,10 +160,16 @@ class SamFamily(SegmentationModel):
             features = self.net.image_encoder(tensor)
         return Embedding(geometry, features.float())
 
-    @torch.inference_mode()
     def decode(self, embedding: Embedding, prompt: Prompt, multimask: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        out = self.decode_with_mask(embedding, prompt, multimask)
+        return out.masks, out.scores
+
+    @torch.inference_mode()
+    def decode_with_mask(
+        self, embedding: Embedding, prompt: Prompt, multimask: bool = False, mask_input: np.ndarray | None = None
+    ) -> Decoded:
         geometry = embedding.geometry
-        low_res, scores = sam_decode(self.net, embedding, prompt, multimask, self.device)
+        low_res, scores = sam_decode(self.net, embedding, prompt, multimask, self.device, mask_input)
         size = (geometry.height, geometry.width)
         if self.recipe == "medsam":  # MedSAM_Inference.medsam_inference
             probabilities = F.interpolate(torch.sigmoid(low_res), size=size, mode="bilinear", align_corners=False)
@@ -170,4 +177,4 @@ class SamFamily(SegmentationModel):
         else:  # SamPredictor.predict
             logits = self.net.postprocess_masks(low_res, input_size=geometry.resized, original_size=size)
             masks = logits[0] > self.net.mask_threshold
-        return masks.cpu().numpy(), scores[0].float().cpu().numpy()
+        return Decoded(masks.cpu().numpy(), scores[0].float().cpu().numpy(), low_res[0].float().cpu().numpy())

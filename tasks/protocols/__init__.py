@@ -5,15 +5,17 @@ from __future__ import annotations
 from tasks.protocols.base import Context, PromptProtocol, Step, object_seed
 from tasks.protocols.mazurowski import Mazurowski
 from tasks.protocols.medsam_box import MedSAMBox, MedSAMBoxJitter
-from tasks.protocols.microsam import MicroSAMIterative
-from tasks.protocols.sammed2d import SAMMed2D
+from tasks.protocols.microsam import MicroSAMIterative, MicroSAMPrompts
+from tasks.protocols.sammed2d import SAMMed2D, SAMMed2DIter
 
 PROTOCOLS: dict[str, type[PromptProtocol]] = {
     "medsam-box": MedSAMBox,
     "medsam-box-jitter": MedSAMBoxJitter,
     "mazurowski": Mazurowski,
+    "microsam": MicroSAMPrompts,
     "microsam-iterative": MicroSAMIterative,
     "sammed2d": SAMMed2D,
+    "sammed2d-iter": SAMMed2DIter,
 }
 
 

@@ -2,7 +2,9 @@
 
 A protocol talks to the model only through ``Context.predict`` (a prompt in, masks and scores out,
 on the slice's cached embedding), so iterative protocols can react to each prediction while the
-encoder runs once per slice.
+encoder runs once per slice. ``Context.predict_with_mask`` also takes a low-res mask input and
+returns the low-res logits, for protocols that feed a prediction back (SAM-Med2D's ``iter_point``);
+it is None for models without a mask prompt branch.
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from records.specs import ProtocolSpec
-from tasks.models.base import Geometry, Prompt
+from tasks.models.base import Decoded, Geometry, Prompt
 
 Predict = Callable[[Prompt, bool], tuple[np.ndarray, np.ndarray]]
+PredictWithMask = Callable[[Prompt, bool, "np.ndarray | None"], Decoded]
 
 
 @dataclass(frozen=True)
@@ -29,6 +32,7 @@ class Context:
     box_shift: int
     predict: Predict
     rng: np.random.Generator
+    predict_with_mask: PredictWithMask | None = None
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,40 @@
-"""``microsam-iterative``: micro-sam's iterative prompting (Archit et al., Nat. Methods 2025).
+"""micro-sam's prompt protocols (Archit et al., Nat. Methods 2025): ``microsam`` (single shot) and
+``microsam-iterative``.
 
 Reference code: ``computational-cell-analytics/micro-sam@3acdcd72``,
-``micro_sam/evaluation/inference.py:_run_inference_with_iterative_prompting_for_image``,
-``micro_sam/prompt_generators.py:IterativePromptGenerator`` and
+``micro_sam/evaluation/inference.py:_run_inference_with_prompts_for_image`` (single shot) and
+``:_run_inference_with_iterative_prompting_for_image``, ``micro_sam/prompt_generators.py``
+(``PointAndBoxPromptGenerator``, ``IterativePromptGenerator``),
+``micro_sam/evaluation/experiments.py:default_experiment_settings`` and
 ``micro_sam/util.py:get_centers_and_bounding_boxes``.
+
+Scoring: micro-sam scores an IMAGE, not an object: every object's mask is pasted into one instance
+map and matched to the GT instances (mSA, SA50, SA75; ``tasks.instance_metrics``). Every spec here
+carries ``instances: "microsam"``, so the evaluation unit also writes one ``instances`` row per
+(slice, spec, step) beside the per-object Dice/IoU/NSD rows; the per-object rows follow the spec's
+``scoring`` convention as every protocol's do.
+
+Published numbers: protocols.md lists none for micro-sam on medical images (its paper reports
+light and electron microscopy), so ``catalog/published.csv`` holds no micro-sam rows.
+
+``microsam``: the four settings of ``default_experiment_settings``, one step each, each its own spec
+and its own seeded random stream:
+
+* ``microsam-p1-n0``, ``microsam-p2-n4``, ``microsam-p4-n8`` (``PointAndBoxPromptGenerator(n, m,
+  dilation_strength=5)``): the first positive point is the object centre (as ``microsam-point``
+  below); the other n - 1 positives are uniformly random object pixels (drawn without replacement,
+  with replacement only when the object has fewer pixels than needed; the centre may be drawn
+  again). The m negatives are drawn without replacement from the object's ``regionprops`` box (max
+  exclusive) grown by 5 px on every side and clipped to the image, minus the object dilated 5 times
+  by a 3x3 square; if that ring holds fewer than m pixels, all of it is taken and the rest are drawn
+  without replacement from every non-object pixel of the image. Points are sent positives first.
+  Only ``p1-n0`` uses multimask output (the output with the highest predicted score is kept);
+  the others take the single-mask output.
+* ``microsam-box-only``: the ``regionprops`` box, max exclusive, single-mask output.
+
+``microsam-p1-n0`` sends the same prompt as step 1 of ``microsam-point`` and ``microsam-box-only``
+the same as step 1 of ``microsam-box``; they are recorded again so that the single-shot settings
+are one protocol, as micro-sam's ``run_inference_with_prompts`` runs them.
 
 Two recorded variants, each ``iterations`` steps (micro-sam's ``n_iterations``, default 8; its
 prediction folders ``iteration00`` .. ``iteration07`` are our steps 1 .. 8):
@@ -28,7 +59,11 @@ Kept from the reference: the fallbacks above (micro-sam always adds both points)
 maximum, the first-maximum centre, the best-score choice for the multimask start.
 
 Deviations: the reference draws its points from the global ``np.random`` stream with no seed in
-this code path; here each variant has its own stream drawn from the object's seeded generator.
+either code path; here each variant has its own stream drawn from the object's seeded generator.
+Objects are the labels of one slice (samatlas' objects), where micro-sam's are the ids of an
+instance image; a label with several components is prompted as one object, as micro-sam prompts
+one id. If an object leaves fewer non-object pixels than ``microsam``'s negatives need, the
+reference fails in ``np.random.choice``; here the prompt has fewer negatives.
 The reference also samples points after the last step, which are never used; we skip that draw.
 If the object fills the whole image there is no pixel for a negative point (the reference would
 fail in ``np.random.choice``); the negative point is then left out.
@@ -37,6 +72,7 @@ fail in ``np.random.choice``); the negative point is then left out.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 from records.specs import ProtocolSpec
 from tasks.models.base import Prompt
@@ -44,6 +80,9 @@ from tasks.protocols.base import Context, PromptProtocol, Step
 from tasks.protocols.geometry import bbox_exclusive, child_rngs, inner_boundary_centre, random_pixel
 
 GROW_PX = 3  # IterativePromptGenerator._get_negative_locations_in_obj_bbox(custom_df=3)
+DILATION = 5  # run_inference_with_prompts(dilation=5) -> PointAndBoxPromptGenerator(dilation_strength=5)
+SETTINGS = ((1, 0), (2, 4), (4, 8))  # default_experiment_settings: p1-n0, p2-n4, p4-n8 (and box only)
+INSTANCES = "microsam"  # tasks.instance_metrics.MICROSAM: paste, relabel, match, mSA/SA50/SA75
 
 
 def grown_box_background(gt: np.ndarray, grow: int = GROW_PX) -> np.ndarray:
@@ -89,7 +128,10 @@ class MicroSAMIterative(PromptProtocol):
     @property
     def specs(self) -> tuple[ProtocolSpec, ...]:
         return tuple(
-            ProtocolSpec(f"microsam-{v}", {"iterations": self.iterations, "start": v, "use_masks": False}, steps=self.iterations)
+            ProtocolSpec(
+                f"microsam-{v}", {"iterations": self.iterations, "start": v, "use_masks": False, "instances": INSTANCES},
+                steps=self.iterations,
+            )
             for v in self.VARIANTS
         )
 
@@ -129,4 +171,76 @@ class MicroSAMIterative(PromptProtocol):
                 for (px, py), lab in corrective_points(gt, pred, rng):
                     points.append((float(px), float(py)))
                     labels.append(lab)
+        return steps
+
+
+def negative_region(gt: np.ndarray, dilation: int = DILATION) -> np.ndarray:
+    """``PointAndBoxPromptGenerator``'s negative ring: the bbox (max exclusive) grown by ``dilation`` px
+    and clipped, minus the object dilated ``dilation`` times by a 3x3 square."""
+    x0, y0, x1, y1 = bbox_exclusive(gt)
+    h, w = gt.shape
+    region = np.zeros_like(gt, dtype=bool)
+    region[max(y0 - dilation, 0) : min(y1 + dilation, h), max(x0 - dilation, 0) : min(x1 + dilation, w)] = True
+    return region & ~ndimage.binary_dilation(gt, structure=np.ones((3, 3), bool), iterations=dilation)
+
+
+def _draw(region: np.ndarray, n: int, rng: np.random.Generator, replace: bool = False) -> list[tuple[float, float]]:
+    """``n`` uniformly random (x, y) pixels of ``region`` (without replacement unless ``replace``)."""
+    rows, cols = np.nonzero(region)
+    picks = rng.choice(rows.size, size=n, replace=replace) if n else np.zeros(0, dtype=np.int64)
+    return [(float(cols[i]), float(rows[i])) for i in picks]
+
+
+def single_shot_points(
+    gt: np.ndarray, n_positive: int, n_negative: int, rng: np.random.Generator
+) -> tuple[tuple[tuple[float, float], ...], tuple[int, ...]]:
+    """micro-sam's ``n_positive`` / ``n_negative`` point prompt for one object: the centre, random
+    object pixels, then negatives from the ring around the object topped up from all background."""
+    x, y = inner_boundary_centre(gt)
+    positives = [(float(x), float(y))]
+    extra = n_positive - 1
+    positives += _draw(gt, extra, rng, replace=extra > int(gt.sum()))
+    ring = negative_region(gt)
+    negatives = _draw(ring, min(n_negative, int(ring.sum())), rng)
+    missing = n_negative - len(negatives)
+    if missing:
+        negatives += _draw(~gt, min(missing, int((~gt).sum())), rng)
+    return tuple(positives + negatives), (1,) * len(positives) + (0,) * len(negatives)
+
+
+class MicroSAMPrompts(PromptProtocol):
+    """micro-sam's single-shot settings: p1-n0, p2-n4, p4-n8 point prompts and the box alone."""
+
+    name = "microsam"
+
+    @property
+    def specs(self) -> tuple[ProtocolSpec, ...]:
+        points = tuple(
+            ProtocolSpec(
+                f"{self.name}-p{n}-n{m}",
+                {"positives": n, "negatives": m, "dilation": DILATION, "multimask": (n, m) == (1, 0),
+                 "instances": INSTANCES},
+            )
+            for n, m in SETTINGS
+        )
+        return (*points, ProtocolSpec(f"{self.name}-box-only", {"box": "regionprops-exclusive", "instances": INSTANCES}))
+
+    def run(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> list[Step]:
+        gt = np.asarray(ctx.gt, dtype=bool)
+        if not gt.any():
+            raise ValueError("microsam needs a non-empty object mask")
+        steps: list[Step] = []
+        for spec, rng in zip(self.specs, child_rngs(ctx.rng, len(self.specs))):
+            if wanted and spec.name not in wanted:
+                continue
+            if "box" in spec.params:
+                prompt, multimask = Prompt(box=tuple(float(v) for v in bbox_exclusive(gt))), False
+            else:
+                n, m = spec.params["positives"], spec.params["negatives"]
+                points, labels = single_shot_points(gt, n, m, rng)
+                prompt, multimask = Prompt(points=points, point_labels=labels), bool(spec.params["multimask"])
+            masks, scores = ctx.predict(prompt, multimask)
+            scores = np.asarray(scores, dtype=np.float64)
+            i = int(np.argmax(scores)) if multimask else 0
+            steps.append(Step(spec.name, 1, prompt, np.asarray(masks[i], dtype=bool), float(scores[i])))
         return steps

@@ -69,3 +69,51 @@ def test_random_weights_are_a_different_model(lite):
     assert untrained.sha256 == "random-init" != lite.sha256
     trained_weight = dict(lite.net.named_parameters())["mask_decoder.iou_token.weight"]
     assert not torch.equal(trained_weight, dict(untrained.net.named_parameters())["mask_decoder.iou_token.weight"])
+
+
+# ---------------------------------------------------------------- mask input (SAM-Med2D's iter_point)
+
+
+@pytest.fixture(scope="module")
+def lesion_slice(lite, tmp_path_factory):
+    """One real lesion slice (pyradiomics brain1), its GT and its embedding: one encoder pass."""
+    from tests.tasks.test_litemedsam_reference import sample_slices
+
+    (z, image, gt), = sample_slices("brain1", tmp_path_factory.mktemp("brain1"), count=1)
+    return gt, lite.encode(image)
+
+
+def test_previous_low_res_mask_changes_the_decoder_output(lite, lesion_slice):
+    from tasks.protocols.sammed2d import sigmoid
+
+    gt, embedding = lesion_slice
+    ys, xs = np.nonzero(gt)
+    prompt = Prompt(points=((float(xs[len(xs) // 2]), float(ys[len(ys) // 2])),), point_labels=(1,))
+    first = lite.decode_with_mask(embedding, prompt, multimask=True)
+    assert first.low_res.shape == (3, 256, 256) and first.masks.shape == (3, *gt.shape)
+    plain_masks, plain_scores = lite.decode(embedding, prompt, multimask=True)
+    assert (plain_masks == first.masks).all() and np.allclose(plain_scores, first.scores)  # decode = no mask input
+    best = int(np.argmax(first.scores))
+    fed = lite.decode_with_mask(embedding, prompt, multimask=True, mask_input=sigmoid(first.low_res[best]))
+    change = np.abs(fed.low_res - first.low_res)
+    assert change.max() > 0.2 and change.mean() > 0.02  # a change of the logits, far above float noise (1e-5)
+    with pytest.raises(ValueError, match="mask input must be"):
+        lite.decode_with_mask(embedding, prompt, mask_input=np.zeros((64, 64)))
+
+
+def test_sammed2d_iter_runs_on_litemedsam(lite, lesion_slice):
+    from tasks.evaluate_unit import object_context
+    from tasks.models import load_model
+    from tasks.protocols import get_protocol
+
+    gt, embedding = lesion_slice
+    protocol = get_protocol("sammed2d-iter", iter_points=3)
+    timer: list[float] = []
+    steps = protocol.run(object_context(lite, embedding, gt, ("sample", "brain1", 0, 1), protocol, timer))
+    assert [s.step for s in steps] == [1, 2, 3] and len(timer) == 3
+    assert [len(s.prompt.points) for s in steps] == [1, 2, 3]
+    box_only = load_model("filled-box")
+    ctx = object_context(box_only, box_only.encode(np.zeros((*gt.shape, 3), np.uint8)), gt, ("s", "c", 0, 1), protocol, [])
+    assert ctx.predict_with_mask is None
+    with pytest.raises(ValueError, match="mask input"):
+        protocol.run(ctx)

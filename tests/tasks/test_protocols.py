@@ -8,14 +8,15 @@ import random
 import numpy as np
 import pytest
 
-from tasks.models.base import Geometry, Prompt
+from tasks.models.base import Decoded, Geometry, Prompt
 from tasks.protocols import PROTOCOLS, get_protocol
 from tasks.protocols.base import Context, expand_box, object_seed, tight_box
 from tasks.protocols.geometry import components, edt_centre, inner_boundary_centre, padded_edt
 from tasks.protocols.mazurowski import Mazurowski, oracle_index
 from tasks.protocols.medsam_box import MedSAMBox, MedSAMBoxJitter
-from tasks.protocols.microsam import MicroSAMIterative
-from tasks.protocols.sammed2d import SAMMed2D
+from tasks.protocols.geometry import bbox_exclusive
+from tasks.protocols.microsam import MicroSAMIterative, MicroSAMPrompts, negative_region
+from tasks.protocols.sammed2d import SAMMed2D, SAMMed2DIter, sigmoid
 
 H = W = 64
 
@@ -58,6 +59,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.calls: list[tuple[Prompt, bool]] = []
+        self.mask_inputs: list[np.ndarray | None] = []
 
     def __call__(self, prompt: Prompt, multimask: bool) -> tuple[np.ndarray, np.ndarray]:
         self.calls.append((prompt, multimask))
@@ -65,6 +67,12 @@ class Recorder:
         if not multimask:
             return masks[:1], scores[:1]
         return masks, scores
+
+    def with_mask(self, prompt: Prompt, multimask: bool, mask_input: np.ndarray | None) -> Decoded:
+        """``Context.predict_with_mask``: output k's low-res logits are all k - 1 (tells which was fed back)."""
+        self.mask_inputs.append(mask_input)
+        masks, scores = self(prompt, multimask)
+        return Decoded(masks, scores, np.stack([np.full((8, 8), k - 1.0) for k in range(len(masks))]))
 
     def outputs(self, prompt: Prompt) -> tuple[np.ndarray, np.ndarray]:
         raise NotImplementedError
@@ -117,7 +125,8 @@ class FilledBox(Recorder):
 
 def context(gt: np.ndarray, predict, seed: int = 0, geometry: Geometry | None = None, box_shift: int = 5) -> Context:
     geometry = geometry or Geometry.longest_side(*gt.shape, 256)
-    return Context(gt=gt, geometry=geometry, box_shift=box_shift, predict=predict, rng=np.random.default_rng(seed))
+    return Context(gt=gt, geometry=geometry, box_shift=box_shift, predict=predict, rng=np.random.default_rng(seed),
+                   predict_with_mask=predict.with_mask)
 
 
 def by_name(steps) -> dict[str, list]:
@@ -143,8 +152,10 @@ ALL = [
     Mazurowski(),
     MicroSAMIterative(iterations=4),
     MicroSAMIterative(),
+    MicroSAMPrompts(),
     SAMMed2D(points=3),
     SAMMed2D(),
+    SAMMed2DIter(iter_points=3),
 ]
 
 
@@ -477,6 +488,71 @@ def test_microsam_fallbacks_for_perfect_prediction() -> None:
     assert not gt[int(ny), int(nx)] and 7 <= nx <= 32 and 7 <= ny <= 32  # box grown by 3 minus the object
 
 
+def chebyshev_to(mask: np.ndarray) -> np.ndarray:
+    """Brute force: each pixel's chessboard distance to the nearest pixel of ``mask`` (what 5 dilations
+    by a 3x3 square reach is distance <= 5)."""
+    ys, xs = np.nonzero(mask)
+    yy, xx = np.mgrid[: mask.shape[0], : mask.shape[1]]
+    return np.min(np.maximum(abs(yy[..., None] - ys), abs(xx[..., None] - xs)), axis=-1)
+
+
+def test_microsam_negative_ring_against_brute_force() -> None:
+    for gt in (annulus(), two_blobs(), corner_blob(), square()):
+        y0, x0 = np.nonzero(gt)[0].min(), np.nonzero(gt)[1].min()
+        y1, x1 = np.nonzero(gt)[0].max(), np.nonzero(gt)[1].max()
+        yy, xx = np.mgrid[:H, :W]
+        in_box = (yy >= y0 - 5) & (yy <= y1 + 5) & (xx >= x0 - 5) & (xx <= x1 + 5)
+        np.testing.assert_array_equal(negative_region(gt), in_box & (chebyshev_to(gt) > 5))
+    assert not negative_region(square()).any()  # a rectangle dilated by 5 fills its box grown by 5
+
+
+def test_microsam_single_shot_settings() -> None:
+    gt = annulus()
+    pred = ThreeMasks(gt)
+    protocol = MicroSAMPrompts()
+    assert [s.name for s in protocol.specs] == ["microsam-p1-n0", "microsam-p2-n4", "microsam-p4-n8", "microsam-box-only"]
+    steps = {s.protocol: s for s in protocol.run(context(gt, pred))}
+    centre = tuple(float(v) for v in inner_boundary_centre(gt))
+    ring = negative_region(gt)
+    assert ring.any()  # the hole and the box corners
+    for name, n, m in (("microsam-p1-n0", 1, 0), ("microsam-p2-n4", 2, 4), ("microsam-p4-n8", 4, 8)):
+        prompt = steps[name].prompt
+        assert prompt.box is None and prompt.point_labels == (1,) * n + (0,) * m
+        assert prompt.points[0] == centre
+        assert all(gt[int(y), int(x)] for x, y in prompt.points[:n])
+        negatives = prompt.points[n:]
+        assert all(ring[int(y), int(x)] for x, y in negatives) and len(set(negatives)) == m  # without replacement
+    assert steps["microsam-box-only"].prompt == Prompt(box=tuple(float(v) for v in bbox_exclusive(gt)))
+    # multimask (best predicted score) for the single positive point only
+    assert [mm for _, mm in pred.calls] == [True, False, False, False]
+    assert (steps["microsam-p1-n0"].mask == pred.masks[1]).all()
+    assert (steps["microsam-p2-n4"].mask == pred.masks[0]).all()
+    # the same object and seed: p1-n0 is step 1 of microsam-point, box-only step 1 of microsam-box
+    iterative = by_name(MicroSAMIterative(iterations=1).run(context(gt, ThreeMasks(gt))))
+    assert iterative["microsam-point"][0].prompt == steps["microsam-p1-n0"].prompt
+    assert iterative["microsam-box"][0].prompt == steps["microsam-box-only"].prompt
+
+
+def test_microsam_negatives_top_up_from_background() -> None:
+    gt = square()  # empty ring: every negative comes from the whole background
+    steps = {s.protocol: s for s in MicroSAMPrompts().run(context(gt, Fixed(gt)))}
+    negatives = steps["microsam-p4-n8"].prompt.points[4:]
+    assert len(set(negatives)) == 8 and not any(gt[int(y), int(x)] for x, y in negatives)
+    corner = np.zeros((H, W), bool)  # an L of three pixels: its ring is the one box corner 6 px from all three
+    corner[10, 10] = corner[10, 11] = corner[11, 10] = True
+    assert np.argwhere(negative_region(corner)).tolist() == [[16, 16]]
+    prompt = {s.protocol: s for s in MicroSAMPrompts().run(context(corner, Fixed(corner)))}["microsam-p4-n8"].prompt
+    assert sorted(prompt.points[1:4]) == [(10.0, 10.0), (10.0, 11.0), (11.0, 10.0)]  # 3 extra positives, no repeat
+    negatives = prompt.points[4:]
+    assert negatives[0] == (16.0, 16.0) and len(negatives) == 8  # the ring first, then topped up
+    assert not any(corner[int(y), int(x)] for x, y in negatives)
+    # one background pixel, four negatives asked: the prompt keeps what exists
+    full = np.ones((H, W), bool)
+    full[0, 0] = False
+    prompt = {s.protocol: s for s in MicroSAMPrompts().run(context(full, Fixed(full)))}["microsam-p2-n4"].prompt
+    assert prompt.point_labels == (1, 1, 0) and prompt.points[2] == (0.0, 0.0)
+
+
 # ---------------------------------------------------------------- sam-med2d
 
 
@@ -498,6 +574,45 @@ def test_sammed2d_prompts() -> None:
     assert all(mm for _, mm in pred.calls)
     (three,) = by_name(SAMMed2D(points=3).run(context(gt, pred)))["sammed2d-points"]
     assert sorted(three.prompt.point_labels) == [0, 0, 1]
+
+
+def test_sammed2d_iter_error_points_and_mask_feedback() -> None:
+    gt = square()
+    wrong = gt.copy()
+    wrong[:, 20:] = False
+    wrong[40:50, 40:50] = True
+    pred = Fixed(wrong)
+    pred.outputs = lambda prompt: (np.stack([gt, wrong, gt]), np.array([0.1, 0.9, 0.2]))  # index 1 scores best
+    steps = SAMMed2DIter(iter_points=4).run(context(gt, pred, seed=3))
+    assert [s.step for s in steps] == [1, 2, 3, 4] and {s.protocol for s in steps} == {"sammed2d-iter"}
+    ((x, y),) = steps[0].prompt.points
+    assert gt[int(y), int(x)] and steps[0].prompt.point_labels == (1,) and steps[0].prompt.box is None
+    error = wrong != gt
+    for k in range(1, 4):
+        assert steps[k].prompt.points[:k] == steps[k - 1].prompt.points  # every point re-sent
+        (x, y), label = steps[k].prompt.points[k], steps[k].prompt.point_labels[k]
+        assert error[int(y), int(x)] and label == int(gt[int(y), int(x)])  # FN positive, FP negative
+    assert all(mm for _, mm in pred.calls) and all((s.mask == wrong).all() for s in steps)
+    # no mask input at step 1, then the sigmoid of the best-scoring output's low-res logits (all 0 for index 1)
+    assert pred.mask_inputs[0] is None
+    for fed in pred.mask_inputs[1:]:
+        np.testing.assert_allclose(fed, np.full((8, 8), 0.5))
+    labels = {tuple(s.point_labels[1:]) for s in (SAMMed2DIter(9).run(context(gt, Fixed(wrong), seed))[-1].prompt for seed in range(5))}
+    assert {0, 1} <= {v for t in labels for v in t}  # both kinds of error get clicked
+
+
+def test_sammed2d_iter_without_error_sends_not_a_point() -> None:
+    gt = square()
+    steps = SAMMed2DIter(iter_points=2).run(context(gt, Fixed(gt)))
+    assert steps[1].prompt.point_labels == (1, -1)
+    np.testing.assert_allclose(sigmoid(np.array([-800.0, 0.0, 800.0])), [0.0, 0.5, 1.0])
+
+
+def test_sammed2d_iter_needs_a_mask_input() -> None:
+    gt = square()
+    ctx = Context(gt, Geometry.longest_side(*gt.shape, 256), 5, Fixed(gt), np.random.default_rng(0))
+    with pytest.raises(ValueError, match="mask input"):
+        SAMMed2DIter().run(ctx)
 
 
 def test_sammed2d_labels_shuffled() -> None:
@@ -526,7 +641,8 @@ def test_border_prompts_inside_image(protocol) -> None:
 
 def run_object(protocol, gt: np.ndarray, key: tuple) -> list:
     rng = np.random.default_rng(object_seed(*key, protocol.name))
-    ctx = Context(gt, Geometry.longest_side(*gt.shape, 256), 5, Fixed(np.roll(gt, 6, axis=1)), rng)
+    predict = Fixed(np.roll(gt, 6, axis=1))
+    ctx = Context(gt, Geometry.longest_side(*gt.shape, 256), 5, predict, rng, predict.with_mask)
     return prompts_json(protocol.run(ctx))
 
 
@@ -543,7 +659,8 @@ def test_same_seed_same_prompts_and_no_global_rng(protocol) -> None:
 
 
 @pytest.mark.parametrize(
-    "protocol", [MedSAMBoxJitter(), MicroSAMIterative(iterations=3), SAMMed2D()], ids=lambda p: p.name
+    "protocol", [MedSAMBoxJitter(), MicroSAMIterative(iterations=3), MicroSAMPrompts(), SAMMed2D(), SAMMed2DIter()],
+    ids=lambda p: p.name,
 )
 def test_different_objects_different_random_prompts(protocol) -> None:
     gt = annulus()
@@ -554,7 +671,8 @@ def test_different_objects_different_random_prompts(protocol) -> None:
 
 def test_order_independent() -> None:
     gts = {("ds", f"case{i}", i, 1): np.roll(annulus(), 3 * i, axis=1) for i in range(4)}
-    for protocol in (Mazurowski(clicks=3), MicroSAMIterative(iterations=3), SAMMed2D(), MedSAMBoxJitter()):
+    for protocol in (Mazurowski(clicks=3), MicroSAMIterative(iterations=3), MicroSAMPrompts(), SAMMed2D(),
+                     SAMMed2DIter(), MedSAMBoxJitter()):
         forward = {k: run_object(protocol, g, k) for k, g in gts.items()}
         backward = {k: run_object(protocol, gts[k], k) for k in reversed(list(gts))}
         assert forward == backward

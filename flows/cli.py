@@ -314,6 +314,8 @@ def server(
         database = get_settings().data_root.resolve() / "prefect" / "prefect.db"
         database.parent.mkdir(parents=True, exist_ok=True)
         env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{database}"
+    if not {"PREFECT_SERVER_UI_API_URL", "PREFECT_UI_API_URL"} & set(env):  # else the UI calls port 4200's API
+        env["PREFECT_SERVER_UI_API_URL"] = f"http://127.0.0.1:{port}/api"
     err.print(f"Prefect server on http://127.0.0.1:{port}; in other shells: "
               f"export PREFECT_API_URL=http://127.0.0.1:{port}/api")
     command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]

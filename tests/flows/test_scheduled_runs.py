@@ -90,6 +90,7 @@ def test_a_scheduled_evaluate_run_completes_and_everything_stops(data_root: Path
 
         wait_for("server", healthy, 120, logs)
         assert (data_root / "prefect" / "prefect.db").is_file()  # the server's database is under the data root
+        assert httpx.get(f"http://127.0.0.1:{port}/ui-settings").json()["api_url"] == api  # its UI calls it
         assert run_samatlas(data_root, "ingest", "sample-radiomics").exit_code == 0
         serve = start(logs[1], "serve", "--dataset", "sample-radiomics", "--model", "filled-box", "--evaluate-every", 15)
         try:

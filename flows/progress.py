@@ -49,15 +49,19 @@ def _duration(seconds: float | None) -> str:
     return "?" if seconds is None else str(dt.timedelta(seconds=round(seconds)))
 
 
-def plain_line(stage: Stage, unit_name: str, work_name: str, rows_name: str, speed: float | None,
-               remaining: float | None) -> str:
-    """The one-line progress of ``stage`` for a log, e.g. ``sample-radiomics: 3/5 units, 6/10 slices, ...``."""
+def counts(stage: Stage, unit_name: str, work_name: str, rows_name: str) -> str:
+    """The stage's counts, e.g. ``3/5 units, 6/10 slices, 6 rows`` (work is left out when it counts the units)."""
     parts = [f"{stage.units_done}/{stage.units} {unit_name}"]
     if work_name != unit_name:
         parts.append(f"{stage.work_done}/{stage.work} {work_name}")
-    parts.append(f"{stage.rows} {rows_name}")
+    return ", ".join([*parts, f"{stage.rows} {rows_name}"])
+
+
+def plain_line(stage: Stage, unit_name: str, work_name: str, rows_name: str, speed: float | None,
+               remaining: float | None) -> str:
+    """The one-line progress of ``stage`` for a log, e.g. ``sample-radiomics: 3/5 units, 6/10 slices, ...``."""
     rate = "?" if speed is None else f"{speed:.2f}"
-    return f"{stage.label}: {', '.join(parts)}; {rate} {work_name}/s, ETA {_duration(remaining)}"
+    return f"{stage.label}: {counts(stage, unit_name, work_name, rows_name)}; {rate} {work_name}/s, ETA {_duration(remaining)}"
 
 
 def _log_console() -> Console:
@@ -122,13 +126,10 @@ class RunProgress:
     def _show(self, plain: bool) -> None:
         stage = self.stage
         unit_name, work_name, rows_name = self.names
-        task = self.bar.tasks[-1]
+        task = next(t for t in self.bar.tasks if t.id == self.task)
         completed = stage.work_done if stage.work else stage.units_done
-        counts = f"{stage.units_done}/{stage.units} {unit_name}"
-        if work_name != unit_name:
-            counts += f", {stage.work_done}/{stage.work} {work_name}"
         rate = "" if task.speed is None else f"{task.speed:.2f} {work_name}/s, ETA {_duration(task.time_remaining)}"
-        self.bar.update(self.task, completed=completed, counts=f"{counts}, {stage.rows} {rows_name}", rate=rate)
+        self.bar.update(self.task, completed=completed, counts=counts(stage, *self.names), rate=rate)
         if plain and self.bar.disable:
             self.console.print(plain_line(stage, unit_name, work_name, rows_name, task.speed, task.time_remaining),
                                markup=False, highlight=False, soft_wrap=True)

@@ -305,13 +305,38 @@ def report(
 
 
 @app.command()
-def server() -> None:
-    """Start a long-lived Prefect server on 127.0.0.1 (schedules need one); Ctrl-C stops it."""
+def server(
+    port: Annotated[int, typer.Option(help="port on 127.0.0.1")] = 4200,
+) -> None:
+    """Start a long-lived Prefect server on 127.0.0.1 (schedules need one); Ctrl-C stops it.
+
+    Its database is ``prefect/prefect.db`` under the data root (unless PREFECT_SERVER_DATABASE_CONNECTION_URL
+    names another), so runs, schedules and artifacts live beside the catalog they describe.
+    """
+    import functools
+    import os
     import subprocess
     import sys
 
-    err.print("Prefect server on http://127.0.0.1:4200; in other shells: export PREFECT_API_URL=http://127.0.0.1:4200/api")
-    raise typer.Exit(subprocess.call([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1"]))
+    from flows.server import die_with
+
+    env = dict(os.environ)
+    if not {"PREFECT_SERVER_DATABASE_CONNECTION_URL", "PREFECT_API_DATABASE_CONNECTION_URL"} & set(env):
+        database = get_settings().data_root.resolve() / "prefect" / "prefect.db"
+        database.parent.mkdir(parents=True, exist_ok=True)
+        env["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = f"sqlite+aiosqlite:///{database}"
+    if not {"PREFECT_SERVER_UI_API_URL", "PREFECT_UI_API_URL"} & set(env):  # else the UI calls port 4200's API
+        env["PREFECT_SERVER_UI_API_URL"] = f"http://127.0.0.1:{port}/api"
+    err.print(f"Prefect server on http://127.0.0.1:{port}; in other shells: "
+              f"export PREFECT_API_URL=http://127.0.0.1:{port}/api")
+    command = [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)]
+    # The server dies with this command (a kill of it leaves no server holding the port).
+    with subprocess.Popen(command, env=env, preexec_fn=functools.partial(die_with, os.getpid())) as process:
+        try:
+            code = process.wait()
+        except KeyboardInterrupt:  # the terminal's Ctrl-C reached the server too; let it stop
+            code = process.wait()
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -319,16 +344,16 @@ def serve(
     dataset: Annotated[list[str], typer.Option(help="datasets to refresh and re-evaluate (repeatable)")],
     model: Annotated[Optional[list[str]], typer.Option(help="models to re-evaluate nightly")] = None,
     protocol: Annotated[Optional[list[str]], typer.Option(help="protocols")] = None,
-    cluster: Annotated[str, typer.Option(help="local, tcp://HOST:PORT, slurm or kubernetes")] = "local",
+    cluster: Annotated[Optional[str], typer.Option(help="local, tcp://HOST:PORT, slurm or kubernetes (default: settings)")] = None,
     ingest_cron: Annotated[Optional[str], typer.Option(help="cron of the ingest refresh (default: settings)")] = None,
     evaluate_cron: Annotated[Optional[str], typer.Option(help="cron of the re-evaluation (default: settings)")] = None,
+    ingest_every: Annotated[Optional[float], typer.Option(min=1, help="run the ingest refresh every this many seconds instead of on its cron")] = None,
+    evaluate_every: Annotated[Optional[float], typer.Option(min=1, help="run the re-evaluation every this many seconds instead of on its cron")] = None,
 ) -> None:
     """Serve the scheduled deployments (weekly ingest, nightly evaluate) until stopped."""
     import os
 
     from prefect import serve as prefect_serve
-
-    from flows.schedules import build_deployments
 
     if not os.environ.get("PREFECT_API_URL"):
         fail("schedules fire only on a running Prefect server: start `samatlas server`, then "
@@ -338,8 +363,17 @@ def serve(
             get_card(resolve_dataset(dataset_id))
         except (UnknownDataset, ValueError) as exc:
             fail(str(exc).strip("'\""))
-    prefect_serve(*build_deployments(dataset, model or ["litemedsam"], protocol or ["medsam-box"], cluster,
-                                     ingest_cron, evaluate_cron))
+    if cluster:  # served runs are subprocesses that read the cluster from the settings (flows/schedules.py)
+        os.environ["SAMATLAS_CLUSTER"] = cluster
+        get_settings.cache_clear()
+    try:
+        from flows.schedules import build_deployments
+
+        deployments = build_deployments(dataset, model or ["litemedsam"], protocol or ["medsam-box"],
+                                        ingest_cron, evaluate_cron, ingest_every, evaluate_every)
+    except ValueError as exc:  # a cluster that cannot be built (a missing package, a bad spec file)
+        fail(str(exc))
+    prefect_serve(*deployments)
 
 
 @app.command()

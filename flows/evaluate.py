@@ -20,8 +20,11 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from catalog import tables
+from catalog.query import connect
+from flows.artifacts import Headline, artifact_key, evaluate_markdown, evaluate_table, publish
 from flows.cluster import unit_resources
 from flows.plan import DatasetPlan, Plan, WorkUnit, plan_units, unit_objects
+from flows.progress import RunProgress
 from flows.runinfo import code_version, current_run_id, start_run
 from flows.timeouts import results_within
 from records.rows import InstanceRow, ResultRow, to_table
@@ -50,6 +53,8 @@ class EvaluateReport:
     instance_rows: int = 0  # image-level rows (mSA ...) this run added
     encoder_calls: int = 0
     failed: dict[str, str] = field(default_factory=dict)
+    units_done: dict[str, int] = field(default_factory=dict)  # by dataset
+    dataset_rows: dict[str, int] = field(default_factory=dict)  # rows the workers returned, by dataset
 
 
 def build_protocols(names: list[str], options: dict[str, int] | None = None) -> dict[str, PromptProtocol]:
@@ -146,6 +151,21 @@ def _log_plan(plan: Plan) -> None:
         )
 
 
+def headline(catalog: Location, run_id: str) -> list[Headline]:
+    """The Dice of the result rows ``run_id`` wrote, by dataset, target, protocol and step."""
+    rows = connect(catalog).execute("""
+        SELECT dataset, target, protocol, step, count(*), avg(dice), median(dice) FROM results
+        WHERE run_id = ? GROUP BY ALL ORDER BY ALL""", [run_id]).fetchall()
+    return [Headline(*row) for row in rows]
+
+
+def publish_report(catalog: Location, report: EvaluateReport, run_id: str, status: str) -> None:
+    """Publish the run's summary, counts and Dice headline as Prefect artifacts (keyed by model)."""
+    publish(artifact_key("samatlas-evaluate", report.model),
+            evaluate_markdown(report, headline(catalog, run_id), status), evaluate_table(report),
+            f"evaluate {report.model} ({status})")
+
+
 @flow(name="evaluate", log_prints=True)
 def evaluate(
     model: str = "litemedsam", checkpoint: str | None = None, protocols: list[str] | None = None,
@@ -165,10 +185,12 @@ def evaluate(
     report = EvaluateReport(model, sha256, plan.datasets, len(plan.units), sum(u.objects for u in plan.units),
                             sum(len(u.slices) for u in plan.units))
     _log_plan(plan)
+    run_id = current_run_id()
     if dry_run or not plan.units:
+        if not dry_run:
+            publish_report(catalog, report, run_id, "nothing to compute")
         return report
     logger = get_run_logger()
-    run_id = current_run_id()
     record = start_run(catalog, "evaluate", run_id, {
         "model": model, "checkpoint": checkpoint, "protocols": protocol_names, "datasets": datasets,
         "cases": cases, "options": options, "max_slices_per_case": max_slices_per_case, "device": device,
@@ -178,22 +200,31 @@ def evaluate(
     buffer, status = ResultBuffer(catalog, settings.commit_rows, settings.commit_s), "failed"
     threads = max(1, (os.cpu_count() or 1) // max(n_workers, 1))  # no oversubscription of the cores
     largest_first = sorted(plan.units, key=lambda u: -len(u.slices))  # long units start early
+    progress = RunProgress(artifact_key("samatlas-evaluate", model, "progress"), f"evaluate {model}: share of planned slices done")
     try:
         with unit_resources(device):  # on CUDA a worker runs one unit at a time on its GPU
             futures = {
                 evaluate_unit_task.submit(unit, model, checkpoint, device, protocol_names, options, str(catalog), run_id, threads, run):
-                unit.name for unit in largest_first
+                unit for unit in largest_first
             }
-        for finished, (future, done) in enumerate(results_within(futures, settings.unit_timeout_s), start=1):
-            if isinstance(done, BaseException):  # a bad unit is reported; the others go on
-                report.failed[futures[future]] = f"{type(done).__name__}: {done}"
-                logger.error("unit %s failed: %s", futures[future], report.failed[futures[future]])
-                continue
-            rows, instances, calls = done
-            buffer.add(rows, instances)
-            report.rows += rows.num_rows
-            report.encoder_calls += calls
-            logger.info("%d/%d units done (%s: %d rows)", finished, len(futures), futures[future], rows.num_rows)
+        with progress:
+            progress.begin(model, len(futures), report.slices)
+            for finished, (future, done) in enumerate(results_within(futures, settings.unit_timeout_s), start=1):
+                unit = futures[future]
+                if isinstance(done, BaseException):  # a bad unit is reported; the others go on
+                    report.failed[unit.name] = f"{type(done).__name__}: {done}"
+                    logger.error("unit %s failed: %s", unit.name, report.failed[unit.name])
+                    progress.advance(work=len(unit.slices))
+                    continue
+                rows, instances, calls = done
+                buffer.add(rows, instances)
+                report.rows += rows.num_rows
+                report.encoder_calls += calls
+                report.units_done[unit.dataset] = report.units_done.get(unit.dataset, 0) + 1
+                report.dataset_rows[unit.dataset] = report.dataset_rows.get(unit.dataset, 0) + rows.num_rows
+                progress.advance(work=len(unit.slices), rows=rows.num_rows)
+                logger.info("%d/%d units done (%s: %d rows)", finished, len(futures), unit.name, rows.num_rows)
+            progress.end()
         status = "completed"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -207,4 +238,6 @@ def evaluate(
             "instance_rows": report.instance_rows,
             "encoder_calls": report.encoder_calls, "distinct_slices": report.slices, "failed": report.failed,
         })
+        if status != "interrupted":  # a failed run shows what it did too
+            publish_report(catalog, report, run_id, status)
     return report

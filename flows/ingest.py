@@ -26,6 +26,8 @@ from catalog import tables
 from catalog.query import connect
 from catalog.registry import get_card
 from catalog.user_cards import resolve_dataset
+from flows.artifacts import artifact_key, ingest_markdown, ingest_table, publish
+from flows.progress import RunProgress
 from flows.runinfo import current_run_id, start_run
 from records.cards import CaseFiles
 from records.rows import CaseRow, DatasetRow, ObjectRow
@@ -47,6 +49,7 @@ class DatasetReport:
     """What ingest did to one dataset."""
 
     dataset: str
+    planned: int = 0  # cases found in the release (those it could not pair included)
     ingested: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     quarantined: dict[str, str] = field(default_factory=dict)
@@ -121,6 +124,7 @@ def commit_outcomes(catalog: Location, dataset_id: str, outcomes: list[CaseOutco
 
 def _ingest_dataset(
     dataset_id: str, source: str | None, subsets: list[str] | None, store: Location, catalog: Location, run_id: str,
+    progress: RunProgress,
 ) -> DatasetReport:
     settings = get_settings()
     card = get_card(resolve_dataset(dataset_id))
@@ -134,13 +138,16 @@ def _ingest_dataset(
     sweep_staging(store, card.id)
     futures = submit_cases(card.id, cases, store, catalog, run_id)
     tables.replace(catalog, dataset_rows(card.id), DatasetRow, {"dataset": [card.id]})
-    report = DatasetReport(card.id, tasks=len(futures), quarantined=dict(release.problems))
+    report = DatasetReport(card.id, planned=len(cases) + len(release.problems), tasks=len(futures),
+                           quarantined=dict(release.problems))
     pending: list[CaseOutcome] = []
     since = time.monotonic()
+    progress.begin(card.id, len(cases), len(cases))
     try:
         for future in futures:
             statuses, outcomes = future.result()
             pending += outcomes
+            progress.advance(len(statuses), len(statuses), sum(len(o.objects) for o in outcomes))
             for status in statuses:
                 if status.status == "ok":
                     report.ingested.append(status.case_id)
@@ -178,9 +185,13 @@ def ingest(datasets: list[str], source: str | None = None, subsets: list[str] | 
     record = start_run(catalog, "ingest", current_run_id(), {"datasets": datasets, "source": source, "subsets": subsets})
     reports: list[DatasetReport] = []
     status = "failed"
+    progress = RunProgress(artifact_key("samatlas-ingest-progress"), "ingest: share of datasets done",
+                           stages=len(datasets), unit_name="cases", work_name="cases", rows_name="objects")
     try:
-        for dataset_id in datasets:
-            reports.append(_ingest_dataset(dataset_id, source, subsets, store, catalog, record.row.run_id))
+        with progress:
+            for dataset_id in datasets:
+                reports.append(_ingest_dataset(dataset_id, source, subsets, store, catalog, record.row.run_id, progress))
+                progress.end()
         status = "completed"
     except KeyboardInterrupt:
         status = "interrupted"
@@ -191,4 +202,7 @@ def ingest(datasets: list[str], source: str | None = None, subsets: list[str] | 
                         "tasks": r.tasks, "error": r.error or r.storage_error}
             for r in reports
         })
+        if status != "interrupted":  # a failed run shows what it did too
+            publish(artifact_key("samatlas-ingest"), ingest_markdown(reports, status), ingest_table(reports),
+                    f"ingest {', '.join(datasets)} ({status})")
     return reports

@@ -2,37 +2,50 @@
 
 Schedules fire only against a long-lived Prefect server (``samatlas server``); the temporary server
 of no-server mode runs no scheduler, so ``samatlas serve`` refuses to start without one.
+``infra/prefect.yaml`` declares the same deployments for work pools and workers (``prefect deploy``).
+
+A served run is a subprocess that loads its flow from the deployment's entrypoint (``prefect.serve``
+keeps no flow objects), so a task runner attached with ``with_options`` would be lost there: the
+evaluate deployments name ``flows.deployed``'s evaluate, which attaches the Dask runner of the
+settings' cluster, as the work-pool deployments do. Entrypoints are module paths, so they load
+wherever samatlas is installed, whatever the serving directory.
 """
 
 from __future__ import annotations
 
 from prefect.deployments.runner import RunnerDeployment
+from prefect.types.entrypoint import EntrypointType
 
 from catalog.user_cards import resolve_dataset
-from flows.cluster import make_task_runner
-from flows.evaluate import evaluate
-from flows.ingest import ingest
+from flows.deployed import evaluate, ingest
 from tasks.settings import get_settings
 
+EVALUATE_ENTRYPOINT = "flows.deployed.evaluate"
 
 
 def build_deployments(
-    datasets: list[str], models: list[str], protocols: list[str], cluster: str = "local",
+    datasets: list[str], models: list[str], protocols: list[str],
     ingest_cron: str | None = None, evaluate_cron: str | None = None,
+    ingest_every: float | None = None, evaluate_every: float | None = None,
 ) -> list[RunnerDeployment]:
     """One ingest deployment for ``datasets`` (ids or YAML card paths) and one evaluate deployment per model.
 
-    Crons default to the settings' ``ingest_cron`` and ``evaluate_cron``.
+    Each runs on its cron (default: the settings' ``ingest_cron`` and ``evaluate_cron``), or every
+    ``ingest_every`` / ``evaluate_every`` seconds when given (the first run one interval after serving).
+    Evaluate runs on the cluster of the settings (``SAMATLAS_CLUSTER``) of the serving process.
     """
     settings = get_settings()
-    ingest_cron, evaluate_cron = ingest_cron or settings.ingest_cron, evaluate_cron or settings.evaluate_cron
+    ingest_when = {"interval": ingest_every} if ingest_every else {"cron": ingest_cron or settings.ingest_cron}
+    evaluate_when = {"interval": evaluate_every} if evaluate_every else {"cron": evaluate_cron or settings.evaluate_cron}
     deployments = [ingest.to_deployment(
-        name="weekly-ingest", cron=ingest_cron, parameters={"datasets": datasets}, tags=["samatlas", "ingest"],
+        name="weekly-ingest", parameters={"datasets": datasets}, tags=["samatlas", "ingest"],
+        entrypoint_type=EntrypointType.MODULE_PATH, **ingest_when,
     )]
-    runner = make_task_runner(cluster)
     for model in models:
-        deployments.append(evaluate.with_options(task_runner=runner).to_deployment(
-            name=f"nightly-evaluate-{model}", cron=evaluate_cron, tags=["samatlas", "evaluate"],
+        deployment = evaluate.to_deployment(
+            name=f"nightly-evaluate-{model}", tags=["samatlas", "evaluate"], **evaluate_when,
             parameters={"model": model, "protocols": protocols, "datasets": [resolve_dataset(d) for d in datasets]},
-        ))
+        )
+        deployment.entrypoint = EVALUATE_ENTRYPOINT  # its function's own module would be flows.evaluate
+        deployments.append(deployment)
     return deployments

@@ -3,9 +3,10 @@
 The weights are randomly initialised (seeded) and saved to a temporary state-dict file, so these tests
 check shapes and plumbing only (preprocessing, prompt mapping, mask post-processing, checkpoint
 loading), never segmentation quality. A ViT-B encoder pass at 1024x1024 takes ~30 s on a 2-core CPU,
-so the module builds one ViT-B state dict and encodes ONE non-square 64x96 slice with SAM and ONE
-with MedSAM; every decode test reuses those two embeddings and checks that the encoder ran only
-once. Decoding is compared, on the same embedding, against the reference code: segment-anything's
+so the module builds one ViT-B state dict and encodes ONE non-square 64x96 slice with SAM; MedSAM
+has the same ViT-B image encoder, so its encoder input is recorded and a seeded stand-in embedding
+of the encoder's output shape is returned instead of a second pass. Every decode test reuses those
+two embeddings and checks that the encoder ran only once. Decoding is compared, on the same embedding, against the reference code: segment-anything's
 ``SamPredictor.predict`` for SAM and ``medsam_inference`` of MedSAM's ``MedSAM_Inference.py``
 (restated below) for MedSAM. ViT-L/H are only ever built on the ``meta`` device (no weights).
 """
@@ -87,6 +88,10 @@ def sam_encoded(sam, image):
 
 @pytest.fixture(scope="module")
 def medsam_encoded(medsam, image):
+    """MedSAM's encoder input as its ``encode`` makes it; the ViT-B pass itself (run for real by
+    ``sam_encoded``) is replaced by a seeded stand-in embedding of its output shape."""
+    stand_in = torch.randn(1, 256, 64, 64, generator=torch.Generator().manual_seed(1))
+    medsam.net.image_encoder.forward = lambda x: stand_in.clone()
     return _encode_once(medsam, image)
 
 

@@ -16,7 +16,7 @@ import psutil
 import pytest
 
 from catalog.query import connect
-from tests.conftest import run_samatlas
+from tests.conftest import copy_catalog
 
 pytestmark = pytest.mark.slow
 DEPLOYMENT = "evaluate/nightly-evaluate-filled-box"
@@ -71,7 +71,8 @@ def wait_for(what: str, check, timeout: float, logs: list[Path]):
     pytest.fail(f"no {what} after {timeout} s\n" + "\n".join(f"--- {p.name}\n{p.read_text()[-4000:]}" for p in logs))
 
 
-def test_a_scheduled_evaluate_run_completes_and_everything_stops(data_root: Path, tmp_path: Path, monkeypatch):
+def test_a_scheduled_evaluate_run_completes_and_everything_stops(data_root: Path, ingested_samples: Path,
+                                                                 tmp_path: Path, monkeypatch):
     port = free_port()
     api = f"http://127.0.0.1:{port}/api"
     for name, value in {"PREFECT_API_URL": api, "PREFECT_HOME": str(tmp_path / "prefect-home"),
@@ -91,8 +92,8 @@ def test_a_scheduled_evaluate_run_completes_and_everything_stops(data_root: Path
         wait_for("server", healthy, 120, logs)
         assert (data_root / "prefect" / "prefect.db").is_file()  # the server's database is under the data root
         assert httpx.get(f"http://127.0.0.1:{port}/ui-settings").json()["api_url"] == api  # its UI calls it
-        assert run_samatlas(data_root, "ingest", "sample-radiomics").exit_code == 0
-        serve = start(logs[1], "serve", "--dataset", "sample-radiomics", "--model", "filled-box", "--evaluate-every", 15)
+        copy_catalog(ingested_samples, data_root)  # the sample, ingested once for the session
+        serve = start(logs[1], "serve", "--dataset", "sample-radiomics", "--model", "filled-box", "--evaluate-every", 5)
         try:
             deployment = wait_for("deployment", lambda: httpx.get(f"{api}/deployments/name/{DEPLOYMENT}").json().get("id"),
                                   60, logs)

@@ -172,7 +172,7 @@ def evaluate(
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda")] = None,
     dashboard: Annotated[Optional[bool], typer.Option("--dashboard/--no-dashboard", help="serve a local cluster's Dask dashboard on 127.0.0.1 (default: on)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only print the plan")] = False,
-    metrics: Annotated[Optional[str], typer.Option(help="metric convention preset for NSD/HD95 (default samatlas-voxels)")] = None,
+    metrics: Annotated[Optional[str], typer.Option(help="metric convention preset for NSD/HD95 (default: each protocol's source's; see README)")] = None,
     window: Annotated[Optional[str], typer.Option(help="CT window preset name or L,W replacing each case's stored window")] = None,
 ) -> None:
     """Evaluate a model under prompt protocols on every object not yet in the results."""

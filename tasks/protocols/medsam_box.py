@@ -6,13 +6,25 @@ The jittered variant ``medsam-box-jitter`` draws each side's expansion uniformly
 (MedSAM's training perturbation, ``train_one_gpu.py``: ``random.randint(0, bbox_shift)`` per side,
 drawn in the order x_min, x_max, y_min, y_max), from the object's seeded generator instead of
 Python's global ``random``; the box is clipped to the resized image as ``medsam-box`` clips it.
+
+Both reproduce the CVPR 2024 "MedSAM on Laptop" baseline's prompt, so their NSD and HD95 default to
+that challenge's 2D scorer (``cvpr24-2d``: DeepMind surfels at 2 px, NSD 0 unless Dice > 0.2, the
+image lifted to a one-slice volume), the rule behind the published LiteMedSAM numbers they are put
+beside; ``--metrics`` names another. The other slice-wise protocols reproduce papers that report
+no surface metric (Mazurowski et al.: IoU; micro-sam: mSA; SAM-Med2D: Dice), so they keep the
+stated default, ``samatlas-voxels``.
 """
 
 from __future__ import annotations
 
 from records.specs import ProtocolSpec
+from tasks.metrics import convention
 from tasks.models.base import Prompt
 from tasks.protocols.base import Context, PromptProtocol, Step, expand_box, tight_box
+
+
+SOURCE_SCORING = convention("cvpr24-2d").to_params()
+"""The metric convention of the challenge whose baseline these protocols reproduce."""
 
 
 class MedSAMBox(PromptProtocol):
@@ -24,7 +36,7 @@ class MedSAMBox(PromptProtocol):
     @property
     def specs(self) -> tuple[ProtocolSpec, ...]:
         # The margin is the model's stated one (Context.box_shift); the model's sha256 is in the key.
-        return (ProtocolSpec(self.name, {"box_margin": "model"}, min_area_px=self.MIN_AREA_PX),)
+        return (ProtocolSpec(self.name, {"box_margin": "model", "scoring": SOURCE_SCORING}, min_area_px=self.MIN_AREA_PX),)
 
     def run(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> list[Step]:
         box = expand_box(tight_box(ctx.gt), ctx.geometry, ctx.box_shift)
@@ -40,7 +52,10 @@ class MedSAMBoxJitter(MedSAMBox):
 
     @property
     def specs(self) -> tuple[ProtocolSpec, ...]:
-        return (ProtocolSpec(self.name, {"box_margin": "model", "jitter": "uniform-0-margin-per-side"}, min_area_px=self.MIN_AREA_PX),)
+        return (ProtocolSpec(
+            self.name, {"box_margin": "model", "jitter": "uniform-0-margin-per-side", "scoring": SOURCE_SCORING},
+            min_area_px=self.MIN_AREA_PX,
+        ),)
 
     def run(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> list[Step]:
         # MedSAM draws x_min, x_max, y_min, y_max in that order; randint(0, n) includes n.

@@ -130,8 +130,9 @@ def test_report_writes_tables_heatmap_and_step_curves(evaluated: Path):
 
 def test_both_metric_conventions_for_the_same_predictions(evaluated: Path):
     """--metrics names another convention: it is a new spec, so the same prompts are re-scored beside
-    the default rows; Dice agrees, NSD differs by convention, and the summary shows both."""
-    done = run_samatlas(evaluated, "evaluate", "--case", "lung2", "--max-slices-per-case", "2", "--metrics", "cvpr24-2d",
+    the default rows (medsam-box's default is its source's, cvpr24-2d); Dice agrees, NSD differs by
+    convention, and the summary shows both."""
+    done = run_samatlas(evaluated, "evaluate", "--case", "lung2", "--max-slices-per-case", "2", "--metrics", "samatlas-voxels",
                         "--workers", "1")
     assert done.exit_code == 0, done.output
     rows = query(evaluated, """

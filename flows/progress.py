@@ -3,7 +3,7 @@
 On a terminal, rich draws a live bar (units, slices, rows, rate, ETA). In a log (stderr not a
 terminal: CI, ``nohup``, a served deployment) a live bar would write control codes, so the bar is
 disabled and a plain line is printed when a stage starts and ends and every ``PLAIN_EVERY_S``
-seconds between; rich still keeps the counts, the rate and the ETA. The bar prints on the console of
+seconds between; the rate and the ETA are the stage's mean so far. The bar prints on the console of
 Prefect's log handler, so log lines of the flow print above it instead of through it.
 
 The Prefect progress artifact (0 to 100) moves with the work, updated at most every
@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.logging.handlers import PrefectConsoleHandler
@@ -36,6 +36,20 @@ class Stage:
     units_done: int = 0
     work_done: int = 0
     rows: int = 0
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def speed(self) -> float | None:
+        """Work per second since the stage began (None before any work is done): the mean over the
+        whole stage, since units finish in bursts and rich's windowed estimate is empty after one."""
+        elapsed = time.monotonic() - self.started
+        return self.work_done / elapsed if self.work_done and elapsed > 0 else None
+
+    @property
+    def remaining_s(self) -> float | None:
+        """Seconds left at the mean speed (None while the speed is unknown)."""
+        speed = self.speed
+        return None if speed is None else max(self.work - self.work_done, 0) / speed
 
     @property
     def fraction(self) -> float:
@@ -126,12 +140,11 @@ class RunProgress:
     def _show(self, plain: bool) -> None:
         stage = self.stage
         unit_name, work_name, rows_name = self.names
-        task = next(t for t in self.bar.tasks if t.id == self.task)
         completed = stage.work_done if stage.work else stage.units_done
-        rate = "" if task.speed is None else f"{task.speed:.2f} {work_name}/s, ETA {_duration(task.time_remaining)}"
+        rate = "" if stage.speed is None else f"{stage.speed:.2f} {work_name}/s, ETA {_duration(stage.remaining_s)}"
         self.bar.update(self.task, completed=completed, counts=counts(stage, *self.names), rate=rate)
         if plain and self.bar.disable:
-            self.console.print(plain_line(stage, unit_name, work_name, rows_name, task.speed, task.time_remaining),
+            self.console.print(plain_line(stage, unit_name, work_name, rows_name, stage.speed, stage.remaining_s),
                                markup=False, highlight=False, soft_wrap=True)
             self.plain_at = time.monotonic()
 

@@ -74,6 +74,13 @@ def test_plain_line_has_counts_rate_and_eta():
     assert plain_line(cases, "cases", "cases", "objects", None, None) == "btcv: 3/30 cases, 40 objects; ? cases/s, ETA ?"
 
 
+def test_rate_and_eta_are_the_stage_mean_from_the_first_unit_on(monkeypatch):
+    monkeypatch.setattr("flows.progress.time.monotonic", lambda: 110.0)  # 8 slices done 10 s after the start
+    stage = Stage("litemedsam", units=5, work=40, units_done=1, work_done=8, started=100.0)
+    assert stage.speed == 0.8 and stage.remaining_s == 40.0
+    assert Stage("empty", units=5, work=40, started=0.0).speed is None  # nothing done yet: unknown, not 0
+
+
 def test_progress_artifact_moves_with_each_unit_and_ends_at_100(monkeypatch):
     updates: list[float] = []
     monkeypatch.setattr(progress_module, "create_progress_artifact", lambda **kw: "artifact-id")

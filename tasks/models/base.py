@@ -162,3 +162,19 @@ class SegmentationModel(ABC):
         Only models with a SAM-style mask prompt branch have it; the others refuse by name.
         """
         raise NotImplementedError(f"model {self.name} takes no mask input (protocols that feed masks back need a SAM-style model)")
+
+
+class MaskInputModel(SegmentationModel):
+    """A model with SAM's mask prompt branch: :meth:`decode` is :meth:`decode_with_mask` without a mask."""
+
+    takes_mask_input = True
+
+    def decode(self, embedding: Embedding, prompt: Prompt, multimask: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        out = self.decode_with_mask(embedding, prompt, multimask)
+        return out.masks, out.scores
+
+    @abstractmethod
+    def decode_with_mask(
+        self, embedding: Embedding, prompt: Prompt, multimask: bool = False, mask_input: np.ndarray | None = None
+    ) -> Decoded:
+        """Masks and scores at the original resolution and the low-res logits, optionally from a low-res mask input."""

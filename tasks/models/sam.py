@@ -53,7 +53,7 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 from skimage.transform import resize as skimage_resize
 
-from tasks.models.base import Decoded, Embedding, Geometry, Prompt, SegmentationModel, sam_decode
+from tasks.models.base import Decoded, Embedding, Geometry, MaskInputModel, Prompt, sam_decode
 from tasks.fetch import sha256_file
 from tasks.models.weights import CheckpointError, load_state_dict
 
@@ -96,12 +96,11 @@ def _check_state_dict(state: dict[str, torch.Tensor], model: torch.nn.Module, pa
     raise CheckpointError(f"{path}: not a state dict for {name}{hint} ({'; '.join(problems)})")
 
 
-class SamFamily(SegmentationModel):
+class SamFamily(MaskInputModel):
     """SAM ViT-B/L/H or MedSAM ViT-B from an official checkpoint file; 1024x1024 input."""
 
     input_size = 1024
     box_shift = 20  # px at 1024: MedSAM's SAM-baseline scripts (bbox_shift=20) and MedSAM evaluation
-    takes_mask_input = True
 
     def __init__(self, name: str, checkpoint: str | Path, device: str = "cpu", bf16: bool = False):
         if name not in ARCHITECTURES:
@@ -159,10 +158,6 @@ class SamFamily(SegmentationModel):
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             features = self.net.image_encoder(tensor)
         return Embedding(geometry, features.float())
-
-    def decode(self, embedding: Embedding, prompt: Prompt, multimask: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        out = self.decode_with_mask(embedding, prompt, multimask)
-        return out.masks, out.scores
 
     @torch.inference_mode()
     def decode_with_mask(

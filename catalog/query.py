@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import tempfile
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -37,17 +37,18 @@ class QueryRefused(ValueError):
     """A user query that is not a single read statement, or that hit a limit; the message is one line."""
 
 
-def _views(con: duckdb.DuckDBPyConnection, root: Location) -> list[str]:
-    """Create one view per table; return every local data file the views read."""
+def _views(con: duckdb.DuckDBPyConnection, root: Location, names: Iterable[str] = tuple(ROW_TYPES)) -> list[str]:
+    """Create one view per table of ``names``; return every local data file the views read."""
     root = as_location(root)
     root = root if is_remote(root) else Path(root).resolve()
-    return [file for name in ROW_TYPES for file in scan(con, root, name)]
+    return [file for name in names for file in scan(con, root, name)]
 
 
-def connect(root: Location) -> duckdb.DuckDBPyConnection:
-    """A connection with the views ``datasets cases objects results instances runs`` over the catalog at ``root``."""
+def connect(root: Location, tables: Iterable[str] = tuple(ROW_TYPES)) -> duckdb.DuckDBPyConnection:
+    """A connection with the views ``datasets cases objects results instances runs`` over the catalog at
+    ``root`` (or only ``tables``: each view opens its Delta table's log, a round trip per table on S3)."""
     con = duckdb.connect(":memory:")
-    _views(con, root)
+    _views(con, root, tables)
     return con
 
 

@@ -169,7 +169,7 @@ def unit_objects(catalog: Location, unit: WorkUnit, model: str, sha256: str, spe
     Read when the unit starts, so work another run committed since planning is not repeated.
     """
     wanted = [s for s in specs if s.id in set(unit.spec_ids)]
-    con = connect(catalog)
+    con = connect(catalog, ("objects", "cases", "results"))  # per unit: only what the plan reads
     con.register("specs", _specs_table(wanted))
     sql = _missing_sql(" AND o.dataset = $dataset AND o.case_id = $case AND o.slice_index IN (SELECT unnest($slices))", False)
     sql = sql.replace("SELECT o.dataset, o.case_id, c.zarr_path,", "SELECT o.dataset, o.case_id, c.zarr_path, o.target, o.modality, o.anatomy,")

@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed-stamp
 export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 90
 export DO_NOT_TRACK ?= 1
 
-.PHONY: install data demo test clean
+.PHONY: install data demo test bench clean
 
 install: $(STAMP)
 
@@ -26,6 +26,10 @@ demo: data
 
 test: data
 	$(BIN)/python -m pytest
+
+# evaluate's cost against the bare encoder on one sample case (minutes; prints one JSON line last)
+bench: data
+	$(BIN)/python bench/evaluate.py
 
 clean:
 	rm -rf $(VENV) samatlas-data

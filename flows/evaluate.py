@@ -33,6 +33,8 @@ from tasks.intensity import parse_window
 from tasks.locations import Location, as_location
 from tasks.metrics import convention
 from tasks.models import load_model
+from tasks.models.identity import CACHE_NAME, model_sha256
+from tasks.models.weights import CheckpointError
 from tasks.protocols import PromptProtocol, get_protocol
 from tasks.settings import get_settings
 from tasks.storage_errors import writing
@@ -106,8 +108,9 @@ def evaluate_unit_task(
 
 
 def model_identity(model: str, checkpoint: str | None) -> str:
-    """The sha256 that identifies the model's weights (decides what re-evaluation recomputes)."""
-    return load_model(model, checkpoint, "cpu").sha256
+    """The sha256 that identifies the model's weights (decides what re-evaluation recomputes), read
+    from the checkpoint file: only workers build the model."""
+    return model_sha256(model, checkpoint, get_settings().cache_root / CACHE_NAME)
 
 
 class ResultBuffer:
@@ -211,6 +214,8 @@ def evaluate(
             progress.begin(model, len(futures), report.slices)
             for finished, (future, done) in enumerate(results_within(futures, settings.unit_timeout_s), start=1):
                 unit = futures[future]
+                if isinstance(done, CheckpointError):  # every unit would fail alike: the run stops here
+                    raise done
                 if isinstance(done, BaseException):  # a bad unit is reported; the others go on
                     report.failed[unit.name] = f"{type(done).__name__}: {done}"
                     logger.error("unit %s failed: %s", unit.name, report.failed[unit.name])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 
 from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel
@@ -17,14 +18,22 @@ def checkpoint_unused(name: str) -> str:
             f"--checkpoint is for {', '.join(NEEDS_CHECKPOINT)}")
 
 
-@lru_cache(maxsize=4)
-def load_model(name: str, checkpoint: str | None = None, device: str = "cpu") -> SegmentationModel:
-    """Build ``name`` once per process (Dask workers keep it between work units).
-
-    A checkpoint for a built-in model (whose weights ship with samatlas) is an error, not ignored.
-    """
+def check_model_args(name: str, checkpoint: str | os.PathLike | None) -> None:
+    """Refuse an unknown model, a checkpoint for a built-in model (whose weights ship with samatlas;
+    ignoring it would be silent) and a SAM-family model without one."""
+    if name not in MODEL_NAMES:
+        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
     if name in BUILT_IN and checkpoint is not None:
         raise ValueError(checkpoint_unused(name))
+    if name in NEEDS_CHECKPOINT and checkpoint is None:
+        raise ValueError(f"model {name} needs --checkpoint PATH (the official .pth file)")
+
+
+@lru_cache(maxsize=4)
+def load_model(name: str, checkpoint: str | None = None, device: str = "cpu") -> SegmentationModel:
+    """Build ``name`` once per process: a Dask worker keeps it between work units (the cache key is
+    (name, checkpoint, device)). The arguments are checked by :func:`check_model_args`."""
+    check_model_args(name, checkpoint)
     if name == "litemedsam":
         from tasks.models.litemedsam import LiteMedSAM
 
@@ -33,13 +42,9 @@ def load_model(name: str, checkpoint: str | None = None, device: str = "cpu") ->
         from tasks.models.filled_box import FilledBox
 
         return FilledBox()
-    if name in NEEDS_CHECKPOINT:
-        if checkpoint is None:
-            raise ValueError(f"model {name} needs --checkpoint PATH (the official .pth file)")
-        from tasks.models.sam import SamFamily
+    from tasks.models.sam import SamFamily
 
-        return SamFamily(name, checkpoint, device=device)
-    raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
+    return SamFamily(name, checkpoint, device=device)
 
 
-__all__ = ["Embedding", "Geometry", "Prompt", "SegmentationModel", "load_model", "MODEL_NAMES"]
+__all__ = ["Embedding", "Geometry", "Prompt", "SegmentationModel", "check_model_args", "load_model", "MODEL_NAMES"]

@@ -1,0 +1,252 @@
+"""Measurement (not a test): evaluate's cost on a CPU against the encoder alone, on one case.
+
+The encoder is the one cost that cannot go (one pass per slice); everything else evaluate does
+should be small beside it. On one ingested case of ``sample-radiomics`` (default ``lung2``, a
+chest CT whose lesion spans 11 slices), with LiteMedSAM and three protocols (medsam-box,
+mazurowski with 3 clicks, sammed2d), this runs in one process:
+
+``encoder``  bare encoder passes over the slices evaluate plans (the floor), slices read beforehand;
+``unit``     ``run_unit`` on the case's planned objects under the three protocols (every slice
+             encoded once, all its prompts decoded on that embedding, rows scored);
+``naive``    the per-prompt loop a script over ``SamPredictor`` would be (the slice re-encoded before
+             every decoder call), on the objects of ``--naive-slices`` slices only (it is slow)
+             and scaled per decoder call, compared with ``unit`` per decoder call;
+``cli``      the wall time of a ``samatlas evaluate --workers 1`` subprocess on the same case with a
+             fresh copy of the catalog: its Prefect server, Dask cluster, worker model load and
+             commits included (``cli - unit`` is that fixed cost), and the CPU seconds of all its
+             processes, which a busy machine moves less than the wall time.
+
+The case is ingested once into ``--workdir`` (default ``<data root>/bench``), which the next run
+reuses. Prints the figures, then ONE JSON line: ``unit_over_encoder``, ``cli_over_encoder``,
+``naive_speedup`` and the seconds behind them.
+
+    make bench     (or: python bench/evaluate.py [--case lung2] [--naive-slices 2] [--workdir DIR])
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from flows.evaluate import build_protocols, model_identity, planned_specs  # noqa: E402
+from flows.plan import WorkUnit, plan_units, unit_objects  # noqa: E402
+from records.units import PlannedObject  # noqa: E402
+from tasks.evaluate_unit import PlannedSpec, RunStamp, run_unit, slice_rgb  # noqa: E402
+from tasks.locations import as_location  # noqa: E402
+from tasks.models import load_model  # noqa: E402
+from tasks.models.base import Embedding, Prompt, SegmentationModel  # noqa: E402
+from tasks.settings import get_settings  # noqa: E402
+from tasks.store import StoredCase  # noqa: E402
+
+DATASET, SUBSET = "sample-radiomics", "chest-ct"
+MODEL = "litemedsam"
+PROTOCOLS, OPTIONS = ["medsam-box", "mazurowski", "sammed2d"], {"clicks": 3}
+
+
+class ReEncoding:
+    """``model`` as a per-prompt loop uses it: every decoder call first encodes its slice again.
+
+    ``encode`` only keeps the image (and the geometry), so each decoder call costs exactly one
+    encoder pass and one decoder pass, as ``SamPredictor.set_image`` + ``predict`` per prompt does.
+    """
+
+    def __init__(self, model: SegmentationModel) -> None:
+        self.model = model
+        self.image: np.ndarray | None = None
+
+    def __getattr__(self, name: str):
+        return getattr(self.model, name)
+
+    def encode(self, image: np.ndarray) -> Embedding:
+        self.image = image
+        return Embedding(self.model.geometry(*image.shape[:2]), None)
+
+    def decode(self, embedding: Embedding, prompt: Prompt, multimask: bool = False):
+        return self.model.decode(self.model.encode(self.image), prompt, multimask)
+
+    def decode_with_mask(self, embedding: Embedding, prompt: Prompt, multimask: bool = False, mask_input=None):
+        return self.model.decode_with_mask(self.model.encode(self.image), prompt, multimask, mask_input)
+
+
+@contextmanager
+def counting(module) -> Iterator[list[int]]:
+    """Count forward passes of a torch module for the block."""
+    calls: list[int] = []
+    hook = module.register_forward_hook(lambda *args: calls.append(1))
+    try:
+        yield calls
+    finally:
+        hook.remove()
+
+
+def root_env(root: Path, downloads: Path, prefect_home: Path) -> dict[str, str]:
+    """The environment of a samatlas subprocess on data root ``root`` running this tree's code."""
+    cache = root / "cache"
+    cache.mkdir(parents=True, exist_ok=True)
+    if not (cache / "downloads").exists():
+        (cache / "downloads").symlink_to(downloads, target_is_directory=True)
+    env = {**os.environ, "SAMATLAS_DATA_ROOT": str(root), "SAMATLAS_CACHE_DIR": str(cache),
+           "PYTHONPATH": str(REPO), "PREFECT_HOME": str(prefect_home)}
+    env.pop("PREFECT_API_URL", None)  # each command starts its own temporary server, as a user's does
+    return env
+
+
+@dataclass(frozen=True)
+class Timed:
+    """A command's wall seconds, and the CPU seconds of it and the processes it waited for (its
+    Prefect server and Dask workers): the CPU figure moves less than the wall on a busy machine."""
+
+    wall_s: float
+    cpu_s: float
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def samatlas(env: dict[str, str], *args: str) -> Timed:
+    """Run ``samatlas ARGS`` (the venv's console script) and time it. Fails loudly."""
+    start, cpu = time.perf_counter(), _children_cpu()
+    done = subprocess.run([str(Path(sys.executable).with_name("samatlas")), *args], env=env,
+                          capture_output=True, text=True, check=False)
+    timed = Timed(time.perf_counter() - start, _children_cpu() - cpu)
+    if done.returncode != 0:
+        sys.exit(f"samatlas {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
+    return timed
+
+
+def ingested(workdir: Path, downloads: Path) -> Path:
+    """A data root with the chest CTs of sample-radiomics ingested (once; reused after)."""
+    root = workdir / "ingested"
+    if not (root / "catalog" / "objects").exists():
+        print(f"ingesting {DATASET} --subset {SUBSET} into {root} (once)", file=sys.stderr, flush=True)
+        samatlas(root_env(root, downloads, workdir / "prefect"), "ingest", DATASET, "--subset", SUBSET)
+    return root
+
+
+def case_units(root: Path, case: str, sha256: str, specs: dict[str, PlannedSpec]) -> list[WorkUnit]:
+    units = plan_units(root / "catalog", MODEL, sha256, [p.spec for p in specs.values()], [DATASET], [case]).units
+    if not units:
+        sys.exit(f"{DATASET}/{case}: nothing planned (not ingested, or no object large enough)")
+    return units
+
+
+def time_encoder(model: SegmentationModel, units: list[WorkUnit]) -> tuple[float, int]:
+    """Seconds of bare encoder passes over the units' slices (read first), and the pass count."""
+    images = [slice_rgb(StoredCase(as_location(u.zarr_path)), z) for u in units for z in u.slices]
+    model.encode(images[0])  # warm-up (lazy initialisation), as the other variants get a warm model too
+    start = time.perf_counter()
+    for image in images:
+        model.encode(image)
+    return time.perf_counter() - start, len(images)
+
+
+def time_unit(model, work: list[tuple[WorkUnit, list[PlannedObject]]], specs: dict[str, PlannedSpec]) -> tuple[float, int, int]:
+    """Seconds of ``run_unit`` over ``work``, its decoder calls and result rows."""
+    stamp = RunStamp("bench", "bench")
+    rows = 0
+    net = model.model.net if isinstance(model, ReEncoding) else model.net
+    with counting(net.mask_decoder) as decodes:
+        start = time.perf_counter()
+        for unit, objects in work:
+            rows += len(run_unit(as_location(unit.zarr_path), unit.dataset, unit.case_id, objects, model, specs, stamp).rows)
+        seconds = time.perf_counter() - start
+    return seconds, len(decodes), rows
+
+
+def naive_sample(work: list[tuple[WorkUnit, list[PlannedObject]]], n_slices: int) -> list[tuple[WorkUnit, list[PlannedObject]]]:
+    """The objects of ``n_slices`` slices spread evenly over the case."""
+    slices = sorted({o.slice_index for _, objects in work for o in objects})
+    keep = {slices[i] for i in np.linspace(0, len(slices) - 1, min(n_slices, len(slices))).round().astype(int)}
+    return [(u, [o for o in objects if o.slice_index in keep]) for u, objects in work]
+
+
+def time_cli(workdir: Path, root: Path, downloads: Path, case: str) -> Timed:
+    """Wall seconds of ``samatlas evaluate`` on ``case`` with one worker, on a fresh copy of the catalog."""
+    with tempfile.TemporaryDirectory(dir=workdir, prefix="cli-") as tmp:
+        fresh = Path(tmp) / "samatlas-data"
+        shutil.copytree(root / "catalog", fresh / "catalog")  # its cases rows point at root's store
+        env = root_env(fresh, downloads, workdir / "prefect")
+        env["SAMATLAS_CACHE_DIR"] = str(root / "cache")  # the checksum cache persists, as a user's does
+        args = ["evaluate", "--model", MODEL, "--case", case, "--workers", "1", "--clicks", str(OPTIONS["clicks"])]
+        for name in PROTOCOLS:
+            args += ["--protocol", name]
+        return samatlas(env, *args)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--case", default="lung2", help=f"a case of {DATASET}'s {SUBSET} subset")
+    parser.add_argument("--naive-slices", type=int, default=2, help="slices the naive loop runs on (scaled per prompt)")
+    parser.add_argument("--workdir", type=Path, default=None, help="where the case is ingested (default <data root>/bench)")
+    args = parser.parse_args()
+    settings = get_settings()
+    workdir = (args.workdir or settings.data_root / "bench").resolve()
+    downloads = Path(os.environ.get("SAMATLAS_TEST_DOWNLOADS", settings.cache_root / "downloads")).resolve()
+    root = ingested(workdir, downloads)
+
+    import torch
+
+    torch.set_num_threads(os.cpu_count() or 1)  # as the CLI's single worker does
+    start = time.perf_counter()
+    sha256 = model_identity(MODEL, None)  # what the flow process spends before planning
+    identity_s = time.perf_counter() - start
+    load_model.cache_clear()  # where the identity was a model load, the load is timed afresh
+    start = time.perf_counter()
+    model = load_model(MODEL)
+    load_s = time.perf_counter() - start
+    specs = planned_specs(build_protocols(PROTOCOLS, OPTIONS))
+    units = case_units(root, args.case, sha256, specs)
+    work = [(u, unit_objects(root / "catalog", u, MODEL, sha256, [p.spec for p in specs.values()])) for u in units]
+    n_objects = sum(len(objects) for _, objects in work)
+
+    encoder_s, passes = time_encoder(model, units)
+    unit_s, decodes, rows = time_unit(model, work, specs)
+    with counting(model.net.image_encoder) as naive_encodes:
+        naive_s, naive_decodes, _ = time_unit(ReEncoding(model), naive_sample(work, args.naive_slices), specs)
+    assert len(naive_encodes) == naive_decodes, "the naive loop re-encodes before every decoder call"
+    cli = time_cli(workdir, root, downloads, args.case)
+    cli_s = cli.wall_s
+
+    naive_per_prompt, unit_per_prompt = naive_s / naive_decodes, unit_s / decodes
+    figures = {
+        "case": f"{DATASET}/{args.case}", "slices": passes, "objects": n_objects, "rows": rows, "decoder_calls": decodes,
+        "torch_threads": torch.get_num_threads(),
+        "encoder_s": round(encoder_s, 2), "unit_s": round(unit_s, 2), "cli_s": round(cli_s, 2),
+        "cli_fixed_s": round(cli_s - unit_s, 2), "cli_cpu_s": round(cli.cpu_s, 1), "model_identity_s": round(identity_s, 3), "model_load_s": round(load_s, 2),
+        "naive_s_per_prompt": round(naive_per_prompt, 3), "unit_s_per_prompt": round(unit_per_prompt, 4),
+        "naive_sample_decoder_calls": naive_decodes,
+        "unit_over_encoder": round(unit_s / encoder_s, 3), "cli_over_encoder": round(cli_s / encoder_s, 3),
+        "naive_speedup": round(naive_per_prompt / unit_per_prompt, 2),
+    }
+    print(f"{figures['case']}: {passes} slices, {n_objects} objects, {rows} result rows, {decodes} decoder calls "
+          f"({figures['torch_threads']} torch threads)")
+    print(f"  bare encoder         {encoder_s:7.2f} s  ({encoder_s / passes:.2f} s/slice)")
+    print(f"  run_unit             {unit_s:7.2f} s  = {figures['unit_over_encoder']:.2f} x encoder")
+    print(f"  samatlas evaluate    {cli_s:7.2f} s  = {figures['cli_over_encoder']:.2f} x encoder "
+          f"(fixed cost beside the unit: {figures['cli_fixed_s']:.1f} s; {cli.cpu_s:.0f} CPU s in all its processes)")
+    print(f"  naive loop           {naive_per_prompt:7.3f} s/prompt vs run_unit {unit_per_prompt:.4f} s/prompt "
+          f"= {figures['naive_speedup']:.1f} x (measured on {naive_decodes} decoder calls, scaled per prompt)")
+    print(f"  flow-side identity   {identity_s:7.3f} s; model load {load_s:.2f} s")
+    print(json.dumps({"bench": "evaluate", **figures}))
+
+
+if __name__ == "__main__":
+    main()

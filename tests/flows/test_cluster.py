@@ -61,6 +61,7 @@ def scheduler(tmp_path: Path, prefect_server: None) -> Iterator[Scheduler]:
             proc.wait(timeout=30)
 
 
+@pytest.mark.slow
 def test_evaluate_on_an_existing_scheduler(scheduler: Scheduler, ingested_samples: Path, tmp_path: Path):
     root = copy_catalog(ingested_samples, tmp_path / "data")
     done = run_samatlas(root, "evaluate", "--model", "filled-box", "--cluster", scheduler.address)
@@ -74,6 +75,7 @@ def test_evaluate_on_an_existing_scheduler(scheduler: Scheduler, ingested_sample
     assert con.execute("SELECT count(DISTINCT case_id), count(*) FROM results").fetchone() == (5, 27)
 
 
+@pytest.mark.slow
 def test_a_worker_killed_mid_run_loses_no_key_and_adds_none_twice(scheduler: Scheduler, ingested_samples: Path,
                                                                    tmp_path: Path):
     """One of the two workers is killed (SIGKILL) once the first unit's rows are committed: Dask runs
@@ -120,6 +122,7 @@ def test_unknown_and_uninstalled_clusters_are_clear_errors(monkeypatch: pytest.M
         make_task_runner("kubernetes")
 
 
+@pytest.mark.slow
 def test_a_failing_unit_is_reported_and_the_others_complete(cli, data_root: Path):
     assert cli("ingest", "sample-radiomics").exit_code == 0
     for chunk in (data_root / "store" / "sample-radiomics" / "lung1" / "image" / "c").rglob("*"):

@@ -20,6 +20,7 @@ import pytest
 
 from tests.conftest import run_samatlas
 
+pytestmark = pytest.mark.slow
 BUCKET = "samatlas-test"
 SECRET = "s3cr3t-that-must-never-be-written"  # moto accepts any credentials; this one is searched for
 

@@ -34,6 +34,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 import pyarrow.dataset as ds
+from fsspec.core import strip_protocol
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
@@ -161,8 +162,8 @@ def replace(root: Location, rows: Sequence[Row] | pa.Table, cls: type[Row], scop
     _merge(root, cls.TABLE, data, build)
 
 
-def remote_dataset(root: Location, name: str, table: DeltaTable) -> ds.Dataset:
-    """The current version of an object-store table as an Arrow dataset read through fsspec.
+def remote_dataset(root: Location, name: str, files: list[str]) -> ds.Dataset:
+    """The object-store table's current data ``files`` (URIs) as an Arrow dataset read through fsspec.
 
     delta-rs writes string columns as Arrow ``string_view``; a dataset that declares them ``string``
     (as ``DeltaTable.to_pyarrow_dataset`` does) fails on every filter DuckDB pushes into the scan
@@ -170,7 +171,6 @@ def remote_dataset(root: Location, name: str, table: DeltaTable) -> ds.Dataset:
     dataset declares the string columns as the views they are; DuckDB reads both as VARCHAR.
     """
     fs, base = filesystem(table_uri(root, name))
-    paths = [filesystem(uri)[1] for uri in table.file_uris()]
     schema = pa.schema([  # partition values come from the paths, parsed as plain strings
         f.with_type(pa.string_view()) if f.type == pa.string() and f.name not in PARTITIONS else f
         for f in ROW_TYPES[name].SCHEMA
@@ -178,27 +178,22 @@ def remote_dataset(root: Location, name: str, table: DeltaTable) -> ds.Dataset:
     partitioning = None
     if name in PARTITIONED:
         partitioning = ds.partitioning(pa.schema([schema.field(c) for c in PARTITIONS]), flavor="hive")
-    return ds.dataset(paths, schema=schema, format="parquet", filesystem=PyFileSystem(FSSpecHandler(fs)),
-                      partitioning=partitioning, partition_base_dir=base)
+    return ds.dataset([strip_protocol(uri) for uri in files], schema=schema, format="parquet",
+                      filesystem=PyFileSystem(FSSpecHandler(fs)), partitioning=partitioning, partition_base_dir=base)
 
 
 def scan(con: duckdb.DuckDBPyConnection, root: Location, name: str) -> list[str]:
     """Create view ``name`` on ``con`` over the table's current version, with the table's columns;
     return the local data files it reads (none for an object store, read through Arrow)."""
-    columns = ", ".join(ROW_TYPES[name].SCHEMA.names)
-    table = open_table(root, name)
-    if table is None:
-        con.register(f"_{name}_empty", ROW_TYPES[name].SCHEMA.empty_table())
-        con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_empty")
-        return []
-    if is_remote(root):
-        con.register(f"_{name}_delta", remote_dataset(root, name, table))
-        con.execute(f"CREATE VIEW {name} AS SELECT {columns} FROM _{name}_delta")
-        return []
-    files = sorted(table.file_uris())
+    files = data_files(root, name)
     if not files:
         con.register(f"_{name}_empty", ROW_TYPES[name].SCHEMA.empty_table())
         con.execute(f"CREATE VIEW {name} AS SELECT * FROM _{name}_empty")
+        return []
+    columns = ", ".join(ROW_TYPES[name].SCHEMA.names)
+    if is_remote(root):
+        con.register(f"_{name}_delta", remote_dataset(root, name, files))
+        con.execute(f"CREATE VIEW {name} AS SELECT {columns} FROM _{name}_delta")
         return []
     hive = "true" if name in PARTITIONED else "false"
     listed = "[" + ", ".join("'" + f.replace("'", "''") + "'" for f in files) + "]"

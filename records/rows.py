@@ -140,6 +140,45 @@ class ObjectRow(Row):
     anatomy: str
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeObjectRow(Row):
+    """One ``volume_objects`` row: one label through a whole 3D case, the unit of volumetric protocols.
+
+    ``key_slice`` is the voxel-weighted median slice (the z of the middle foreground voxel in z order,
+    the CVPR 2025 ``get_boxes.py`` rule), which can differ from the middle of the slice range; a label
+    with a gap in z has ``slices`` < ``last_slice - first_slice + 1``.
+    """
+
+    TABLE: ClassVar[str] = "volume_objects"
+    SCHEMA: ClassVar[pa.Schema] = pa.schema([
+        ("dataset", pa.string()), ("case_id", pa.string()), ("subset", pa.string()),
+        ("label", pa.int32()), ("target", pa.string()),
+        ("voxels", pa.int64()), ("volume_mm3", pa.float64()),
+        ("bbox", pa.list_(pa.int32())),  # (z0, y0, x0, z1, y1, x1), inclusive
+        ("first_slice", pa.int32()), ("last_slice", pa.int32()), ("key_slice", pa.int32()),
+        ("slices", pa.int32()),  # slices that hold the label
+        ("components", pa.int32()),  # 26-connected components in 3D
+        ("modality", pa.string()), ("anatomy", pa.string()),
+    ])
+    KEY: ClassVar[tuple[str, ...]] = ("dataset", "case_id", "label")
+
+    dataset: str
+    case_id: str
+    subset: str
+    label: int
+    target: str
+    voxels: int
+    volume_mm3: float
+    bbox: list[int]
+    first_slice: int
+    last_slice: int
+    key_slice: int
+    slices: int
+    components: int
+    modality: str
+    anatomy: str
+
+
 RESULT_KEY = ("dataset", "case_id", "scope", "slice_index", "label", "model", "model_sha256", "spec_id", "step")
 """What identifies a result: the object (slice or volume scope), the model's weights, the spec, the step."""
 
@@ -194,6 +233,51 @@ class ResultRow(Row):
     decode_s: float
     run_id: str
     code_version: str
+    modality: str
+    anatomy: str
+
+
+VOLUME_STEP_KEY = ("dataset", "case_id", "label", "model", "model_sha256", "spec_id", "step")
+"""What identifies a volumetric step: the volume object, the model's weights, the spec, the step."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VolumeStepRow(Row):
+    """One ``volume_steps`` row beside each volume-scope ``results`` row: what that step of the
+    protocol did (the slices it prompted, in order; the encoder and decoder calls it caused) and the
+    volumes it compared. Committed just before its results row, like ``instances``."""
+
+    TABLE: ClassVar[str] = "volume_steps"
+    SCHEMA: ClassVar[pa.Schema] = pa.schema([
+        ("dataset", pa.string()), ("case_id", pa.string()), ("label", pa.int32()),
+        ("model", pa.string()), ("model_sha256", pa.string()),
+        ("protocol", pa.string()), ("spec_id", pa.string()), ("step", pa.int32()),
+        ("visited", pa.list_(pa.int32())),  # the slices this step prompted, in the order it prompted them
+        ("encoder_calls", pa.int32()),  # slices this step had to encode (the unit's cache held the others)
+        ("decoder_calls", pa.int32()),
+        ("gt_mm3", pa.float64()), ("pred_mm3", pa.float64()),
+        ("seconds", pa.float64()),  # wall time of the step, encoding included
+        ("prediction", pa.string()),  # the case's label image holding this step's mask, or null if not stored
+        ("run_id", pa.string()), ("modality", pa.string()), ("anatomy", pa.string()),
+    ])
+    KEY: ClassVar[tuple[str, ...]] = VOLUME_STEP_KEY
+
+    dataset: str
+    case_id: str
+    label: int
+    model: str
+    model_sha256: str
+    protocol: str
+    spec_id: str
+    step: int
+    visited: list[int]
+    encoder_calls: int
+    decoder_calls: int
+    gt_mm3: float
+    pred_mm3: float
+    seconds: float
+    prediction: str | None
+    run_id: str
     modality: str
     anatomy: str
 
@@ -269,8 +353,10 @@ class RunRow(Row):
 
 
 ROW_TYPES: dict[str, type[Row]] = {
-    cls.TABLE: cls for cls in (DatasetRow, CaseRow, ObjectRow, ResultRow, InstanceRow, RunRow)
+    cls.TABLE: cls for cls in (
+        DatasetRow, CaseRow, ObjectRow, VolumeObjectRow, ResultRow, VolumeStepRow, InstanceRow, RunRow,
+    )
 }
-PARTITIONED = frozenset({"datasets", "cases", "objects", "results"})
+PARTITIONED = frozenset({"datasets", "cases", "objects", "volume_objects", "results", "volume_steps"})
 for _cls in ROW_TYPES.values():
     _cls.check_fields()

@@ -5,6 +5,10 @@ when ``results`` holds every one of its steps under exactly that model sha256 an
 missing pairs are grouped into work units of one case and at most ``SLICES_PER_UNIT`` slices; a unit
 carries references (case, slices, spec ids), and the worker reads its objects itself
 (:func:`unit_objects`), so a plan of ten million objects is a few thousand small records.
+
+Volumetric specs plan over ``volume_objects`` (one per label of a 3D case) against volume-scope
+results, one unit per case with all its missing labels and specs (:func:`plan_volume_units`), since
+a volumetric protocol carries an object through its slices and the unit's embeddings are shared.
 """
 
 from __future__ import annotations
@@ -15,9 +19,9 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from catalog.query import connect
-from records.rows import SLICE
+from records.rows import SLICE, VOLUME
 from records.specs import ProtocolSpec
-from records.units import PlannedObject
+from records.units import PlannedObject, PlannedVolume
 from tasks.locations import Location
 
 SLICES_PER_UNIT = 32  # about a minute of LiteMedSAM encoding on a CPU core, seconds on a GPU
@@ -33,11 +37,13 @@ class WorkUnit:
     slices: tuple[int, ...]
     spec_ids: tuple[str, ...]
     objects: int  # missing (object, spec) pairs' objects, for progress and load balance
+    scope: str = SLICE  # volume: the case's volume objects, ``slices`` the ones their ranges span
 
     @property
     def name(self) -> str:
         """A readable name for logs and task runs."""
-        return f"{self.dataset}/{self.case_id}[{self.slices[0]}..{self.slices[-1]}]"
+        where = "volume" if self.scope == VOLUME else f"{self.slices[0]}..{self.slices[-1]}"
+        return f"{self.dataset}/{self.case_id}[{where}]"
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,16 @@ class Plan:
 
     units: list[WorkUnit]
     datasets: list[DatasetPlan]
+
+    def __add__(self, other: Plan) -> Plan:
+        """Both plans' units, and their counts added up per dataset."""
+        counts: dict[str, DatasetPlan] = {}
+        for d in [*self.datasets, *other.datasets]:
+            seen = counts.get(d.dataset)
+            counts[d.dataset] = d if seen is None else DatasetPlan(
+                d.dataset, seen.units + d.units, seen.objects + d.objects, seen.slices + d.slices,
+                seen.pairs_missing + d.pairs_missing, seen.pairs_done + d.pairs_done)
+        return Plan([*self.units, *other.units], [counts[k] for k in sorted(counts)])
 
 
 def _specs_table(specs: Sequence[ProtocolSpec]) -> pa.Table:
@@ -179,3 +195,79 @@ def unit_objects(catalog: Location, unit: WorkUnit, model: str, sha256: str, spe
     """
     params = {"model": model, "sha": sha256, "dataset": unit.dataset, "case": unit.case_id, "slices": list(unit.slices)}
     return [PlannedObject(z, l, t, m, a, tuple(s)) for z, l, t, m, a, s in con.execute(sql, _used(sql, params)).fetchall()]
+
+
+def _volume_missing_sql(filters: str) -> str:
+    """The CTE ``marked``: volume object x volumetric spec candidates, each marked done when
+    ``results`` holds all of its steps under the model's sha256 and the spec id."""
+    return f"""
+        WITH cand AS (
+            SELECT v.dataset, v.case_id, c.zarr_path, v.label, v.target, v.modality, v.anatomy, v.bbox,
+                   v.key_slice, v.first_slice, v.last_slice, s.spec_id, s.steps
+            FROM volume_objects v JOIN cases c USING (dataset, case_id) CROSS JOIN specs s
+            WHERE c.status = 'ok' {filters}
+        ), done AS (
+            SELECT dataset, case_id, label, spec_id, count(*) AS n FROM results
+            WHERE scope = '{VOLUME}' AND model = $model AND model_sha256 = $sha AND spec_id IN (SELECT spec_id FROM specs)
+            GROUP BY ALL
+        ), marked AS (
+            SELECT cand.*, coalesce(done.n, 0) >= cand.steps AS is_done
+            FROM cand LEFT JOIN done USING (dataset, case_id, label, spec_id)
+        )
+    """
+
+
+def plan_volume_units(
+    catalog: Location, model: str, sha256: str, specs: Sequence[ProtocolSpec],
+    datasets: Sequence[str] = (), cases: Sequence[str] = (),
+) -> Plan:
+    """One unit per 3D case whose volume objects still lack results of some volumetric ``specs``."""
+    if not specs:
+        return Plan([], [])
+    con = connect(catalog, ("volume_objects", "cases", "results"))
+    con.register("specs", _specs_table(specs))
+    filters, params = "", {"model": model, "sha": sha256}
+    if datasets:
+        filters += " AND v.dataset IN (SELECT unnest($datasets))"
+        params["datasets"] = list(datasets)
+    if cases:
+        filters += " AND v.case_id IN (SELECT unnest($cases))"
+        params["cases"] = list(cases)
+    sql = _volume_missing_sql(filters) + """
+        SELECT dataset, case_id, any_value(zarr_path), list(DISTINCT [first_slice, last_slice]),
+               list_sort(list_distinct(list(spec_id))), count(DISTINCT label)
+        FROM marked WHERE NOT is_done GROUP BY dataset, case_id ORDER BY dataset, case_id
+    """
+    units = []
+    for d, c, path, ranges, spec_ids, n in con.execute(sql, _used(sql, params)).fetchall():
+        slices = sorted({z for first, last in ranges for z in range(first, last + 1)})
+        units.append(WorkUnit(d, c, path, tuple(slices), tuple(spec_ids), int(n), VOLUME))
+    counts_sql = _volume_missing_sql(filters) + """
+        SELECT dataset, count(DISTINCT (case_id, label)) FILTER (WHERE NOT is_done),
+               count(*) FILTER (WHERE NOT is_done), count(*) FILTER (WHERE is_done)
+        FROM marked GROUP BY dataset ORDER BY dataset
+    """
+    per_dataset: dict[str, list[WorkUnit]] = {}
+    for unit in units:
+        per_dataset.setdefault(unit.dataset, []).append(unit)
+    summary = [
+        DatasetPlan(d, len(per_dataset.get(d, [])), int(o), sum(len(u.slices) for u in per_dataset.get(d, [])), int(m), int(done))
+        for d, o, m, done in con.execute(counts_sql, _used(counts_sql, params)).fetchall()
+    ]
+    return Plan(units, summary)
+
+
+def unit_volumes(catalog: Location, unit: WorkUnit, model: str, sha256: str, specs: Sequence[ProtocolSpec]) -> list[PlannedVolume]:
+    """The volume unit's objects with the specs each still lacks, read from the catalog by the worker
+    when the unit starts (work committed since planning is not repeated)."""
+    wanted = [s for s in specs if s.id in set(unit.spec_ids)]
+    con = connect(catalog, ("volume_objects", "cases", "results"))
+    con.register("specs", _specs_table(wanted))
+    sql = _volume_missing_sql(" AND v.dataset = $dataset AND v.case_id = $case") + """
+        SELECT label, any_value(target), any_value(modality), any_value(anatomy), any_value(bbox),
+               any_value(key_slice), list(spec_id ORDER BY spec_id)
+        FROM marked WHERE NOT is_done GROUP BY label ORDER BY label
+    """
+    params = {"model": model, "sha": sha256, "dataset": unit.dataset, "case": unit.case_id}
+    return [PlannedVolume(lab, t, m, a, tuple(int(v) for v in box), int(key), tuple(s))
+            for lab, t, m, a, box, key, s in con.execute(sql, _used(sql, params)).fetchall()]

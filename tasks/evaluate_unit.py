@@ -29,16 +29,16 @@ from tasks.locations import Location
 from tasks.metrics import MetricConvention, score
 from tasks.models import SegmentationModel
 from tasks.models.base import Decoded, Embedding, Prompt
-from tasks.protocols import Context, PromptProtocol, object_seed
+from tasks.protocols import AnyProtocol, Context, PromptProtocol, object_seed
 from tasks.store import StoredCase
 
 
 @dataclass(frozen=True)
 class PlannedSpec:
-    """A spec and the protocol instance that produces it."""
+    """A spec and the protocol instance that produces it (slice-wise or volumetric)."""
 
     spec: ProtocolSpec
-    protocol: PromptProtocol
+    protocol: AnyProtocol
 
 
 @dataclass(frozen=True)

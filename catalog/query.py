@@ -152,3 +152,38 @@ INSTANCE_SUMMARY_SQL = """
     FROM instances GROUP BY ALL ORDER BY ALL
 """
 """micro-sam's dataset scores: mSA, SA50 and SA75 as plain means over the images (slices) of a dataset."""
+
+
+CVPR_CASES_SQL = """
+    WITH per_case AS (
+        SELECT dataset, case_id, model, protocol, spec_id, spec_label, step,
+               count(*) AS labels, avg(dice) AS dsc, avg(nsd) AS nsd_ungated
+        FROM results WHERE scope = 'volume' GROUP BY ALL
+    ), gated AS (
+        SELECT *, CASE WHEN dsc > 0.2 THEN nsd_ungated ELSE 0.0 END AS nsd FROM per_case
+    )
+    SELECT dataset, case_id, model, protocol, spec_label, any_value(labels) AS labels, max(step) AS steps,
+           round(arg_min(dsc, step), 4) AS dsc_first, round(arg_min(nsd, step), 4) AS nsd_first,
+           round(arg_max(dsc, step), 4) AS dsc_final, round(arg_max(nsd, step), 4) AS nsd_final,
+           round(CASE WHEN max(step) >= 6 THEN sum(dsc * CASE WHEN step IN (2, 6) THEN 0.5 WHEN step BETWEEN 3 AND 5 THEN 1.0 ELSE 0.0 END) END, 4) AS dsc_auc,
+           round(CASE WHEN max(step) >= 6 THEN sum(nsd * CASE WHEN step IN (2, 6) THEN 0.5 WHEN step BETWEEN 3 AND 5 THEN 1.0 ELSE 0.0 END) END, 4) AS nsd_auc
+    FROM gated GROUP BY dataset, case_id, model, protocol, spec_id, spec_label ORDER BY ALL
+"""
+"""The CVPR 2024/2025 challenges' case scores from the per-object volume rows (protocols.md §7.2, §7.5):
+per case and step, DSC is the mean over the case's labels and NSD the mean over its labels, set to 0
+unless that step's mean DSC > 0.2 (the scorers' gate, applied to the case, not to each label). The
+first and the final step's scores; for six-step specs (``cvpr25-interactive``: the box, then five
+clicks) DSC_AUC and NSD_AUC, the trapezoid area over the five click steps (steps 2-6) at x = 0..4:
+``0.5*s2 + s3 + s4 + s5 + 0.5*s6``, between 0 and 4."""
+
+CVPR_SUMMARY_SQL = f"""
+    SELECT dataset, model, protocol, spec_label, count(*) AS cases,
+           round(avg(dsc_first), 4) AS dsc_first, round(avg(nsd_first), 4) AS nsd_first,
+           round(avg(dsc_final), 4) AS dsc_final, round(avg(nsd_final), 4) AS nsd_final,
+           round(avg(dsc_auc), 4) AS dsc_auc, round(avg(nsd_auc), 4) AS nsd_auc
+    FROM ({CVPR_CASES_SQL}) GROUP BY ALL ORDER BY ALL
+"""
+"""The CVPR case scores averaged over the cases of a dataset, per model and spec."""
+
+NAMED_SUMMARIES = {"cvpr": CVPR_SUMMARY_SQL, "cvpr-cases": CVPR_CASES_SQL}
+"""Summaries that reproduce a published aggregation, by name (``samatlas catalog summary --named``)."""

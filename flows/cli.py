@@ -10,7 +10,9 @@ import typer
 from rich.console import Console
 
 from catalog.registry import UnknownDataset, get_card
-from catalog.query import INSTANCE_SUMMARY_SQL, SUMMARY_KEYS, QueryLimits, QueryRefused, connect, summary_sql, user_query
+from catalog.query import (
+    INSTANCE_SUMMARY_SQL, NAMED_SUMMARIES, SUMMARY_KEYS, QueryLimits, QueryRefused, connect, summary_sql, user_query,
+)
 from catalog.user_cards import register_folder, resolve_dataset
 from flows.output import Format, emit
 from tasks.fetch import FetchError, check_obtainable, materialise, resolve_subsets
@@ -237,14 +239,20 @@ def evaluate(
 @catalog_app.command("summary")
 def catalog_summary(
     by: Annotated[str, typer.Option(help=f"comma-separated keys from {','.join(SUMMARY_KEYS)}")] = ",".join(SUMMARY_KEYS),
+    named: Annotated[Optional[str], typer.Option(help=f"a published aggregation instead: {', '.join(NAMED_SUMMARIES)}")] = None,
     fmt: FormatOpt = Format.table,
 ) -> None:
     """n, mean and median Dice and IoU (and NSD, HD95) grouped by the keys.
 
-    Results are keyed by protocol spec: group by spec_id or spec_label to tell options apart."""
+    Results are keyed by protocol spec: group by spec_id or spec_label to tell options apart.
+    ``--named cvpr`` gives the CVPR 2024/2025 challenges' case scores of volumetric protocols (mean over
+    a case's labels, NSD gated at DSC > 0.2, DSC_AUC/NSD_AUC over the five clicks), averaged per
+    dataset; ``--named cvpr-cases`` the same per case."""
     keys = tuple(k.strip() for k in by.split(",") if k.strip())
+    if named is not None and named not in NAMED_SUMMARIES:
+        fail(f"unknown summary {named!r}; choose from {', '.join(NAMED_SUMMARIES)}")
     try:
-        cursor = connect(get_settings().catalog_root).execute(summary_sql(keys))
+        cursor = connect(get_settings().catalog_root).execute(NAMED_SUMMARIES[named] if named else summary_sql(keys))
     except ValueError as exc:
         fail(str(exc))
     emit([d[0] for d in cursor.description], cursor.fetchall(), fmt, title="samatlas results")

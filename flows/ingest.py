@@ -5,6 +5,9 @@ so tens of thousands of images make at most ``BUCKETS`` task runs. Tasks receive
 and return typed rows; only this flow writes the catalog, in batches: a batch's ``objects`` and then
 its ``cases`` rows replace whatever the catalog held for those cases (a crash between the two leaves
 old or missing ``cases`` rows, which make the next run re-ingest those cases; rows never duplicate).
+For 3D datasets the batch's ``volume_objects`` rows are replaced between the two, so they follow the
+same rule. Unchanged 3D cases that lack ``volume_objects`` rows (a catalog older than that table)
+get them from their stored masks, found with one catalog query per dataset.
 At most ``WORKERS`` tasks run at once (Prefect's thread pool is otherwise unbounded: 64 threads each
 holding a 2048x2048 radiograph, or hundreds each holding a CT volume, would only contend for the GIL
 and memory).
@@ -30,9 +33,9 @@ from flows.artifacts import artifact_key, ingest_markdown, ingest_table, publish
 from flows.progress import RunProgress
 from flows.runinfo import current_run_id, start_run
 from records.cards import CaseFiles
-from records.rows import CaseRow, DatasetRow, ObjectRow
+from records.rows import CaseRow, DatasetRow, ObjectRow, VolumeObjectRow
 from tasks.fetch import FetchError, materialise, resolve_subsets
-from tasks.ingest_batch import CaseStatus, group_by_bucket, ingest_batch
+from tasks.ingest_batch import CaseStatus, backfill_volume_objects, group_by_bucket, ingest_batch
 from tasks.ingest_case import CaseOutcome
 from tasks.locations import Location, as_location
 from tasks.settings import get_settings
@@ -56,6 +59,7 @@ class DatasetReport:
     tasks: int = 0  # Prefect task runs submitted for it
     error: str | None = None  # why the release could not be fetched or discovered
     storage_error: str | None = None  # a failed write of the store or catalog (the cases it hit stay for a re-run)
+    volumes_backfilled: int = 0  # unchanged cases whose missing volume_objects rows came from the store
 
 
 def dataset_rows(card_id: str) -> list[DatasetRow]:
@@ -71,17 +75,20 @@ def dataset_rows(card_id: str) -> list[DatasetRow]:
 @task(name="ingest-cases", cache_policy=NO_CACHE, task_run_name="ingest {dataset_id} ({label})")
 def ingest_cases_task(
     dataset_id: str, label: str, cases: list[CaseFiles], previous: dict[str, CaseRow],
-    object_counts: dict[str, int], store: str, run_id: str, quick: bool,
-) -> tuple[list[CaseStatus], list[CaseOutcome]]:
-    """Ingest cases (one 3D case, or a bucket of 2D ones), skipping those whose sources are unchanged."""
+    object_counts: dict[str, int], store: str, run_id: str, quick: bool, missing_volumes: list[str],
+) -> tuple[list[CaseStatus], list[CaseOutcome], dict[str, tuple[VolumeObjectRow, ...]]]:
+    """Ingest cases (one 3D case, or a bucket of 2D ones), skipping those whose sources are unchanged;
+    a skipped case named in ``missing_volumes`` gets its ``volume_objects`` rows from the store."""
+    card = get_card(dataset_id)
     try:  # the store's writes raise StorageError themselves
-        statuses, outcomes = ingest_batch(get_card(dataset_id), cases, as_location(store), previous, object_counts, run_id, quick)
+        statuses, outcomes = ingest_batch(card, cases, as_location(store), previous, object_counts, run_id, quick)
+        backfilled = backfill_volume_objects(card, statuses, previous, set(missing_volumes), as_location(store))
     except StorageError as exc:  # returned, not raised: a full disk is a report line, not a task traceback
-        return [CaseStatus(label, "storage_error", str(exc))], []
+        return [CaseStatus(label, "storage_error", str(exc))], [], {}
     for status in statuses:
         if status.status == "quarantined":
             get_run_logger().warning("quarantined %s/%s: %s", dataset_id, status.case_id, status.reason)
-    return statuses, outcomes
+    return statuses, outcomes, backfilled
 
 
 def previous_state(catalog: Location, dataset_id: str) -> tuple[dict[str, CaseRow], dict[str, int]]:
@@ -93,33 +100,57 @@ def previous_state(catalog: Location, dataset_id: str) -> tuple[dict[str, CaseRo
     return {r["case_id"]: CaseRow(**r) for r in rows}, dict(counts)
 
 
+def missing_volume_objects(catalog: Location, dataset_id: str) -> set[str]:
+    """The dataset's ``ok`` cases that have objects but no ``volume_objects`` rows (written before
+    that table existed); one query for the whole dataset."""
+    found = connect(catalog, ("cases", "volume_objects")).execute(
+        "SELECT case_id FROM cases WHERE dataset = ? AND status = 'ok' AND n_objects > 0"
+        " AND case_id NOT IN (SELECT case_id FROM volume_objects WHERE dataset = ?)", [dataset_id, dataset_id],
+    ).fetchall()
+    return {case_id for (case_id,) in found}
+
+
 def submit_cases(card_id: str, cases: list[CaseFiles], store: Location, catalog: Location, run_id: str) -> list:
     """Submit the dataset's tasks: one per bucket of cases for 2D datasets, one per case for 3D ones."""
     previous, counts = previous_state(catalog, card_id)
+    volumetric = get_card(card_id).dimensionality == 3
+    missing = missing_volume_objects(catalog, card_id) if volumetric else set()
 
     def submit(label: str, group: list[CaseFiles], quick: bool):
         ids = {c.case_id for c in group}
         return ingest_cases_task.submit(
             card_id, label, group, {k: v for k, v in previous.items() if k in ids},
-            {k: v for k, v in counts.items() if k in ids}, str(store), run_id, quick,
+            {k: v for k, v in counts.items() if k in ids}, str(store), run_id, quick, sorted(missing & ids),
         )
 
-    if get_card(card_id).dimensionality == 2:
+    if not volumetric:
         return [submit(f"bucket {b}", group, True) for b, group in group_by_bucket(cases).items()]
     return [submit(case.case_id, [case], False) for case in cases]
 
 
-def commit_outcomes(catalog: Location, dataset_id: str, outcomes: list[CaseOutcome]) -> None:
-    """Make ``outcomes`` the catalog's rows of their cases: objects first, then the cases rows.
+def commit_outcomes(
+    catalog: Location, dataset_id: str, outcomes: list[CaseOutcome],
+    backfilled: dict[str, tuple[VolumeObjectRow, ...]] | None = None,
+) -> None:
+    """Make ``outcomes`` the catalog's rows of their cases: objects first, then (3D datasets) the
+    volume_objects rows, then the cases rows; ``backfilled`` volume_objects rows of unchanged cases
+    join the volume_objects commit.
 
     A failed write (a full disk) raises StorageError naming the catalog and its free space.
     """
-    if not outcomes:
+    backfilled = backfilled or {}
+    if not outcomes and not backfilled:
         return
     scope = {"dataset": [dataset_id], "case_id": [o.case.case_id for o in outcomes]}
+    volume_scope = {"dataset": [dataset_id], "case_id": scope["case_id"] + list(backfilled)}
+    volumes = [v for o in outcomes for v in o.volume_objects] + [v for rows in backfilled.values() for v in rows]
     with writing(catalog):
-        tables.replace(catalog, [obj for o in outcomes for obj in o.objects], ObjectRow, scope)
-        tables.replace(catalog, [o.case for o in outcomes], CaseRow, scope)
+        if outcomes:
+            tables.replace(catalog, [obj for o in outcomes for obj in o.objects], ObjectRow, scope)
+        if get_card(dataset_id).dimensionality == 3:
+            tables.replace(catalog, volumes, VolumeObjectRow, volume_scope)
+        if outcomes:
+            tables.replace(catalog, [o.case for o in outcomes], CaseRow, scope)
 
 
 def _ingest_dataset(
@@ -141,12 +172,14 @@ def _ingest_dataset(
     report = DatasetReport(card.id, planned=len(cases) + len(release.problems), tasks=len(futures),
                            quarantined=dict(release.problems))
     pending: list[CaseOutcome] = []
+    backfilled: dict[str, tuple[VolumeObjectRow, ...]] = {}
     since = time.monotonic()
     progress.begin(card.id, len(cases), len(cases))
     try:
         for future in futures:
-            statuses, outcomes = future.result()
+            statuses, outcomes, volumes = future.result()
             pending += outcomes
+            backfilled |= volumes
             progress.advance(len(statuses), len(statuses), sum(len(o.objects) for o in outcomes))
             for status in statuses:
                 if status.status == "ok":
@@ -157,16 +190,21 @@ def _ingest_dataset(
                     report.storage_error = report.storage_error or status.reason
                 else:
                     report.quarantined[status.case_id] = status.reason
-            if len(pending) >= COMMIT_CASES or time.monotonic() - since >= COMMIT_S:
-                commit_outcomes(catalog, card.id, pending)
-                pending, since = [], time.monotonic()
+            if len(pending) + len(backfilled) >= COMMIT_CASES or time.monotonic() - since >= COMMIT_S:
+                commit_outcomes(catalog, card.id, pending, backfilled)
+                report.volumes_backfilled += len(backfilled)
+                pending, backfilled, since = [], {}, time.monotonic()
     except StorageError as exc:  # those cases wait for a re-run; the run still records itself
-        report.storage_error, pending = str(exc), []
+        report.storage_error, pending, backfilled = str(exc), [], {}
     finally:
         try:
-            commit_outcomes(catalog, card.id, pending)
+            commit_outcomes(catalog, card.id, pending, backfilled)
+            report.volumes_backfilled += len(backfilled)
         except StorageError as exc:
             report.storage_error = str(exc)
+    if report.volumes_backfilled:
+        get_run_logger().info("%s: volume_objects rows of %d unchanged cases computed from their stored masks",
+                              card.id, report.volumes_backfilled)
     return report
 
 

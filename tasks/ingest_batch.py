@@ -8,18 +8,21 @@ A batch returns its outcomes; the flow commits them (``flows/ingest.py``). A cas
 previous ``cases`` row is ``ok`` with the same source checksums, its group in the store is complete
 and ``objects`` holds as many rows for it as its ``n_objects`` says; anything less (a crash between
 the store write and the commit, a half-finished earlier run) re-ingests it.
+
+A skipped 3D case whose ``volume_objects`` rows are missing (a catalog written before that table
+existed) gets them from its stored mask (:func:`backfill_volume_objects`), not from its sources.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 
 from records.cards import CaseFiles, DatasetCard
-from records.rows import CaseRow
-from tasks.ingest_case import CaseOutcome, ingest_case, is_current, source_checksums
+from records.rows import CaseRow, VolumeObjectRow
+from tasks.ingest_case import CaseOutcome, ingest_case, is_current, source_checksums, stored_volume_objects
 from tasks.locations import Location
 
 BUCKETS = 64
@@ -68,3 +71,15 @@ def ingest_batch(
         outcomes.append(outcome)
         statuses.append(CaseStatus(case.case_id, outcome.case.status, outcome.case.reason))
     return statuses, outcomes
+
+
+def backfill_volume_objects(
+    card: DatasetCard, statuses: Iterable[CaseStatus], previous: Mapping[str, CaseRow], missing: Collection[str],
+    store: Location,
+) -> dict[str, tuple[VolumeObjectRow, ...]]:
+    """The ``volume_objects`` rows, by case id, of the skipped (unchanged) cases named in ``missing``,
+    computed from each case's stored mask; re-ingested cases bring their own rows in their outcome."""
+    return {
+        s.case_id: stored_volume_objects(card, previous[s.case_id], store)
+        for s in statuses if s.status == "skipped" and s.case_id in missing
+    }

@@ -15,23 +15,28 @@ import hashlib
 import json
 from dataclasses import dataclass, replace
 
-from records.cards import CaseFiles, DatasetCard
-from records.rows import CaseRow, ObjectRow
+import numpy as np
+
+from records.cards import CaseFiles, DatasetCard, Subset
+from records.rows import CaseRow, ObjectRow, VolumeObjectRow
 from tasks.fetch import sha256_file
 from tasks.intensity import window
 from tasks.locations import Location, as_location
 from tasks.objects import slice_objects
 from tasks.storage_errors import StorageError
-from tasks.store import case_path, is_complete, marked_complete, write_case, write_small_case
+from tasks.store import StoredCase, case_path, is_complete, marked_complete, write_case, write_small_case
 from tasks.volume import CaseError, check_finite, check_label_values, check_same_grid, to_volume
+from tasks.volume_objects import volume_objects
 
 
 @dataclass(frozen=True)
 class CaseOutcome:
-    """The ``cases`` row and ``objects`` rows of one ingested (or quarantined) case."""
+    """The ``cases``, ``objects`` and ``volume_objects`` rows of one ingested (or quarantined) case;
+    only 3D datasets' cases have ``volume_objects`` rows."""
 
     case: CaseRow
     objects: tuple[ObjectRow, ...] = ()
+    volume_objects: tuple[VolumeObjectRow, ...] = ()
 
     @property
     def ok(self) -> bool:
@@ -64,6 +69,33 @@ def _case_row(card: DatasetCard, case: CaseFiles, checksums: list[str], run_id: 
     )
 
 
+def volume_object_rows(
+    card: DatasetCard, case_id: str, subset: Subset, mask: np.ndarray, spacing: tuple[float, float, float],
+) -> tuple[VolumeObjectRow, ...]:
+    """The ``volume_objects`` rows of a case's ``(z, y, x)`` mask: one per mapped label it holds."""
+    return tuple(
+        VolumeObjectRow(
+            dataset=card.id, case_id=case_id, subset=subset.name, label=obj.label,
+            target=subset.labels[obj.label].name, voxels=obj.voxels, volume_mm3=obj.volume_mm3,
+            bbox=list(obj.bbox), first_slice=obj.first_slice, last_slice=obj.last_slice,
+            key_slice=obj.key_slice, slices=obj.slices, components=obj.components,
+            modality=subset.modality, anatomy=subset.labels[obj.label].anatomy,
+        )
+        for obj in volume_objects(mask, spacing, subset.labels)
+    )
+
+
+def stored_volume_objects(card: DatasetCard, row: CaseRow, store: Location) -> tuple[VolumeObjectRow, ...]:
+    """The ``volume_objects`` rows of an already ingested 3D case, from the mask in its store group.
+
+    Why: a catalog written before ``volume_objects`` existed gains the rows without reading the
+    source files again (or the image): the stored mask is the one the case's ``objects`` rows came
+    from, after reorientation and the label check.
+    """
+    stored = StoredCase(case_path(store, row.dataset, row.case_id))
+    return volume_object_rows(card, row.case_id, card.subset(row.subset), stored.group["labels/mask/0"][...], stored.spacing)
+
+
 def _ingest(card: DatasetCard, case: CaseFiles, store: Location, row: CaseRow) -> CaseOutcome:
     subset = card.subset(case.subset)
     channels, label = card.reader(case)
@@ -87,7 +119,7 @@ def _ingest(card: DatasetCard, case: CaseFiles, store: Location, row: CaseRow) -
     }
     writer = write_small_case if card.dimensionality == 2 else write_case
     path = writer(store, card.id, case.case_id, volume, attrs)
-    objects = []
+    objects, volumes = [], ()
     if volume.mask is not None:
         for obj in slice_objects(volume.mask, volume.spacing, subset.labels):
             target = subset.labels[obj.label]
@@ -97,8 +129,10 @@ def _ingest(card: DatasetCard, case: CaseFiles, store: Location, row: CaseRow) -
                 area_px=obj.area_px, area_mm2=obj.area_mm2, bbox=list(obj.bbox),
                 components=obj.components, modality=subset.modality, anatomy=target.anatomy,
             ))
+        if card.dimensionality == 3:
+            volumes = volume_object_rows(card, case.case_id, subset, volume.mask, volume.spacing)
     row = replace(row, shape=list(volume.image.shape), spacing=list(volume.spacing), zarr_path=str(path), n_objects=len(objects))
-    return CaseOutcome(row, tuple(objects))
+    return CaseOutcome(row, tuple(objects), volumes)
 
 
 def ingest_case(card: DatasetCard, case: CaseFiles, store: Location, run_id: str, checksums: list[str] | None = None) -> CaseOutcome:

@@ -236,6 +236,68 @@ def evaluate(
         fail(f"{len(report.failed)} units failed; their objects stay planned for the next run", code=1)
 
 
+@app.command()
+def export(
+    outdir: Annotated[Path, typer.Argument(help="folder for <case_id>/<name>.nii.gz")],
+    dataset: Annotated[str, typer.Option(help="dataset id")],
+    model: Annotated[str, typer.Option(help="model whose stored predictions to export")],
+    protocol: Annotated[str, typer.Option(help="volumetric protocol that stored them")],
+    step: Annotated[str, typer.Option(help="final (each run's highest stored step), first, all, or a step number")] = "final",
+) -> None:
+    """Write stored predicted label volumes as NIfTI on each case's source grid (orientation, spacing, origin)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+    from catalog.stored_predictions import choose_steps, parse_step, stored_predictions, stored_runs
+    from tasks.export import ExportError, export_label_image
+    from tasks.storage_errors import StorageError
+
+    try:
+        chosen_step = parse_step(step)
+    except ValueError as exc:
+        fail(str(exc))
+    check_evaluable([dataset])
+    try:
+        con = connect(get_settings().catalog_root, tables=("datasets", "cases", "volume_steps"))
+        dimensionality = con.execute("SELECT max(dimensionality) FROM datasets WHERE dataset = ?", [dataset]).fetchone()[0]
+        found = stored_predictions(con, dataset, model, protocol)
+        runs = stored_runs(con, dataset) if not found else []
+    except duckdb.Error as exc:
+        fail(str(exc))
+    if dimensionality == 2:
+        fail(f"dataset {dataset!r} is 2D: export writes NIfTI volumes of 3D datasets")
+    if not found:
+        stored = ", ".join(f"--model {m} --protocol {p}" for m, p in runs)
+        fail(f"no stored predictions of model {model!r} under protocol {protocol!r} on {dataset!r}; "
+             + (f"stored: {stored}" if stored else "it has none (volumetric protocols store them as they evaluate)"))
+    chosen = choose_steps(found, chosen_step)
+    if not chosen:
+        fail(f"no stored step {step} of {model!r} under {protocol!r} on {dataset!r}; "
+             f"stored steps: {', '.join(map(str, sorted({p.step for p in found})))}")
+    failed: dict[str, str] = {}
+    written: list[Path] = []
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
+    try:
+        with Progress(*columns, console=err) as progress:
+            task = progress.add_task(f"{dataset}: exporting", total=len(chosen))
+            for prediction in chosen:
+                out = outdir / prediction.case_id / f"{prediction.name}.nii.gz"
+                try:
+                    written.append(export_label_image(prediction.zarr_path, prediction.name, out))
+                    print(out)
+                except (ExportError, FileNotFoundError) as exc:
+                    failed[f"{prediction.case_id}/{prediction.name}"] = str(exc)
+                progress.advance(task)
+    except StorageError as exc:
+        fail(f"storage error: {exc}", code=1)
+    cases = len({path.parent for path in written})
+    err.print(f"{dataset}: wrote {len(written)} label images of {cases} cases to "
+              f"{outdir}/<case_id>/<name>.nii.gz", soft_wrap=True)
+    for what, reason in failed.items():
+        err.print(f"  [red]not exported[/] {what}: {reason}", soft_wrap=True)
+    if failed:
+        raise typer.Exit(1)
+
+
 @catalog_app.command("summary")
 def catalog_summary(
     by: Annotated[str, typer.Option(help=f"comma-separated keys from {','.join(SUMMARY_KEYS)}")] = ",".join(SUMMARY_KEYS),

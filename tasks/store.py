@@ -4,6 +4,7 @@ Layout (OME-Zarr 0.5 on Zarr v3, so napari-ome-zarr opens a case)::
 
     <store>/<dataset>/<case>/image          (c, z, y, x), one slice per chunk
     <store>/<dataset>/<case>/labels/mask/0  (z, y, x) integer label map
+    <store>/<dataset>/<case>/labels/<name>/0  a stored prediction (tasks/predictions.py)
     attrs["samatlas"]: spacing, origin, original affine, sha256s, channels, label map, intensity
                        window, complete=true (written last)
 
@@ -23,6 +24,7 @@ catalog row that lets evaluate see the case is committed only after that.
 
 from __future__ import annotations
 
+import copy
 import json
 import shutil
 import uuid
@@ -60,6 +62,15 @@ def case_path(store: Location, dataset: str, case_id: str) -> Location:
     return join(store, dataset, case_id)
 
 
+def write_label_array(group: zarr.Group, labels: np.ndarray) -> None:
+    """A label image's array ``0`` in ``group``: ``(z, y, x)``, one slice per chunk."""
+    _, y, x = labels.shape
+    array = group.create_array(
+        "0", shape=labels.shape, dtype=labels.dtype, chunks=(1, y, x), dimension_names=("z", "y", "x"),
+    )
+    array[...] = labels
+
+
 def _write_arrays(group: zarr.Group, volume: Volume) -> None:
     c, z, y, x = volume.image.shape
     image = group.create_array(
@@ -76,10 +87,7 @@ def _write_arrays(group: zarr.Group, volume: Volume) -> None:
         return
     labels = group.create_group("labels")
     mask_group = labels.create_group("mask")
-    mask = mask_group.create_array(
-        "0", shape=volume.mask.shape, dtype=volume.mask.dtype, chunks=(1, y, x), dimension_names=("z", "y", "x"),
-    )
-    mask[...] = volume.mask
+    write_label_array(mask_group, volume.mask)
     write_multiscales_metadata(
         mask_group, [{"path": "0", "coordinateTransformations": [{"type": "scale", "scale": list(volume.spacing)}]}],
         fmt=FormatV05(), axes=LABEL_AXES,
@@ -148,8 +156,10 @@ def _remove_objects(fs: fsspec.AbstractFileSystem, path: str) -> None:
         fs.rm(path, recursive=True)
 
 
-def _target(final: Location) -> AbstractContextManager[Location]:
-    """Where a writer puts a new case: a staging folder renamed into place, or the URL itself."""
+def write_target(final: Location) -> AbstractContextManager[Location]:
+    """Where a writer puts a new group (a case, a stored prediction): a staging folder beside
+    ``final`` renamed into place, or the URL itself, unmade first and committed by its root
+    metadata last."""
     return _in_place(str(final)) if is_remote(final) else _staged(Path(final))
 
 
@@ -161,7 +171,7 @@ def write_case(store: Location, dataset: str, case_id: str, volume: Volume, attr
     old case only once the new one is complete.
     """
     final = case_path(store, dataset, case_id)
-    with _target(final) as staging:
+    with write_target(final) as staging:
         group = zarr.open_group(str(staging), mode="w", zarr_format=3)
         _write_arrays(group, volume)
         meta = case_meta(volume, attrs)
@@ -185,6 +195,12 @@ def _ome_attrs(spacing: tuple[float, float, float], has_mask: bool) -> dict[str,
         attrs["labels"] = dict(group["labels"].attrs)
         attrs["labels/mask"] = dict(group["labels/mask"].attrs)
     return attrs
+
+
+def label_image_attrs(spacing: tuple[float, float, float]) -> dict[str, Any]:
+    """The OME attributes (multiscales and image-label) of ``labels/mask`` for a spacing, which every
+    label image of the case (stored predictions) carries too."""
+    return copy.deepcopy(_ome_attrs(tuple(float(s) for s in spacing), True)["labels/mask"])
 
 
 async def _encode(volume: Volume, groups: dict[str, dict[str, Any]], meta: dict[str, Any]) -> dict[str, bytes]:

@@ -167,6 +167,8 @@ def evaluate(
     iterations: Annotated[Optional[int], typer.Option(help="iterations for microsam-iterative (default 8)")] = None,
     points: Annotated[Optional[int], typer.Option(help="points for sammed2d's N-point prompt (default 5)")] = None,
     iter_points: Annotated[Optional[int], typer.Option(help="points (steps) for sammed2d-iter (default 5)")] = None,
+    z_range: Annotated[Optional[str], typer.Option(help="cvpr24-box3d: inclusive (default) or reference (the baseline's loops, which skip the box's first and last slice)")] = None,
+    store_steps: Annotated[str, typer.Option(help="volumetric protocols: store the predicted volumes of first-final (default), all or none of the steps")] = "first-final",
     max_slices_per_case: Annotated[int, typer.Option(help="evaluate at most this many slices per case, evenly spread (0: all)")] = 0,
     cluster: Annotated[Optional[str], typer.Option(help="local, tcp://HOST:PORT, slurm or kubernetes")] = None,
     cluster_spec: Annotated[Optional[Path], typer.Option(help="spec file of slurm|kubernetes (default infra/<cluster>.yaml)")] = None,
@@ -179,15 +181,19 @@ def evaluate(
 ) -> None:
     """Evaluate a model under prompt protocols on every object not yet in the results."""
     from flows.cluster import local_workers, make_task_runner
-    from flows.evaluate import RunOptions, build_protocols, planned_specs
+    from flows.evaluate import RunOptions, build_protocols, flat_datasets_skipped, planned_specs
     from flows.evaluate import evaluate as evaluate_flow
     from flows.interrupt import exit_on_interrupt
     from flows.server import prefect_api
     from tasks.models import BUILT_IN, MODEL_NAMES, checkpoint_unused
+    from tasks.evaluate_volume import STORE_STEPS
     from tasks.models.weights import CheckpointError
     from tasks.storage_errors import StorageError
 
-    options = {k: v for k, v in {"clicks": clicks, "iterations": iterations, "points": points, "iter_points": iter_points}.items() if v is not None}
+    options = {k: v for k, v in {"clicks": clicks, "iterations": iterations, "points": points, "iter_points": iter_points,
+                                 "z_range": z_range}.items() if v is not None}
+    if store_steps not in STORE_STEPS:
+        fail(f"--store-steps must be one of {', '.join(STORE_STEPS)}, not {store_steps!r}")
     if model not in MODEL_NAMES:
         fail(f"unknown model {model!r}; choose from {', '.join(MODEL_NAMES)}")
     if model in BUILT_IN and checkpoint is not None:
@@ -198,6 +204,12 @@ def evaluate(
         fail(str(exc).strip("'\""))
     if dataset:
         check_evaluable(dataset)
+        try:
+            skipped = flat_datasets_skipped(dataset, protocol or ["medsam-box"])
+        except ValueError as exc:
+            fail(str(exc))
+        if skipped:
+            err.print(f"[yellow]note[/]: {skipped}")
     settings = get_settings()
     cluster = cluster or settings.cluster
     device = device or settings.device
@@ -215,6 +227,7 @@ def evaluate(
                 model=model, checkpoint=str(checkpoint) if checkpoint else None, protocols=protocol,
                 datasets=dataset, cases=case, options=options, max_slices_per_case=max_slices_per_case,
                 device=device, n_workers=n_workers, dry_run=dry_run, metrics=metrics, window=window,
+                store_steps=store_steps,
             )
     except StorageError as exc:
         fail(f"storage error: {exc}", code=1)

@@ -5,7 +5,10 @@ Workers return their rows; only this flow writes the catalog. Rows are committed
 ends, fails or is interrupted) with a keyed insert, so a retried unit, an overlapping run or a re-run after a kill adds
 no key twice, and each batch is one atomic commit. Image-level ``instances`` rows (micro-sam's mSA,
 for specs that score instances) travel with their units' result rows and are committed just before
-them, so a slice whose results are in the catalog has its instance rows too.
+them, so a slice whose results are in the catalog has its instance rows too. Volumetric specs
+(``tasks.protocols.volumetric``) plan one unit per 3D case (``flows.plan.plan_volume_units``); their
+``volume_steps`` rows travel and commit the same way, and their predicted label volumes are stored in
+the case by the worker before its rows come back.
 """
 
 from __future__ import annotations
@@ -21,21 +24,23 @@ from prefect.logging import get_run_logger
 
 from catalog import tables
 from catalog.query import connect
+from catalog.registry import REGISTRY, get_card
 from flows.artifacts import Headline, artifact_key, evaluate_markdown, evaluate_table, publish
 from flows.cluster import unit_resources
-from flows.plan import DatasetPlan, Plan, WorkUnit, plan_units, unit_objects
+from flows.plan import DatasetPlan, Plan, WorkUnit, plan_units, plan_volume_units, unit_objects, unit_volumes
 from flows.progress import RunProgress
 from flows.runinfo import code_version, current_run_id, start_run
 from flows.timeouts import results_within
-from records.rows import InstanceRow, ResultRow, to_table
+from records.rows import VOLUME, InstanceRow, ResultRow, VolumeStepRow, to_table
 from tasks.evaluate_unit import PlannedSpec, RunStamp, run_unit
+from tasks.evaluate_volume import run_volume_unit
 from tasks.intensity import parse_window
 from tasks.locations import Location, as_location
 from tasks.metrics import convention
 from tasks.models import load_model
 from tasks.models.identity import CACHE_NAME, model_sha256
 from tasks.models.weights import CheckpointError
-from tasks.protocols import PromptProtocol, get_protocol
+from tasks.protocols import PROTOCOLS, AnyProtocol, VolumeProtocol, get_protocol, is_volumetric
 from tasks.settings import get_settings
 from tasks.storage_errors import writing
 
@@ -59,9 +64,27 @@ class EvaluateReport:
     dataset_rows: dict[str, int] = field(default_factory=dict)  # rows the workers returned, by dataset
 
 
-def build_protocols(names: list[str], options: dict[str, int] | None = None) -> dict[str, PromptProtocol]:
+def build_protocols(names: list[str], options: dict[str, int | str] | None = None) -> dict[str, AnyProtocol]:
     """Protocol instances by the names the user gave, each taking the options it accepts."""
     return {name: get_protocol(name, **(options or {})) for name in dict.fromkeys(names)}
+
+
+def flat_datasets_skipped(datasets: list[str], protocol_names: list[str]) -> str | None:
+    """Refuse (ValueError) volumetric protocols asked only of 2D datasets, which have no volume objects,
+    naming the slice-wise protocols that apply; when some protocols are slice-wise, return a note
+    that the volumetric ones skip the 2D datasets (None when nothing is skipped)."""
+    names = list(dict.fromkeys(protocol_names))
+    volumetric = [p for p in names if p in PROTOCOLS and issubclass(PROTOCOLS[p], VolumeProtocol)]
+    flat = [d for d in datasets if d in REGISTRY and get_card(d).dimensionality == 2]
+    if not volumetric or not flat:
+        return None
+    if len(volumetric) < len(names):
+        return f"{', '.join(volumetric)} skip the 2D datasets {', '.join(flat)}"
+    slicewise = [p for p, cls in PROTOCOLS.items() if not issubclass(cls, VolumeProtocol)]
+    raise ValueError(
+        f"{', '.join(volumetric)}: volumetric protocols prompt one object through a 3D case, and "
+        f"{', '.join(flat)} {'is' if len(flat) == 1 else 'are'} 2D; use a slice-wise protocol there: {', '.join(slicewise)}"
+    )
 
 
 @dataclass(frozen=True)
@@ -79,7 +102,7 @@ class RunOptions:
         return None if self.window is None else parse_window(self.window)
 
 
-def planned_specs(protocols: dict[str, PromptProtocol], run: RunOptions = RunOptions()) -> dict[str, PlannedSpec]:
+def planned_specs(protocols: dict[str, AnyProtocol], run: RunOptions = RunOptions()) -> dict[str, PlannedSpec]:
     """Every spec the protocols record (under the run's convention and window), by spec id."""
     scoring, window = run.scoring(), run.window_bounds()
     return {
@@ -92,19 +115,28 @@ def planned_specs(protocols: dict[str, PromptProtocol], run: RunOptions = RunOpt
 @task(name="evaluate-unit", cache_policy=NO_CACHE, task_run_name="evaluate {unit.dataset}/{unit.case_id}")
 def evaluate_unit_task(
     unit: WorkUnit, model_name: str, checkpoint: str | None, device: str, protocol_names: list[str],
-    options: dict[str, int], catalog: str, run_id: str, torch_threads: int, run: RunOptions = RunOptions(),
-) -> tuple[pa.Table, pa.Table, int]:
+    options: dict[str, int | str], catalog: str, run_id: str, torch_threads: int, run: RunOptions = RunOptions(),
+    store_steps: str = "first-final",
+) -> tuple[pa.Table, pa.Table, pa.Table, int]:
     """Evaluate one unit's missing (object, spec) pairs; return the result rows, the image-level
-    instance rows and the encoder calls."""
+    instance rows, the volume-step rows and the encoder calls."""
     import torch
 
     torch.set_num_threads(torch_threads)
     model = load_model(model_name, checkpoint, device)
     specs = planned_specs(build_protocols(protocol_names, options), run)
-    objects = unit_objects(as_location(catalog), unit, model.name, model.sha256, [p.spec for p in specs.values()])
-    result = run_unit(as_location(unit.zarr_path), unit.dataset, unit.case_id, objects, model, specs,
-                      RunStamp(run_id, code_version()), run.window_bounds())
-    return to_table(result.rows, ResultRow), to_table(result.instances, InstanceRow), result.encoder_calls
+    stamp, wanted = RunStamp(run_id, code_version()), [p.spec for p in specs.values()]
+    if unit.scope == VOLUME:
+        volumes = unit_volumes(as_location(catalog), unit, model.name, model.sha256, wanted)
+        done = run_volume_unit(as_location(unit.zarr_path), unit.dataset, unit.case_id, volumes, model, specs, stamp,
+                               run.window_bounds(), store_steps)
+        return (to_table(done.rows, ResultRow), InstanceRow.SCHEMA.empty_table(), to_table(done.steps, VolumeStepRow),
+                done.encoder_calls)
+    objects = unit_objects(as_location(catalog), unit, model.name, model.sha256, wanted)
+    result = run_unit(as_location(unit.zarr_path), unit.dataset, unit.case_id, objects, model, specs, stamp,
+                      run.window_bounds())
+    return (to_table(result.rows, ResultRow), to_table(result.instances, InstanceRow), VolumeStepRow.SCHEMA.empty_table(),
+            result.encoder_calls)
 
 
 def model_identity(model: str, checkpoint: str | None) -> str:
@@ -120,28 +152,33 @@ class ResultBuffer:
         self.catalog, self.max_rows, self.max_s = catalog, rows, seconds
         self.pending: list[pa.Table] = []
         self.pending_instances: list[pa.Table] = []
+        self.pending_steps: list[pa.Table] = []
         self.since = time.monotonic()
         self.committed = 0
         self.committed_instances = 0
 
-    def add(self, table: pa.Table, instances: pa.Table | None = None) -> None:
-        """Queue ``table`` (and its unit's instance rows); commit if the queue is big or old enough."""
+    def add(self, table: pa.Table, instances: pa.Table | None = None, steps: pa.Table | None = None) -> None:
+        """Queue ``table`` (and its unit's instance and volume-step rows); commit if the queue is big or old enough."""
         self.pending.append(table)
         if instances is not None and instances.num_rows:
             self.pending_instances.append(instances)
+        if steps is not None and steps.num_rows:
+            self.pending_steps.append(steps)
         if sum(t.num_rows for t in self.pending) >= self.max_rows or time.monotonic() - self.since >= self.max_s:
             self.flush()
 
     def flush(self) -> None:
-        """Commit every queued row (keys already in the catalog are skipped), instance rows first: a
-        kill between the two commits leaves results missing, which the next run recomputes."""
+        """Commit every queued row (keys already in the catalog are skipped), instance and volume-step
+        rows first: a kill between the commits leaves results missing, which the next run recomputes."""
         with writing(self.catalog):  # a full disk is a StorageError naming the catalog and its free space
             if self.pending_instances:
                 self.committed_instances += tables.insert_missing(
                     self.catalog, pa.concat_tables(self.pending_instances), InstanceRow)
+            if self.pending_steps:
+                tables.insert_missing(self.catalog, pa.concat_tables(self.pending_steps), VolumeStepRow)
             if self.pending:
                 self.committed += tables.insert_missing(self.catalog, pa.concat_tables(self.pending), ResultRow)
-        self.pending, self.pending_instances = [], []
+        self.pending, self.pending_instances, self.pending_steps = [], [], []
         self.since = time.monotonic()
 
 
@@ -172,19 +209,28 @@ def publish_report(catalog: Location, report: EvaluateReport, run_id: str, statu
 @flow(name="evaluate", log_prints=True)
 def evaluate(
     model: str = "litemedsam", checkpoint: str | None = None, protocols: list[str] | None = None,
-    datasets: list[str] | None = None, cases: list[str] | None = None, options: dict[str, int] | None = None,
+    datasets: list[str] | None = None, cases: list[str] | None = None, options: dict[str, int | str] | None = None,
     max_slices_per_case: int = 0, device: str = "cpu", n_workers: int = 1, dry_run: bool = False,
-    metrics: str | None = None, window: str | None = None,
+    metrics: str | None = None, window: str | None = None, store_steps: str = "first-final",
 ) -> EvaluateReport:
-    """Evaluate ``model`` under ``protocols`` on every planned object whose result keys are missing."""
+    """Evaluate ``model`` under ``protocols`` on every planned object whose result keys are missing.
+
+    Volumetric protocols plan over the 3D cases' volume objects; ``store_steps`` says which of their
+    steps' predicted volumes are stored in the cases (first-final, all or none).
+    """
     settings = get_settings()
     catalog = settings.catalog_root
     protocol_names = protocols or ["medsam-box"]
+    if datasets:
+        flat_datasets_skipped(datasets, protocol_names)  # only volumetric protocols on 2D datasets: refused
     run = RunOptions(metrics, window)
     specs = planned_specs(build_protocols(protocol_names, options), run)
     sha256 = model_identity(model, checkpoint)
-    plan = plan_units(catalog, model, sha256, [p.spec for p in specs.values()], datasets or (), cases or (),
-                      max_slices_per_case)
+    slice_specs = [p.spec for p in specs.values() if not is_volumetric(p.protocol)]
+    volume_specs = [p.spec for p in specs.values() if is_volumetric(p.protocol)]
+    plan = plan_volume_units(catalog, model, sha256, volume_specs, datasets or (), cases or ())
+    if slice_specs:
+        plan = plan_units(catalog, model, sha256, slice_specs, datasets or (), cases or (), max_slices_per_case) + plan
     report = EvaluateReport(model, sha256, plan.datasets, len(plan.units), sum(u.objects for u in plan.units),
                             sum(len(u.slices) for u in plan.units))
     _log_plan(plan)
@@ -197,7 +243,7 @@ def evaluate(
     record = start_run(catalog, "evaluate", run_id, {
         "model": model, "checkpoint": checkpoint, "protocols": protocol_names, "datasets": datasets,
         "cases": cases, "options": options, "max_slices_per_case": max_slices_per_case, "device": device,
-        "metrics": metrics, "window": window,
+        "metrics": metrics, "window": window, "store_steps": store_steps,
         "specs": {s.spec.id: s.spec.label for s in specs.values()},
     })
     buffer, status = ResultBuffer(catalog, settings.commit_rows, settings.commit_s), "failed"
@@ -207,7 +253,8 @@ def evaluate(
     try:
         with unit_resources(device):  # on CUDA a worker runs one unit at a time on its GPU
             futures = {
-                evaluate_unit_task.submit(unit, model, checkpoint, device, protocol_names, options, str(catalog), run_id, threads, run):
+                evaluate_unit_task.submit(unit, model, checkpoint, device, protocol_names, options, str(catalog), run_id,
+                                          threads, run, store_steps):
                 unit for unit in largest_first
             }
         with progress:
@@ -221,8 +268,8 @@ def evaluate(
                     logger.error("unit %s failed: %s", unit.name, report.failed[unit.name])
                     progress.advance(work=len(unit.slices))
                     continue
-                rows, instances, calls = done
-                buffer.add(rows, instances)
+                rows, instances, steps, calls = done
+                buffer.add(rows, instances, steps)
                 report.rows += rows.num_rows
                 report.encoder_calls += calls
                 report.units_done[unit.dataset] = report.units_done.get(unit.dataset, 0) + 1

@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -117,16 +117,23 @@ def list_predictions(case_path: Location) -> list[str]:
     return sorted(n for n in names if _open_prediction(case_path, n) is not None)
 
 
-def _merged(grid: tuple[int, ...], old: np.ndarray | None, masks: Mapping[int, np.ndarray]) -> np.ndarray:
-    """``old`` with the labels of ``masks`` cleared, then each painted where no higher label is."""
-    top = max([*masks, int(old.max(initial=0)) if old is not None else 0])
-    dtype = np.uint8 if top < 256 else np.uint16
-    image = np.zeros(grid, dtype) if old is None else old.astype(dtype)
-    if old is not None:
-        image[np.isin(image, list(masks))] = 0
+def _painted(grid: tuple[int, ...], masks: Mapping[int, np.ndarray]) -> np.ndarray:
+    """One label map of ``masks``, a higher label winning where two overlap."""
+    image = np.zeros(grid, np.uint8 if max(masks) < 256 else np.uint16)
     for label in sorted(masks):
-        image[masks[label] & (image < label)] = label
+        image[masks[label]] = label
     return image
+
+
+def _merged(old: np.ndarray | None, label_map: np.ndarray, painted: Sequence[int]) -> np.ndarray:
+    """``old`` with the ``painted`` labels cleared, then ``label_map`` laid over it, the higher label
+    winning where an old label and a new one meet."""
+    if old is None:
+        return label_map
+    top = max(int(old.max(initial=0)), int(label_map.max(initial=0)))
+    image = old.astype(np.uint8 if top < 256 else np.uint16)
+    image[np.isin(image, list(painted))] = 0
+    return np.maximum(image, label_map.astype(image.dtype))
 
 
 def _checked_masks(case_path: Location, grid: tuple[int, ...], masks: Mapping[int, np.ndarray]) -> dict[int, np.ndarray]:
@@ -189,20 +196,37 @@ def _storage_errors(path: Location) -> Iterator[None]:
 def store_prediction(case_path: Location, info: PredictionInfo, masks: Mapping[int, np.ndarray]) -> str:
     """Store ``masks`` (label value -> (z, y, x) bool on the case's grid) as the label image
     ``info.name`` of the complete case at ``case_path``, merged into a complete image of that name;
-    return the name.
+    return the name (see :func:`store_label_map`).
 
-    The stored info's ``labels`` are every label the image then holds (the earlier ones and
-    ``masks``'), whatever ``info.labels`` says. Raises FileNotFoundError if no complete case is at
-    ``case_path``, ValueError for masks off its grid, StorageError if the store cannot be written.
+    Raises FileNotFoundError if no complete case is at ``case_path``, ValueError for masks off its
+    grid, StorageError if the store cannot be written.
+    """
+    case_path = as_location(case_path)
+    grid = tuple(StoredCase(case_path).group["image"].shape[1:])
+    masks = _checked_masks(case_path, grid, masks)
+    return store_label_map(case_path, info, _painted(grid, masks), sorted(masks))
+
+
+def store_label_map(case_path: Location, info: PredictionInfo, label_map: np.ndarray, painted: Sequence[int]) -> str:
+    """Store ``label_map`` ((z, y, x) integers on the case's grid, holding the ``painted`` labels and 0
+    elsewhere) as the label image ``info.name``, merged into a complete image of that name: the voxels
+    of the painted labels are cleared there first. A volumetric unit paints all its objects of one
+    (spec, step) into one map, so storing never holds more than two label maps.
+
+    The stored info's ``labels`` are every label the image then holds (the earlier ones and the
+    painted ones), whatever ``info.labels`` says.
     """
     case_path = as_location(case_path)
     case = StoredCase(case_path)
     grid = tuple(case.group["image"].shape[1:])
-    masks = _checked_masks(case_path, grid, masks)
+    if tuple(label_map.shape) != grid:
+        raise ValueError(f"{case_path}: label map of shape {tuple(label_map.shape)}, the case's grid is {grid}")
+    if not painted or not all(0 < int(v) < 65536 for v in painted):
+        raise ValueError(f"{case_path}: the painted labels {list(painted)} must be 1..65535, at least one")
     name = info.name
     old_info = prediction_info(case_path, name)
-    image = _merged(grid, read_prediction(case_path, name) if old_info else None, masks)
-    labels = sorted(set(old_info.labels if old_info else ()) | set(masks))
+    image = _merged(read_prediction(case_path, name) if old_info else None, label_map, painted)
+    labels = sorted(set(old_info.labels if old_info else ()) | {int(v) for v in painted})
     meta = {**asdict(replace(info, labels=tuple(labels))), "labels": labels, "complete": True}
     labels_path = join(case_path, "labels")
     with _storage_errors(labels_path):

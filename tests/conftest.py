@@ -94,6 +94,24 @@ def copy_catalog(ingested: Path, root: Path) -> Path:
     return root
 
 
+def copy_data_root(ingested: Path, root: Path) -> Path:
+    """A data root at ``root`` with private copies of ``ingested``'s catalog and store (the cases rows
+    re-pointed at the copy), for tests whose evaluate writes into the cases (stored predictions)."""
+    import pyarrow as pa
+
+    from catalog import tables
+    from records.rows import CaseRow
+
+    copy_catalog(ingested, root)
+    shutil.copytree(ingested / "store", root / "store")
+    cases = tables.read(root / "catalog", "cases")
+    old, new = str(ingested / "store"), str(root / "store")
+    paths = [p.replace(old, new, 1) if p else p for p in cases.column("zarr_path").to_pylist()]
+    cases = cases.set_column(cases.schema.get_field_index("zarr_path"), "zarr_path", pa.array(paths, pa.string()))
+    tables.replace(root / "catalog", cases, CaseRow, {"dataset": set(cases.column("dataset").to_pylist())})
+    return root
+
+
 @pytest.fixture
 def cli(prefect_server: None, data_root: Path):
     """``cli(ARGS...)`` runs the samatlas command on this test's data root (see run_samatlas)."""

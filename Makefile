@@ -27,9 +27,11 @@ demo: data
 test: data
 	$(BIN)/python -m pytest
 
-# evaluate's cost against the bare encoder on one sample case (minutes; prints one JSON line last)
+# evaluate's cost against the bare encoder on one sample case (minutes), then the bounded embedding
+# cache's peak memory against holding every embedding (seconds); each prints one JSON line last
 bench: data
 	$(BIN)/python bench/evaluate.py
+	$(BIN)/python bench/volume_memory.py
 
 clean:
 	rm -rf $(VENV) samatlas-data

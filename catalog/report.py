@@ -1,5 +1,8 @@
 """The report: summary tables, published values beside ours, a Dice heatmap, Dice-versus-step curves and
-overlays, as Markdown + PNG."""
+overlays, as Markdown + PNG; a 3D section (``catalog.volume_report``) when there are volume-scope results.
+
+The slice-wise tables and figures read slice-scope results only: a volume-scope Dice (one object
+through a whole case) is not comparable with a per-slice one and has its own section."""
 
 from __future__ import annotations
 
@@ -15,6 +18,7 @@ from catalog.figures import overlay_figure  # noqa: E402
 from catalog.listing import markdown_table  # noqa: E402
 from catalog.published import section as published_section  # noqa: E402
 from catalog.query import INSTANCE_SUMMARY_SQL, connect  # noqa: E402
+from catalog.volume_report import section as volume_section  # noqa: E402
 from tasks.locations import Location  # noqa: E402
 
 TABLE_SQL = """
@@ -22,11 +26,12 @@ TABLE_SQL = """
            round(median(dice), 3) AS dice_median,
            round(quantile_cont(dice, 0.25), 3) AS dice_q1, round(quantile_cont(dice, 0.75), 3) AS dice_q3,
            round(avg(dice), 3) AS dice_mean, round(avg(nsd), 3) AS nsd_mean, round(median(hd95), 2) AS hd95_median
-    FROM results WHERE step = 1 GROUP BY ALL ORDER BY ALL
+    FROM results WHERE step = 1 AND scope = 'slice' GROUP BY ALL ORDER BY ALL
 """
 STEPS_SQL = """
     SELECT model || ' / ' || spec_label AS series, step, avg(dice) AS dice, count(*) AS n
-    FROM results WHERE spec_id IN (SELECT spec_id FROM results GROUP BY spec_id HAVING max(step) > 1)
+    FROM results WHERE scope = 'slice'
+      AND spec_id IN (SELECT spec_id FROM results GROUP BY spec_id HAVING max(step) > 1)
     GROUP BY ALL ORDER BY ALL
 """
 SPECS_SQL = """
@@ -39,7 +44,7 @@ def heatmap(con, out: Path) -> Path | None:
     """Median Dice at step 1, targets down, model/spec across."""
     rows = con.execute("""
         SELECT modality || '/' || target AS target, model || '\n' || spec_label AS column, median(dice)
-        FROM results WHERE step = 1 GROUP BY ALL ORDER BY ALL""").fetchall()
+        FROM results WHERE step = 1 AND scope = 'slice' GROUP BY ALL ORDER BY ALL""").fetchall()
     if not rows:
         return None
     targets = sorted({r[0] for r in rows})
@@ -85,14 +90,15 @@ def write_report(catalog: Location, outdir: Path, overlays: bool = True) -> Path
     """Write ``report.md`` and its figures into ``outdir``; return the Markdown path."""
     outdir.mkdir(parents=True, exist_ok=True)
     con = connect(catalog)
+    if con.execute("SELECT count(*) FROM results").fetchone()[0] == 0:
+        raise ValueError(f"{catalog}: the catalog holds no results yet; run samatlas evaluate first")
     cursor = con.execute(TABLE_SQL)
     columns, rows = [d[0] for d in cursor.description], cursor.fetchall()
-    if not rows:
-        raise ValueError(f"{catalog}: the catalog holds no results yet; run samatlas evaluate first")
-    parts = ["# samatlas report", "",
-             "Per target, model and protocol spec at step 1: median Dice with its interquartile range, mean Dice,"
-             " mean NSD (convention and tolerance in the spec: nsd=surface@tolerance) and median HD95 (mm).", "",
-             markdown_table(columns, rows), ""]
+    parts = ["# samatlas report", ""]
+    if rows:
+        parts += ["Per target, model and protocol spec at step 1, per slice: median Dice with its interquartile range,"
+                  " mean Dice, mean NSD (convention and tolerance in the spec: nsd=surface@tolerance) and median HD95 (mm).",
+                  "", markdown_table(columns, rows), ""]
     cursor = con.execute(SPECS_SQL)
     parts += ["## Protocol specs", "",
               "Each result is keyed by its object, the model's sha256, its spec id and its step; a spec is the "
@@ -109,9 +115,10 @@ def write_report(catalog: Location, outdir: Path, overlays: bool = True) -> Path
                         ("Dice against prompt steps", step_curves(con, outdir / "steps.png"))):
         if path is not None:
             parts += [f"## {title}", "", f"![{title}]({path.name})", ""]
-    if overlays:
+    if overlays and rows:
         path = overlay_figure(catalog, outdir / "overlays.png")
         parts += ["## Overlays (largest object per target)", "", f"![overlays]({path.name})", ""]
+    parts += volume_section(con, outdir, overlays)
     parts += published_section(con)
     report = outdir / "report.md"
     report.write_text("\n".join(parts))

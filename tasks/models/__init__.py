@@ -17,7 +17,7 @@ MODEL_NAMES = BUILT_IN + NEEDS_CHECKPOINT
 def checkpoint_unused(name: str) -> str:
     """The message for ``--checkpoint`` given to a built-in model, which would silently ignore it."""
     return (f"model {name} does not take --checkpoint (its weights ship with samatlas); "
-            f"--checkpoint is for {', '.join(NEEDS_CHECKPOINT)}")
+            "--checkpoint is for the SAM and SAM 2 families (sam_vit_*, medsam_vit_b, sam2.1_hiera_*, medsam2)")
 
 
 def check_model_args(name: str, checkpoint: str | os.PathLike | None) -> None:

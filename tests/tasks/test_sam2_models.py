@@ -21,7 +21,9 @@ Wrong-architecture files hold zero-stride tensors of the right shapes (a few byt
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
+import re
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -206,10 +208,12 @@ def _assert_decodes_like_predictor(model: Sam2Image, encoded: Encoded, predictor
 
 
 def test_names_are_registered_and_need_a_checkpoint(tiny_file):
-    from tasks.models import NEEDS_CHECKPOINT, SAM2_FAMILY, check_model_args, load_model
+    from tasks.models import NEEDS_CHECKPOINT, SAM2_FAMILY, check_model_args, checkpoint_unused, load_model
     from tasks.models.identity import model_sha256
 
     assert set(SAM2_FAMILY) == set(CONFIGS) and set(SAM2_FAMILY) <= set(NEEDS_CHECKPOINT)
+    named = re.search(r"families \((.*)\)", checkpoint_unused("litemedsam")).group(1).split(", ")
+    assert all(any(fnmatch.fnmatch(name, pattern) for pattern in named) for name in NEEDS_CHECKPOINT)  # the message's patterns cover every name
     with pytest.raises(ValueError, match="model medsam2 needs --checkpoint PATH"):
         check_model_args("medsam2", None)
     try:

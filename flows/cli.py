@@ -16,6 +16,7 @@ from catalog.query import (
 from catalog.user_cards import register_folder, resolve_dataset
 from flows.output import Format, emit
 from tasks.fetch import FetchError, check_obtainable, materialise, resolve_subsets
+from tasks.model_plugins import plugin_names
 from tasks.settings import get_settings
 
 app = typer.Typer(help="Where does Segment Anything work in medicine, and where does it fail?", no_args_is_help=True)
@@ -24,6 +25,9 @@ app.add_typer(catalog_app, name="catalog")
 err = Console(stderr=True)
 
 FormatOpt = Annotated[Format, typer.Option("--format", help="table, csv or json")]
+# The installed model plugins' names, from package metadata (no plugin is imported: help stays cheap).
+MODEL_HELP = "litemedsam, filled-box, sam_vit_b|l|h, medsam_vit_b" + (
+    f"; plugins: {', '.join(plugin_names())}" if plugin_names() else "") + " (see `samatlas models`)"
 
 
 def fail(message: str, code: int = 2) -> None:
@@ -77,6 +81,15 @@ def datasets(
     except ValueError as exc:
         fail(str(exc))
     emit(COLUMNS, registry_rows(modality, anatomy), fmt, title="samatlas datasets")
+
+
+@app.command()
+def models(fmt: FormatOpt = Format.table) -> None:
+    """The models: built-in ones and installed plugins (entry point group samatlas.models), with each
+    plugin's package, version and status (ok, or broken with its reason)."""
+    from tasks.models.listing import COLUMNS, listing_rows
+
+    emit(COLUMNS, listing_rows(), fmt, title="samatlas models")
 
 
 @app.command()
@@ -160,8 +173,8 @@ def check_evaluable(datasets: list[str]) -> None:
 def evaluate(
     dataset: Annotated[Optional[list[str]], typer.Option(help="dataset id (repeatable; default all)")] = None,
     case: Annotated[Optional[list[str]], typer.Option(help="case id (repeatable; default all)")] = None,
-    model: Annotated[str, typer.Option(help="litemedsam, filled-box, sam_vit_b|l|h, medsam_vit_b")] = "litemedsam",
-    checkpoint: Annotated[Optional[Path], typer.Option(help="weights file for SAM/MedSAM models")] = None,
+    model: Annotated[str, typer.Option(help=MODEL_HELP)] = "litemedsam",
+    checkpoint: Annotated[Optional[Path], typer.Option(help="weights file for SAM/MedSAM models (and plugins that take one)")] = None,
     protocol: Annotated[Optional[list[str]], typer.Option(help="protocol name (repeatable)")] = None,
     clicks: Annotated[Optional[int], typer.Option(help="clicks for mazurowski (default 9)")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="iterations for microsam-iterative (default 8)")] = None,
@@ -185,7 +198,7 @@ def evaluate(
     from flows.evaluate import evaluate as evaluate_flow
     from flows.interrupt import exit_on_interrupt
     from flows.server import prefect_api
-    from tasks.models import BUILT_IN, MODEL_NAMES, checkpoint_unused
+    from tasks.models import check_model_args
     from tasks.evaluate_volume import STORE_STEPS
     from tasks.models.weights import CheckpointError
     from tasks.storage_errors import StorageError
@@ -194,10 +207,10 @@ def evaluate(
                                  "z_range": z_range}.items() if v is not None}
     if store_steps not in STORE_STEPS:
         fail(f"--store-steps must be one of {', '.join(STORE_STEPS)}, not {store_steps!r}")
-    if model not in MODEL_NAMES:
-        fail(f"unknown model {model!r}; choose from {', '.join(MODEL_NAMES)}")
-    if model in BUILT_IN and checkpoint is not None:
-        fail(checkpoint_unused(model))
+    try:
+        check_model_args(model, checkpoint)  # an unknown model, a broken plugin or a missing/unused checkpoint
+    except ValueError as exc:
+        fail(str(exc))
     try:
         planned_specs(build_protocols(protocol or ["medsam-box"], options), RunOptions(metrics, window))  # bad names fail here
     except (ValueError, KeyError) as exc:

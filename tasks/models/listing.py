@@ -11,13 +11,14 @@ import importlib
 from dataclasses import astuple, dataclass
 
 from tasks.model_plugins import plugins
-from tasks.models import MODEL_NAMES, NEEDS_CHECKPOINT
+from tasks.models import MODEL_NAMES, NEEDS_CHECKPOINT, SAM2_FAMILY, SAM_FAMILY
 
 COLUMNS = ("name", "kind", "package", "version", "needs_checkpoint", "input_size", "status")
 BUILT_IN_CLASSES = {
     "litemedsam": "tasks.models.litemedsam:LiteMedSAM",
     "filled-box": "tasks.models.filled_box:FilledBox",
-    **{name: "tasks.models.sam:SamFamily" for name in ("sam_vit_b", "sam_vit_l", "sam_vit_h", "medsam_vit_b")},
+    **{name: "tasks.models.sam:SamFamily" for name in SAM_FAMILY},
+    **{name: "tasks.models.sam2_image:Sam2Image" for name in SAM2_FAMILY},
 }
 
 
@@ -40,9 +41,19 @@ def built_in_class(name: str) -> type:
     return getattr(importlib.import_module(module), attribute)
 
 
+def built_in_input_size(name: str) -> int:
+    """The input size of built-in model ``name`` without building it (one class serves every SAM 2
+    size, each with its config's image size)."""
+    if name in SAM2_FAMILY:
+        from tasks.models.sam2_build import CONFIGS
+
+        return CONFIGS[name].image_size
+    return built_in_class(name).input_size
+
+
 def model_listings() -> list[ModelListing]:
     """Every model samatlas can evaluate or refuses by name: built-ins in their listed order, then plugins by name."""
-    rows = [ModelListing(name, "built-in", "", "", name in NEEDS_CHECKPOINT, built_in_class(name).input_size, "ok")
+    rows = [ModelListing(name, "built-in", "", "", name in NEEDS_CHECKPOINT, built_in_input_size(name), "ok")
             for name in MODEL_NAMES]
     for plugin in plugins():
         r = plugin.registration

@@ -175,7 +175,7 @@ class SAMMed2DIter(PromptProtocol):
         if not gt.any():
             raise ValueError("sammed2d-iter needs a non-empty object mask")
         if ctx.predict_with_mask is None:
-            raise ValueError("sammed2d-iter feeds each low-res mask back: it needs a model with a mask input (litemedsam, sam_*, medsam_*)")
+            raise ValueError("sammed2d-iter feeds each low-res mask back: it needs a model with a mask input (litemedsam, sam_*, medsam_*, sam2.1_*, medsam2)")
         x, y = random_pixel(gt, ctx.rng)
         points, labels = [(float(x), float(y))], [1]
         mask_input: np.ndarray | None = None

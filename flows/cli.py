@@ -29,6 +29,12 @@ FormatOpt = Annotated[Format, typer.Option("--format", help="table, csv or json"
 MODEL_HELP = "litemedsam, filled-box, sam_vit_b|l|h, medsam_vit_b, sam2.1_hiera_t|s|b+|l, medsam2" + (
     f"; plugins: {', '.join(plugin_names())}" if plugin_names() else "") + " (see `samatlas models`)"
 
+PROTOCOL_HELP = (
+    "protocol name (repeatable). Slice-wise: medsam-box, medsam-box-jitter, mazurowski, microsam, "
+    "microsam-iterative, sammed2d, sammed2d-iter; volumetric (3D datasets): cvpr24-box3d, cvpr25-interactive, "
+    "radioactive-propagation, radioactive-interpolation, slicewise-box3d"
+)  # a test checks it names every protocol in tasks.protocols.PROTOCOLS
+
 
 def fail(message: str, code: int = 2) -> None:
     """Print ``message`` as an error and exit without a traceback."""
@@ -175,7 +181,7 @@ def evaluate(
     case: Annotated[Optional[list[str]], typer.Option(help="case id (repeatable; default all)")] = None,
     model: Annotated[str, typer.Option(help=MODEL_HELP)] = "litemedsam",
     checkpoint: Annotated[Optional[Path], typer.Option(help="weights file for SAM, MedSAM, SAM 2.1 and MedSAM2 models (and plugins that take one)")] = None,
-    protocol: Annotated[Optional[list[str]], typer.Option(help="protocol name (repeatable)")] = None,
+    protocol: Annotated[Optional[list[str]], typer.Option(help=PROTOCOL_HELP)] = None,
     clicks: Annotated[Optional[int], typer.Option(help="clicks for mazurowski (default 9)")] = None,
     iterations: Annotated[Optional[int], typer.Option(help="iterations for microsam-iterative (default 8)")] = None,
     points: Annotated[Optional[int], typer.Option(help="points for sammed2d's N-point prompt (default 5)")] = None,

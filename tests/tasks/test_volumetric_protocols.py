@@ -248,3 +248,11 @@ def test_prompt_on_a_click_slice_carries_the_box_and_every_click():
 
     prompt = box_and_clicks((1.0, 2.0, 3.0, 4.0), [(5, 6, 1), (7, 8, 0)])
     assert prompt == Prompt(box=(1.0, 2.0, 3.0, 4.0), points=((5.0, 6.0), (7.0, 8.0)), point_labels=(1, 0))
+
+
+def test_evaluate_help_names_every_protocol():
+    from flows.cli import PROTOCOL_HELP
+    from tasks.protocols import PROTOCOLS
+
+    named = {p.strip() for part in PROTOCOL_HELP.split(":")[1:] for p in part.split(";")[0].split(",")}
+    assert named == set(PROTOCOLS)

@@ -55,7 +55,7 @@ from skimage.transform import resize as skimage_resize
 
 from tasks.models.base import Decoded, Embedding, Geometry, MaskInputModel, Prompt, sam_decode
 from tasks.fetch import sha256_file
-from tasks.models.weights import CheckpointError, load_state_dict
+from tasks.models.weights import CheckpointError, load_state_dict, state_dict_mismatch
 
 # Our model name -> (segment-anything registry key, preprocessing recipe).
 ARCHITECTURES: dict[str, tuple[str, str]] = {
@@ -65,35 +65,22 @@ ARCHITECTURES: dict[str, tuple[str, str]] = {
     "medsam_vit_b": ("vit_b", "medsam"),
 }
 # Image-encoder width of each ViT size, to say what a mismatching checkpoint looks like.
-_ENCODER_WIDTH = {768: "ViT-B (sam_vit_b / medsam_vit_b)", 1024: "ViT-L (sam_vit_l)", 1280: "ViT-H (sam_vit_h)"}
-_WIDTH_KEY = "image_encoder.patch_embed.proj.weight"
-_SHOW = 5  # keys listed per kind of mismatch
+VIT_WIDTHS = {768: "ViT-B (sam_vit_b / medsam_vit_b)", 1024: "ViT-L (sam_vit_l)", 1280: "ViT-H (sam_vit_h)"}
+VIT_WIDTH_KEY = "image_encoder.patch_embed.proj.weight"
 
 
 def _check_state_dict(state: dict[str, torch.Tensor], model: torch.nn.Module, path: Path, name: str) -> None:
     """Raise a ``CheckpointError`` unless ``state`` has exactly the model's keys and shapes."""
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    mismatched = [
-        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
-        for k in expected
-        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
-    ]
-    if not (missing or unexpected or mismatched):
+    mismatch = state_dict_mismatch(state, model.state_dict())
+    if not mismatch:
         return
-    problems = []
-    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
-        if items:
-            more = f", ... ({len(items) - _SHOW} more)" if len(items) > _SHOW else ""
-            problems.append(f"{len(items)} {label}: {', '.join(items[:_SHOW])}{more}")
     hint = ""
-    width_tensor = state.get(_WIDTH_KEY)
+    width_tensor = state.get(VIT_WIDTH_KEY)
     if width_tensor is not None and width_tensor.ndim >= 1:
-        looks_like = _ENCODER_WIDTH.get(int(width_tensor.shape[0]))
+        looks_like = VIT_WIDTHS.get(int(width_tensor.shape[0]))
         if looks_like:
             hint = f"; the file looks like a {looks_like} checkpoint"
-    raise CheckpointError(f"{path}: not a state dict for {name}{hint} ({'; '.join(problems)})")
+    raise CheckpointError(f"{path}: not a state dict for {name}{hint} ({mismatch})")
 
 
 class SamFamily(MaskInputModel):

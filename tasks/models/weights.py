@@ -9,8 +9,32 @@ import torch
 from tasks.fetch import sha256_file
 
 
+SHOWN_PER_KIND = 5  # keys listed per kind of mismatch
+
+
 class CheckpointError(ValueError):
     """A checkpoint file that is missing, corrupt, or not a state dict for the model asked for."""
+
+
+def state_dict_mismatch(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor]) -> str:
+    """What differs between a file's state dict and a model's, by key and shape; "" when nothing does.
+
+    Each kind (missing, unexpected, shape mismatch) is counted and its first keys named, e.g.
+    ``"12 missing: a, b, ... (10 more); 1 shape mismatch: c: file (2,) vs model (3,)"``.
+    """
+    missing = [k for k in expected if k not in state]
+    unexpected = [k for k in state if k not in expected]
+    mismatched = [
+        f"{k}: file {tuple(state[k].shape)} vs model {tuple(expected[k].shape)}"
+        for k in expected
+        if k in state and tuple(state[k].shape) != tuple(expected[k].shape)
+    ]
+    problems = []
+    for label, items in (("missing", missing), ("unexpected", unexpected), ("shape mismatch", mismatched)):
+        if items:
+            more = f", ... ({len(items) - SHOWN_PER_KIND} more)" if len(items) > SHOWN_PER_KIND else ""
+            problems.append(f"{len(items)} {label}: {', '.join(items[:SHOWN_PER_KIND])}{more}")
+    return "; ".join(problems)
 
 
 def load_state_dict(path: str | Path, architecture: str, expected_sha256: str | None = None) -> dict[str, torch.Tensor]:

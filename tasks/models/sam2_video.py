@@ -34,6 +34,11 @@ was prompted on, long evicted from the package's cache, so the session keeps tha
 each frame of an object's range is encoded once per object. Frames are not shared between objects
 (each ``track`` pass encodes its frames again, as the package would).
 
+Models: every SAM 2 model samatlas builds (:data:`VIDEO_MODELS`, the names of
+``tasks.models.sam2_build.CONFIGS``) has a video mode through :class:`Sam2VideoMode`: the package's
+``SAM2VideoPredictor`` built from the same config with the video builder's overrides
+(:data:`VIDEO_OVERRIDES`) and sharing the image-mode network's weight tensors (no second copy).
+
 The package's default video post-processing (``build_sam2_video_predictor``) fills holes of up to 8
 low-res pixels with its CUDA extension; samatlas installs sam2 without it (``SAM2_BUILD_CUDA=0``), so
 the package warns and skips that step, on the CPU and the GPU alike.
@@ -63,6 +68,8 @@ VIDEO_OVERRIDES = (  # what sam2.build_sam.build_sam2_video_predictor(apply_post
     "++model.fill_hole_area=8",
 )
 OBJECT_ID = 1  # one object per session pass
+VIDEO_MODELS = ("sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l", "medsam2")
+"""The models with a video mode: ``tasks.models.sam2_build.CONFIGS`` (named here without importing Hydra)."""
 
 SliceImage = Callable[[int], np.ndarray]
 """Slice index in; that slice as the (H, W, 3) uint8 image the model sees out."""
@@ -212,3 +219,37 @@ class VideoSession:
         self.predictor.reset_state(self.state)
         self.state["cached_features"] = {}
         self._prompted = None
+
+
+def video_predictor(name: str, net: torch.nn.Module) -> torch.nn.Module:
+    """The package's ``SAM2VideoPredictor`` for model ``name`` holding ``net``'s weight tensors (the
+    image-mode network, already loaded and checked): built from the model's config with
+    :data:`VIDEO_OVERRIDES` (random initial weights, replaced at once), in eval mode on ``net``'s device."""
+    from hydra.utils import instantiate
+
+    from tasks.models.sam2_build import compose_config
+
+    video = instantiate(compose_config(name, VIDEO_OVERRIDES).model, _recursive_=True)
+    video.load_state_dict(net.state_dict(), strict=True, assign=True)
+    device = next(net.parameters()).device
+    return video.to(device).eval().requires_grad_(False)
+
+
+class Sam2VideoMode:
+    """The video capability of a SAM 2 model class (mixed into it): ``supports_video`` and
+    :meth:`video_session`. The class provides ``name`` and ``net`` (its loaded ``SAM2Base``)."""
+
+    supports_video = True
+    name: str
+    net: torch.nn.Module
+    _video: torch.nn.Module | None = None
+
+    def video_predictor(self) -> torch.nn.Module:
+        """The model's video predictor, built on first use and kept with the model."""
+        if self._video is None:
+            self._video = video_predictor(self.name, self.net)
+        return self._video
+
+    def video_session(self, slice_image: SliceImage, depth: int, height: int, width: int) -> VideoSession:
+        """A :class:`VideoSession` over one case of ``depth`` (height, width) slices."""
+        return VideoSession(self.video_predictor(), slice_image, depth, height, width)

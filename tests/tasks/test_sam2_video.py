@@ -441,3 +441,20 @@ def test_interactive_with_the_real_network_runs_six_steps(volume):
             assert labels == {KEY: [2, 3, 0], HIGH: [0]}  # the key slice keeps its box
             assert [f.z for f in video_pass.propagate(HIGH)] == [HIGH]  # moves the corrections into the outputs
             assert set(video_pass.outputs()["cond_frame_outputs"]) == {KEY, HIGH}
+
+
+def test_sam2_image_models_have_a_video_mode_on_the_same_weights(tmp_path, volume):
+    """``Sam2Image`` (a random tiny checkpoint file, loaded as medsam2) supports video; its session's
+    predictor holds the image network's tensors; a runner gives it a session for sam2-propagation."""
+    from tasks.models.sam2_image import Sam2Image
+
+    torch.manual_seed(0)
+    path = tmp_path / "tiny.pt"
+    torch.save({"model": instantiate(compose_config("sam2.1_hiera_t").model).state_dict()}, path)
+    model = Sam2Image("medsam2", path)
+    assert model.supports_video and not FilledBox().supports_video
+    with model.video_session(lambda i: volume[i], DEPTH, HEIGHT, WIDTH) as session:
+        assert session.predictor.image_size == 512 and session.frames.depth == DEPTH
+        name = "sam_mask_decoder.iou_prediction_head.layers.0.weight"
+        assert session.predictor.state_dict()[name].data_ptr() == model.net.state_dict()[name].data_ptr()
+    assert model.video_predictor() is session.predictor  # built once per model

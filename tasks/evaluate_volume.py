@@ -146,10 +146,9 @@ def _video_session(
     if not needing:
         return nullcontext(None)
     if not getattr(model, "supports_video", False):
-        from tasks.models.sam2_video import VIDEO_MODELS
+        from tasks.models.sam2_video import no_video_mode
 
-        raise ValueError(f"{', '.join(needing)}: propagation by SAM 2's video memory needs a video-capable model; "
-                         f"{model.name} has no video mode (video-capable models: {', '.join(VIDEO_MODELS)})")
+        raise ValueError(no_video_mode(model.name, needing))
     depth, height, width = shape
     return model.video_session(lambda z: slice_rgb(case, z, window), depth, height, width)
 

@@ -81,6 +81,12 @@ OBJECT_ID = 1  # one object per session pass
 VIDEO_MODELS = SAM2_FAMILY
 """The models with a video mode: the SAM 2 family (``tasks.models.sam2_image.Sam2Image``)."""
 
+def no_video_mode(model: str, protocols: list[str]) -> str:
+    """Why ``model`` cannot run ``protocols`` (which propagate with SAM 2's memory), naming the models that can."""
+    return (f"{', '.join(protocols)}: propagation by SAM 2's video memory needs a video-capable model; "
+            f"{model} has no video mode (video-capable models: {', '.join(VIDEO_MODELS)})")
+
+
 SliceImage = Callable[[int], np.ndarray]
 """Slice index in; that slice as the (H, W, 3) uint8 image the model sees out."""
 

@@ -29,18 +29,19 @@ Passes that take correction clicks afterwards (:meth:`VideoSession.open_pass` wi
 keep every output instead: a click on a tracked frame starts from that frame's last prediction and
 the propagation after it reads the memory of the frames before it.
 
-Encoder calls (image encoder passes, counted by a forward hook on the network's image encoder): the
-package re-encodes a frame whenever it is not the last one encoded. Per tracked pass that is once per
-frame, the prompted frame included; the second pass of an object starts on the frame the first pass
+Encoder calls (image encoder passes, counted by a forward hook on the network's image encoder while
+the session is open, so one session at a time per network: samatlas's workers run one unit per
+process, one thread each): the package re-encodes a frame whenever it is not the last one encoded.
+Per tracked pass that is once per frame, the prompted frame included; the second pass of an object starts on the frame the first pass
 was prompted on, long evicted from the package's cache, so the session keeps that frame's features
 (one frame's backbone output, ~100 MiB at 1024 with its positional encodings) and puts them back:
 each frame of an object's range is encoded once per object. Frames are not shared between objects
 (each ``track`` pass encodes its frames again, as the package would).
 
 Models: every SAM 2 model samatlas builds (:data:`VIDEO_MODELS`, ``tasks.models.sam2_image.Sam2Image``)
-has a video mode through :class:`Sam2VideoMode`: the package's
-``SAM2VideoPredictor`` built from the same config with the video builder's overrides
-(:data:`VIDEO_OVERRIDES`) and sharing the image-mode network's weight tensors (no second copy).
+has a video mode through :class:`Sam2VideoMode`: the package's ``SAM2VideoPredictor`` built from the
+same config with the video builder's overrides (:data:`VIDEO_OVERRIDES`), sharing the image-mode
+network's weight tensors (no second copy).
 
 Video frames are preprocessed as the package's video loader does (PIL bicubic), not as its image
 predictor does (``SAM2Transforms``: torchvision bilinear, antialiased), so a slice's video-mode and
@@ -221,6 +222,8 @@ def corrections_as_conditioning(predictor: torch.nn.Module) -> Iterator[None]:
     ``add_all_frames_to_correct_as_cond``, as SAM 2's and MedSAM2's training configs set it): with the
     1.1.0 predictor's default (off) the corrected frame is stored as an ordinary tracked frame and the
     next propagation through it overwrites the correction."""
+    # The flag only changes where a click on an already tracked frame is stored; a first prompt on a
+    # frame is a conditioning frame either way, so another pass prompting meanwhile is unaffected.
     before = predictor.add_all_frames_to_correct_as_cond
     predictor.add_all_frames_to_correct_as_cond = True
     try:

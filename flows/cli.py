@@ -187,6 +187,7 @@ def evaluate(
     points: Annotated[Optional[int], typer.Option(help="points for sammed2d's N-point prompt (default 5)")] = None,
     iter_points: Annotated[Optional[int], typer.Option(help="points (steps) for sammed2d-iter (default 5)")] = None,
     z_range: Annotated[Optional[str], typer.Option(help="cvpr24-box3d: inclusive (default) or reference (the baseline's loops, which skip the box's first and last slice)")] = None,
+    margin_slices: Annotated[Optional[int], typer.Option(help="sam2-propagation(-point): slices tracked beyond the object's GT range on each side (default 3)")] = None,
     store_steps: Annotated[str, typer.Option(help="volumetric protocols: store the predicted volumes of first-final (default), all or none of the steps")] = "first-final",
     max_slices_per_case: Annotated[int, typer.Option(help="evaluate at most this many slices per case, evenly spread (0: all)")] = 0,
     cluster: Annotated[Optional[str], typer.Option(help="local, tcp://HOST:PORT, slurm or kubernetes")] = None,
@@ -200,7 +201,7 @@ def evaluate(
 ) -> None:
     """Evaluate a model under prompt protocols on every object not yet in the results."""
     from flows.cluster import local_workers, make_task_runner
-    from flows.evaluate import RunOptions, build_protocols, flat_datasets_skipped, planned_specs
+    from flows.evaluate import RunOptions, build_protocols, check_video_protocols, flat_datasets_skipped, planned_specs
     from flows.evaluate import evaluate as evaluate_flow
     from flows.interrupt import exit_on_interrupt
     from flows.server import prefect_api
@@ -210,7 +211,7 @@ def evaluate(
     from tasks.storage_errors import StorageError
 
     options = {k: v for k, v in {"clicks": clicks, "iterations": iterations, "points": points, "iter_points": iter_points,
-                                 "z_range": z_range}.items() if v is not None}
+                                 "z_range": z_range, "margin_slices": margin_slices}.items() if v is not None}
     if store_steps not in STORE_STEPS:
         fail(f"--store-steps must be one of {', '.join(STORE_STEPS)}, not {store_steps!r}")
     try:
@@ -219,6 +220,7 @@ def evaluate(
         fail(str(exc))
     try:
         planned_specs(build_protocols(protocol or ["medsam-box"], options), RunOptions(metrics, window))  # bad names fail here
+        check_video_protocols(model, protocol or ["medsam-box"])
     except (ValueError, KeyError) as exc:
         fail(str(exc).strip("'\""))
     if dataset:

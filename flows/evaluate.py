@@ -87,6 +87,16 @@ def flat_datasets_skipped(datasets: list[str], protocol_names: list[str]) -> str
     )
 
 
+def check_video_protocols(model: str, protocol_names: list[str]) -> None:
+    """Refuse (ValueError) protocols that propagate with SAM 2's video memory for a model without a
+    video mode, before anything is planned, naming the models that have one."""
+    from tasks.models.sam2_video import VIDEO_MODELS, no_video_mode
+
+    needing = [p for p in dict.fromkeys(protocol_names) if p in PROTOCOLS and getattr(PROTOCOLS[p], "needs_video", False)]
+    if needing and model not in VIDEO_MODELS:
+        raise ValueError(no_video_mode(model, needing))
+
+
 @dataclass(frozen=True)
 class RunOptions:
     """Options of a run that change every spec: the metric convention (a ``tasks.metrics`` preset
@@ -223,6 +233,7 @@ def evaluate(
     protocol_names = protocols or ["medsam-box"]
     if datasets:
         flat_datasets_skipped(datasets, protocol_names)  # only volumetric protocols on 2D datasets: refused
+    check_video_protocols(model, protocol_names)
     run = RunOptions(metrics, window)
     specs = planned_specs(build_protocols(protocol_names, options), run)
     sha256 = model_identity(model, checkpoint)

@@ -10,13 +10,18 @@ Predicted label volumes are stored in the case's OME-Zarr (``tasks.predictions``
 and the final step of each spec (``store_steps="first-final"``), every step with ``"all"``, none with
 ``"none"``. Specs run one after the other, so at most one spec's stored steps are held as label maps
 at a time; each object's step volume is scored and dropped before its next step is computed.
+
+Protocols that ``needs_video`` (SAM 2 memory propagation) get the model's video session over the case
+(``model.video_session``, one per unit; its encoder passes count with the cache's); a model without
+``supports_video`` is refused by name before anything runs.
 """
 
 from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -94,21 +99,25 @@ def run_volume_unit(
             protocols[planned.protocol.name] = planned.protocol
         for name, wanted in asked.items():
             by_protocol[name].append((volume, wanted))
-    with EmbeddingCache(model, lambda z: slice_rgb(case, z, window), ram_slots) as cache:
+    video_session = _video_session(model, protocols.values(), case, labels.shape, window)
+    with EmbeddingCache(model, lambda z: slice_rgb(case, z, window), ram_slots) as cache, video_session as video:
         predictor = _Predictor(model, cache)
+        def encoded() -> tuple[int, float]:
+            return (cache.encoder_calls + (video.encoder_calls if video else 0),
+                    cache.encode_s + (video.encode_s if video else 0.0))
         for name, work in by_protocol.items():
             painted: dict[tuple[str, int], np.ndarray] = {}
             values: dict[tuple[str, int], list[int]] = defaultdict(list)
             for volume, wanted in work:
                 gt = labels == volume.label
                 ctx = VolumeContext(gt, volume, geometry, model.box_shift,
-                                    np.random.default_rng(volume_seed(dataset, case_id, volume.label, name)), predictor)
+                                    np.random.default_rng(volume_seed(dataset, case_id, volume.label, name)), predictor, video)
                 by_name = {s.name: s for s in wanted}
-                calls, encode_s, decode_s, start = cache.encoder_calls, cache.encode_s, predictor.decode_s, time.perf_counter()
+                (calls, encode_s), decode_s, start = encoded(), predictor.decode_s, time.perf_counter()
                 for step in protocols[name].run(ctx, frozenset(by_name)):  # the model works until each yield
                     activity = ctx.take_activity()
-                    spent = (cache.encoder_calls - calls, cache.encode_s - encode_s, predictor.decode_s - decode_s,
-                             time.perf_counter() - start)
+                    now_calls, now_s = encoded()
+                    spent = (now_calls - calls, now_s - encode_s, predictor.decode_s - decode_s, time.perf_counter() - start)
                     spec = by_name.get(step.protocol)
                     if spec is not None:  # else a variant computed alongside but not asked for
                         keep = step.step in stored_steps(spec, store_steps)
@@ -116,15 +125,32 @@ def run_volume_unit(
                             _paint(painted, values, (spec.id, step.step), step.mask, volume.label, labels)
                         stored = prediction_name(model.name, model.sha256, spec.name, spec.id, step.step) if keep else None
                         _append_rows(result, dataset, case_id, volume, spec, step, gt, spacing, model, stamp, activity, spent, stored)
-                    calls, encode_s, decode_s, start = cache.encoder_calls, cache.encode_s, predictor.decode_s, time.perf_counter()
+                    (calls, encode_s), decode_s, start = encoded(), predictor.decode_s, time.perf_counter()
             for (spec_id, step_no), label_map in painted.items():
                 spec = specs[spec_id].spec
                 info = PredictionInfo(model=model.name, model_sha256=model.sha256, protocol=spec.name, spec_id=spec.id,
                                       spec_label=spec.label, step=step_no, labels=tuple(sorted(values[spec_id, step_no])),
                                       run_id=stamp.run_id)
                 result.stored.append(store_label_map(case_path, info, label_map, values[spec_id, step_no]))
-        result.encoder_calls = cache.encoder_calls
+        result.encoder_calls = encoded()[0]
     return result
+
+
+def _video_session(
+    model: SegmentationModel, protocols: Iterable[VolumeProtocol], case: StoredCase, shape: tuple[int, ...],
+    window: tuple[float, float] | None,
+) -> AbstractContextManager:
+    """The model's video session over the case when a protocol needs one (else a no-op context); a
+    model without video mode is refused, naming the ones that have it."""
+    needing = sorted(p.name for p in protocols if p.needs_video)
+    if not needing:
+        return nullcontext(None)
+    if not getattr(model, "supports_video", False):
+        from tasks.models.sam2_video import no_video_mode
+
+        raise ValueError(no_video_mode(model.name, needing))
+    depth, height, width = shape
+    return model.video_session(lambda z: slice_rgb(case, z, window), depth, height, width)
 
 
 def _paint(

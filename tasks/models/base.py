@@ -141,6 +141,10 @@ class SegmentationModel(ABC):
     box_shift: int  # medsam-box expansion, in model input pixels
     sha256: str
     takes_mask_input: bool = False  # True where decode_with_mask is implemented
+    supports_video: bool = False
+    """True for models with a video mode (SAM 2): they also have ``video_session(slice_image, depth,
+    height, width)``, a ``tasks.models.sam2_video.VideoSession`` over one case whose slices are the
+    frames, for protocols that carry a prompt through a volume with the model's memory."""
 
     @abstractmethod
     def geometry(self, height: int, width: int) -> Geometry:

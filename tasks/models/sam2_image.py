@@ -57,6 +57,7 @@ from sam2.utils.transforms import SAM2Transforms
 from tasks.fetch import sha256_file
 from tasks.models.base import Decoded, Embedding, Geometry, MaskInputModel, Prompt
 from tasks.models.sam2_build import CONFIGS, IMAGE_OVERRIDES, load_sam2
+from tasks.models.sam2_video import Sam2VideoMode
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)  # SAM2Transforms and MedSAM2's scripts
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -72,8 +73,9 @@ class Sam2Features:
     high_res_feats: tuple[torch.Tensor, ...]  # (1, 32, s/4, s/4), (1, 64, s/8, s/8), projected
 
 
-class Sam2Image(MaskInputModel):
-    """A SAM 2.1 size or MedSAM2 from a checkpoint file, in image mode; square input, aspect ratio not kept."""
+class Sam2Image(Sam2VideoMode, MaskInputModel):
+    """A SAM 2.1 size or MedSAM2 from a checkpoint file, in image mode; square input, aspect ratio not kept.
+    Also in video mode (:class:`~tasks.models.sam2_video.Sam2VideoMode`: ``video_session``)."""
 
     def __init__(self, name: str, checkpoint: str | Path, device: str = "cpu", bf16: bool = False,
                  compile_encoder: bool = False):

@@ -6,10 +6,12 @@ from __future__ import annotations
 from tasks.protocols.base import Context, PromptProtocol, Step, object_seed
 from tasks.protocols.cvpr24_box3d import CVPR24Box3D
 from tasks.protocols.cvpr25_interactive import CVPR25Interactive
+from tasks.protocols.cvpr25_sam2 import CVPR25InteractiveSAM2
 from tasks.protocols.mazurowski import Mazurowski
 from tasks.protocols.medsam_box import MedSAMBox, MedSAMBoxJitter
 from tasks.protocols.microsam import MicroSAMIterative, MicroSAMPrompts
 from tasks.protocols.radioactive import RadioActiveInterpolation, RadioActivePropagation
+from tasks.protocols.sam2_propagation import SAM2Propagation, SAM2PropagationPoint
 from tasks.protocols.sammed2d import SAMMed2D, SAMMed2DIter
 from tasks.protocols.slicewise_box3d import SlicewiseBox3D
 from tasks.protocols.volumetric import VolumeContext, VolumeProtocol, VolumeStep
@@ -29,6 +31,9 @@ PROTOCOLS: dict[str, type[AnyProtocol]] = {
     "radioactive-propagation": RadioActivePropagation,
     "radioactive-interpolation": RadioActiveInterpolation,
     "slicewise-box3d": SlicewiseBox3D,
+    "sam2-propagation": SAM2Propagation,
+    "sam2-propagation-point": SAM2PropagationPoint,
+    "cvpr25-interactive-sam2": CVPR25InteractiveSAM2,
 }
 
 

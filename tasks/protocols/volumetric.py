@@ -9,15 +9,19 @@ stores a step before the next one is computed and never holds more than one step
 
 The context records what each step did (the slices prompted, in order, and the decoder calls); the
 runner reads it between steps (:meth:`VolumeContext.take_activity`).
+
+For a video-capable model (SAM 2) the runner also gives the context a ``video`` tracker (a
+``tasks.models.sam2_video.VideoSession`` over the case), and a protocol that ``needs_video`` carries
+its prompt through the stack with SAM 2's memory (:meth:`VolumeContext.track`) instead of slice by slice.
 """
 
 from __future__ import annotations
 
 import json
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -28,6 +32,37 @@ from tasks.protocols.base import object_seed
 
 SlicePredict = Callable[[int, Prompt], tuple[np.ndarray, float]]
 """Slice index and prompt in; the slice's single mask (H, W) bool and the model's score out."""
+
+
+class TrackedFrameLike(Protocol):
+    """A tracked frame: its slice, the mask (H, W) bool, the model's object score there."""
+
+    z: int
+    mask: np.ndarray
+    score: float
+
+
+class VideoPassLike(Protocol):
+    """One object tracked one way on its own state (``tasks.models.sam2_video.VideoPass``)."""
+
+    def prompt(self, z: int, prompt: Prompt, correction: bool = False) -> None: ...
+
+    def propagate(self, start: int) -> Iterable[TrackedFrameLike]: ...
+
+    def close(self) -> None: ...
+
+
+class VideoTracker(Protocol):
+    """Memory propagation over the unit's case (``tasks.models.sam2_video.VideoSession``): one pass of
+    one object per ``track``, frames yielded as tracked, or a pass to prompt, correct and propagate
+    again (``open_pass``); its image encoder passes are counted."""
+
+    encoder_calls: int
+    encode_s: float
+
+    def track(self, z: int, prompt: Prompt, low: int, high: int, reverse: bool = False) -> Iterable[TrackedFrameLike]: ...
+
+    def open_pass(self, low: int, high: int, reverse: bool = False, keep_outputs: bool | None = None) -> VideoPassLike: ...
 
 
 @dataclass(frozen=True)
@@ -62,6 +97,7 @@ class VolumeContext:
     box_shift: int
     rng: np.random.Generator
     slice_predict: SlicePredict
+    video: VideoTracker | None = None
     _visited: list[int] = field(default_factory=list)
     _scores: list[float] = field(default_factory=list)
 
@@ -71,6 +107,24 @@ class VolumeContext:
         self._visited.append(int(z))
         self._scores.append(float(score))
         return mask
+
+    def track(self, z: int, prompt: Prompt, low: int, high: int, reverse: bool = False) -> Iterator[tuple[int, np.ndarray]]:
+        """One video-mode pass: ``prompt`` on slice ``z``, carried to ``high`` (or down to ``low``) by the
+        model's memory; yields (slice, mask) as tracked, each recorded as a visit with SAM 2's object score."""
+        yield from self.record(self.tracker().track(z, prompt, low, high, reverse))
+
+    def tracker(self) -> VideoTracker:
+        """The unit's video tracker; a ValueError where the model has none."""
+        if self.video is None:
+            raise ValueError("this protocol needs a video-capable model (SAM 2 video mode); the unit has none")
+        return self.video
+
+    def record(self, frames: Iterable[TrackedFrameLike]) -> Iterator[tuple[int, np.ndarray]]:
+        """Tracked frames as (slice, mask), each recorded as a visit with the model's object score."""
+        for frame in frames:
+            self._visited.append(int(frame.z))
+            self._scores.append(float(frame.score))
+            yield frame.z, frame.mask
 
     def take_activity(self) -> StepActivity:
         """The activity since the last call (one step's), and a fresh record for the next step."""
@@ -106,6 +160,7 @@ class VolumeProtocol(ABC):
 
     name: str
     scope = "volume"
+    needs_video = False  # True: run only with a video-capable model, through VolumeContext.track
 
     @property
     @abstractmethod

@@ -32,7 +32,8 @@ MODEL_HELP = "litemedsam, filled-box, sam_vit_b|l|h, medsam_vit_b, sam2.1_hiera_
 PROTOCOL_HELP = (
     "protocol name (repeatable). Slice-wise: medsam-box, medsam-box-jitter, mazurowski, microsam, "
     "microsam-iterative, sammed2d, sammed2d-iter; volumetric (3D datasets): cvpr24-box3d, cvpr25-interactive, "
-    "radioactive-propagation, radioactive-interpolation, slicewise-box3d"
+    "radioactive-propagation, radioactive-interpolation, slicewise-box3d; "
+    "video (SAM 2 models, 3D datasets): sam2-propagation, cvpr25-interactive-sam2"
 )  # a test checks it names every protocol in tasks.protocols.PROTOCOLS
 
 

@@ -33,7 +33,7 @@ PROTOCOL_HELP = (
     "protocol name (repeatable). Slice-wise: medsam-box, medsam-box-jitter, mazurowski, microsam, "
     "microsam-iterative, sammed2d, sammed2d-iter; volumetric (3D datasets): cvpr24-box3d, cvpr25-interactive, "
     "radioactive-propagation, radioactive-interpolation, slicewise-box3d; "
-    "video (SAM 2 models, 3D datasets): sam2-propagation, cvpr25-interactive-sam2"
+    "video (SAM 2 models, 3D datasets): sam2-propagation, sam2-propagation-point, cvpr25-interactive-sam2"
 )  # a test checks it names every protocol in tasks.protocols.PROTOCOLS
 
 

@@ -29,10 +29,13 @@ test: data
 	$(BIN)/python -m pytest
 
 # evaluate's cost against the bare encoder on one sample case (minutes), then the bounded embedding
-# cache's peak memory against holding every embedding (seconds); each prints one JSON line last
+# cache's peak memory against holding every embedding (seconds), then ingest's MB/s against a bare
+# SimpleITK read, its 2-worker speed-up and its peak memory on a 600-slice CT (minutes, synthetic
+# volumes in a temporary folder); each prints one JSON line last
 bench: data
 	$(BIN)/python bench/evaluate.py
 	$(BIN)/python bench/volume_memory.py
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) samatlas-data

@@ -105,6 +105,7 @@ def _ingest(card: DatasetCard, case: CaseFiles, store: Location, row: CaseRow) -
     if label is not None:
         check_same_grid(channels[0], label, case.images[0], label_source)
     volume = to_volume(channels, label)
+    del channels, label  # the volume's arrays hold the images they need; a reoriented source goes now
     check_finite(volume.image, case.images)
     if volume.mask is not None:
         volume.mask = check_label_values(volume.mask, subset.labels, label_source, subset.unmapped_labels)

@@ -24,18 +24,31 @@ class SliceObject:
 
 
 def slice_objects(mask: np.ndarray, spacing: tuple[float, float, float], labels: Mapping[int, object]) -> Iterator[SliceObject]:
-    """Yield the objects of a ``(z, y, x)`` mask for the label values in ``labels``."""
+    """Yield the objects of a ``(z, y, x)`` integer mask for the label values in ``labels``, by slice
+    and then label value.
+
+    One :func:`scipy.ndimage.find_objects` pass gives every label's 3D box; each label is then
+    measured slice by slice inside its box alone. Why: a per-slice ``np.unique`` over whole
+    512x512 planes cost more than the rest of the objects together on a CT.
+    """
     pixel_mm2 = float(spacing[1] * spacing[2])
-    for z in np.flatnonzero(mask.reshape(mask.shape[0], -1).any(axis=1)):
-        plane = mask[z]
-        for value in np.unique(plane):
-            if value == 0 or int(value) not in labels:
+    wanted = sorted(int(v) for v in labels if int(v) > 0)
+    if not wanted or mask.size == 0:
+        return
+    found = []
+    for value, box in zip(range(1, wanted[-1] + 1), ndimage.find_objects(mask, max_label=wanted[-1])):
+        if box is None or value not in labels:
+            continue
+        zs, ys, xs = box
+        for z in range(zs.start, zs.stop):
+            binary = mask[z, ys, xs] == value
+            y, x = np.nonzero(binary)
+            if not y.size:
                 continue
-            binary = plane == value
-            ys, xs = np.nonzero(binary)
             _, n = ndimage.label(binary, structure=EIGHT_CONNECTED)
-            area = int(ys.size)
-            yield SliceObject(
-                slice_index=int(z), label=int(value), area_px=area, area_mm2=area * pixel_mm2,
-                bbox=(int(ys.min()), int(xs.min()), int(ys.max()), int(xs.max())), components=int(n),
-            )
+            found.append(SliceObject(
+                slice_index=z, label=value, area_px=int(y.size), area_mm2=int(y.size) * pixel_mm2,
+                bbox=(ys.start + int(y.min()), xs.start + int(x.min()), ys.start + int(y.max()), xs.start + int(x.max())),
+                components=int(n),
+            ))
+    yield from sorted(found, key=lambda o: (o.slice_index, o.label))

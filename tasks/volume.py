@@ -87,6 +87,14 @@ def _named(values: np.ndarray, limit: int = 8) -> str:
     return f"{shown}{more}"
 
 
+def _unique(mask: np.ndarray, slab: int = 32) -> np.ndarray:
+    """``np.unique(mask)``, computed ``slab`` slices at a time: ``np.unique`` of a whole CT's mask
+    holds a second copy of it while it works."""
+    if mask.ndim < 3 or mask.shape[0] <= slab:
+        return np.unique(mask)
+    return np.unique(np.concatenate([np.unique(mask[z:z + slab]) for z in range(0, mask.shape[0], slab)]))
+
+
 def check_label_values(
     mask: np.ndarray, allowed: Mapping[int, object], label_path: Path, unmapped: str = "quarantine",
 ) -> np.ndarray:
@@ -97,7 +105,7 @@ def check_label_values(
     and -1 into 255. With ``unmapped="background"`` values the card does not map become 0 instead
     (a card that maps a few of an atlas's labels).
     """
-    values = np.unique(mask)
+    values = _unique(mask)
     if values.dtype.kind == "f":
         bad = values[~np.isfinite(values) | (values != np.round(values))]
         if bad.size:
@@ -139,12 +147,33 @@ def check_finite(image: np.ndarray, image_paths: Sequence[Path]) -> None:
 
 
 def _canonical(image: sitk.Image) -> sitk.Image:
-    return sitk.DICOMOrient(image, CANONICAL) if image.GetDimension() == 3 else image
+    """``image`` in the canonical orientation: itself when it already is (a CT stored in LPS, as
+    NRRD and DICOM usually are), so no second copy of its pixels is made."""
+    if image.GetDimension() != 3:
+        return image
+    if sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(image.GetDirection()) == CANONICAL:
+        return image
+    return sitk.DICOMOrient(image, CANONICAL)
+
+
+class _Pixels:
+    """An ITK image's pixel buffer as a NumPy array that keeps the image alive.
+
+    ``sitk.GetArrayViewFromImage`` gives a view that does not hold its image; an array made from
+    this object's ``__array_interface__`` holds this object (its ``base``), and so the image, for
+    as long as the array lives. Why: ``sitk.GetArrayFromImage`` copies, and a 512x512x600 CT would
+    otherwise be in memory twice while it is ingested.
+    """
+
+    def __init__(self, image: sitk.Image):
+        self.image = image
+        self.__array_interface__ = sitk.GetArrayViewFromImage(image).__array_interface__
 
 
 def _channels_zyx(image: sitk.Image) -> np.ndarray:
-    """(c, z, y, x) from a scalar or vector ITK image of 2 or 3 dimensions."""
-    array = sitk.GetArrayFromImage(image)
+    """(c, z, y, x) from a scalar or vector ITK image of 2 or 3 dimensions, over the image's own
+    pixel buffer (no copy; the array keeps the image alive)."""
+    array = np.asarray(_Pixels(image))
     if image.GetNumberOfComponentsPerPixel() > 1:
         array = np.moveaxis(array, -1, 0)
     else:
@@ -158,12 +187,14 @@ def to_volume(channels: Sequence[sitk.Image], label: sitk.Image | None) -> Volum
     """Reorient the channels and label to the canonical orientation and stack them as arrays.
 
     ``spacing_from_file`` is false when a reader flagged the first channel with
-    :func:`mark_spacing_assumed`.
+    :func:`mark_spacing_assumed`. A single channel's array (and the mask) lie over the ITK image's
+    own buffer, the image passed in when it is already canonical: neither is copied.
     """
     spacing_from_file = not spacing_assumed(channels[0])
     original = affine(channels[0])
     oriented = [_canonical(c) for c in channels]
-    image = np.concatenate([_channels_zyx(c) for c in oriented], axis=0)
+    arrays = [_channels_zyx(c) for c in oriented]
+    image = arrays[0] if len(arrays) == 1 else np.concatenate(arrays, axis=0)
     mask = None
     if label is not None:
         mask = _channels_zyx(_canonical(label))[0]  # its file's dtype: check_label_values casts it

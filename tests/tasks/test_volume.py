@@ -1,0 +1,53 @@
+"""to_volume: the canonical-orientation shortcut and the arrays over ITK's own buffers (synthetic images)."""
+
+from __future__ import annotations
+
+import gc
+
+import numpy as np
+import SimpleITK as sitk
+
+from tasks.objects import slice_objects
+from tasks.volume import _canonical, to_volume
+
+
+def _image(array: np.ndarray, direction: np.ndarray) -> sitk.Image:
+    image = sitk.GetImageFromArray(array)
+    image.SetSpacing((0.5, 0.7, 2.0))
+    image.SetOrigin((1.0, -2.0, 3.0))
+    image.SetDirection(tuple(direction.ravel()))
+    return image
+
+
+def test_an_already_canonical_image_is_kept_and_matches_dicomorient():
+    """An oblique image nearest to LPS is returned as it is, and equals what DICOMOrient makes of it."""
+    angle = 0.3
+    oblique = np.array([[np.cos(angle), -np.sin(angle), 0], [np.sin(angle), np.cos(angle), 0], [0, 0, 1]])
+    image = _image(np.arange(210, dtype=np.int16).reshape(5, 6, 7), oblique)
+    kept, itk = _canonical(image), sitk.DICOMOrient(image, "LPS")
+    assert kept is image
+    assert np.array_equal(sitk.GetArrayFromImage(kept), sitk.GetArrayFromImage(itk))
+    assert (kept.GetDirection(), kept.GetOrigin(), kept.GetSpacing()) == (itk.GetDirection(), itk.GetOrigin(), itk.GetSpacing())
+
+
+def test_volume_arrays_lie_over_the_itk_buffers_and_keep_them_alive():
+    array = np.arange(210, dtype=np.int16).reshape(5, 6, 7)
+    labels = (array % 3).astype(np.uint8)
+    ras = np.diag([-1.0, -1.0, 1.0])  # reoriented: x and y flipped
+    for direction, expected in ((np.eye(3), array), (ras, array[:, ::-1, ::-1])):
+        volume = to_volume([_image(array, direction)], _image(labels, direction))
+        gc.collect()
+        np.zeros(1 << 20)  # reuse freed memory, were the images gone
+        assert not volume.image.flags.owndata and volume.image.shape == (1, 5, 6, 7)
+        assert np.array_equal(volume.image[0], expected)
+        assert np.array_equal(volume.mask, expected % 3)
+
+
+def test_slice_objects_come_by_slice_then_label():
+    mask = np.zeros((3, 8, 8), np.uint8)
+    mask[2, 1:3, 1:4] = 2
+    mask[0, 5, 5] = 2
+    mask[2, 6, 0:2] = 1
+    mask[2, 6, 6] = 1
+    found = [(o.slice_index, o.label, o.area_px, o.bbox, o.components) for o in slice_objects(mask, (1, 1, 1), {1: "a", 2: "b"})]
+    assert found == [(0, 2, 1, (5, 5, 5, 5), 1), (2, 1, 3, (6, 0, 6, 6), 2), (2, 2, 6, (1, 1, 2, 3), 1)]

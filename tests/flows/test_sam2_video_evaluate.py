@@ -8,6 +8,7 @@ tracked slice. A 2D-only model is refused before anything runs. (The point varia
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 import pytest
@@ -50,3 +51,5 @@ def test_propagation_rows_record_the_tracked_range(ingested_samples, tmp_path, t
     assert calls == HIGH - LOW + 1  # one pass per tracked slice: the prompted one's features kept for the reverse pass
     spec = con.execute("SELECT spec FROM results WHERE protocol = 'sam2-propagation'").fetchone()[0]
     assert '"margin_slices":1' in spec.replace(" ", "")
+    identity = con.execute("SELECT DISTINCT model, model_sha256 FROM results").fetchall()
+    assert identity == [("sam2.1_hiera_t", hashlib.sha256(tiny_file.read_bytes()).hexdigest())]  # the file's sha256

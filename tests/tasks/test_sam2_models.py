@@ -43,7 +43,6 @@ from tasks.models.base import Embedding, Geometry, Prompt
 from tasks.models.sam2_build import CONFIGS, compose_config, load_sam2
 from tasks.models.sam2_image import Sam2Features, Sam2Image
 from tasks.models.weights import CheckpointError
-from tests.conftest import copy_catalog, run_samatlas
 
 H, W = 96, 160  # non-square on purpose: SAM 2 stretches both sides to the input size
 BOX = (20.0, 15.0, 90.0, 70.0)
@@ -364,21 +363,3 @@ def test_medsam2_encoding_is_deterministic(medsam2, medsam2_encoded, image):
     assert torch.equal(again.image_embed, medsam2_encoded.embedding.features.image_embed)
     assert all(torch.equal(a, b) for a, b in zip(again.high_res_feats, medsam2_encoded.embedding.features.high_res_feats))
     assert len(medsam2_encoded.encoder_inputs) == 2
-
-
-# --- the CLI on the radiomics sample --------------------------------------------------------------
-
-
-@pytest.mark.slow
-def test_evaluate_runs_sam2_from_a_checkpoint(ingested_samples, tmp_path, tiny_file):
-    from catalog.query import connect
-
-    root = copy_catalog(ingested_samples, tmp_path / "samatlas-data")
-    done = run_samatlas(root, "evaluate", "--model", "sam2.1_hiera_t", "--checkpoint", tiny_file, "--protocol", "medsam-box",
-                        "--case", "brain1", "--max-slices-per-case", "1", "--workers", "1")
-    assert done.exit_code == 0, done.output
-    rows = connect(root / "catalog").execute(
-        "SELECT model, model_sha256, count(*), count(DISTINCT slice_index) FROM results GROUP BY ALL").fetchall()
-    digest = hashlib.sha256(tiny_file.read_bytes()).hexdigest()
-    assert len(rows) == 1 and rows[0][:2] == ("sam2.1_hiera_t", digest) and rows[0][3] == 1, rows
-    assert f"wrote {rows[0][2]} result rows" in done.output

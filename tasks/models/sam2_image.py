@@ -183,7 +183,7 @@ class Sam2Image(MaskInputModel):
             image_pe = prompt_encoder.get_dense_pe()
             for (_, multimask), members in groups.items():
                 features: list[Sam2Features] = [embeddings[i].features for i in members]
-                one_slice = all(f is features[0] for f in features)
+                one_slice = all(embeddings[i] is embeddings[members[0]] for i in members)
                 if one_slice:
                     image, high_res = features[0].image_embed, list(features[0].high_res_feats)
                 else:

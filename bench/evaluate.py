@@ -7,9 +7,10 @@ mazurowski with 3 clicks, sammed2d), this runs in one process:
 
 ``encoder``  bare encoder passes over the slices evaluate plans (the floor), slices read beforehand;
 ``unit``     ``run_unit`` on the case's planned objects under the three protocols (every slice
-             encoded once, all its prompts decoded on that embedding in lockstep decoder batches,
-             rows scored); printed with its prompts and decoder batches;
-``1 by 1``   the same with ``batched=False`` (one decoder call per prompt, the same rows);
+             encoded once, all its prompts decoded on that embedding, in lockstep rounds decoded in
+             batches where the model batches (on a GPU), rows scored); with its prompts and decoder passes;
+``other``    the same on the other decoding path (the same rows): batched where the model decodes
+             one prompt per call by default (on a CPU), one call per prompt where it batches;
 ``naive``    the per-prompt loop a script over ``SamPredictor`` would be (the slice re-encoded before
              every decoder call), on the objects of ``--naive-slices`` slices only (it is slow)
              and scaled per decoder call, compared with ``unit`` per decoder call;
@@ -171,8 +172,9 @@ class UnitTiming:
 
 
 def time_unit(model, work: list[tuple[WorkUnit, list[PlannedObject]]], specs: dict[str, PlannedSpec],
-              batched: bool = True) -> UnitTiming:
-    """``run_unit`` over ``work``, its prompts in decoder batches (``batched``) or one decoder call each."""
+              batched: bool | None = None) -> UnitTiming:
+    """``run_unit`` over ``work``, its prompts in decoder batches (``batched``), one decoder call each
+    (``batched=False``) or as the model does by default (``None``)."""
     stamp = RunStamp("bench", "bench")
     rows = prompts = 0
     net = model.model.net if isinstance(model, ReEncoding) else model.net
@@ -238,9 +240,9 @@ def main() -> None:
     unit = time_unit(model, work, specs)
     unit_cpu_s = time.process_time() - cpu
     cpu = time.process_time()
-    single = time_unit(model, work, specs, batched=False)
-    single_cpu_s = time.process_time() - cpu
-    assert single.rows == unit.rows and single.prompts == unit.prompts == single.passes
+    other = time_unit(model, work, specs, batched=not model.batches_decoding)  # the other decoding path
+    other_cpu_s = time.process_time() - cpu
+    assert other.rows == unit.rows and other.prompts == unit.prompts
     unit_s, decodes, rows = unit.seconds, unit.prompts, unit.rows
     with counting(model.net.image_encoder) as naive_encodes:
         naive = time_unit(ReEncoding(model), naive_sample(work, args.naive_slices), specs, batched=False)
@@ -256,9 +258,10 @@ def main() -> None:
         "encoder_s": round(encoder_s, 2), "encoder_cpu_s": round(encoder_cpu_s, 2),
         "unit_s": round(unit_s, 2), "unit_cpu_s": round(unit_cpu_s, 2),
         "unit_cpu_over_encoder_cpu": round(unit_cpu_s / encoder_cpu_s, 3),
-        "unit_one_at_a_time_cpu_over_encoder_cpu": round(single_cpu_s / encoder_cpu_s, 3),
-        "unit_one_at_a_time_s": round(single.seconds, 2), "unit_one_at_a_time_cpu_s": round(single_cpu_s, 2),
-        "unit_one_at_a_time_over_encoder": round(single.seconds / encoder_s, 3), "cli_s": round(cli_s, 2),
+        "unit_batched": model.batches_decoding, "unit_other_path_s": round(other.seconds, 2),
+        "unit_other_path_cpu_s": round(other_cpu_s, 2), "unit_other_path_decoder_batches": other.passes,
+        "unit_other_path_over_encoder": round(other.seconds / encoder_s, 3),
+        "unit_other_path_cpu_over_encoder_cpu": round(other_cpu_s / encoder_cpu_s, 3), "cli_s": round(cli_s, 2),
         "cli_fixed_s": round(cli_s - unit_s, 2), "cli_cpu_s": round(cli.cpu_s, 1), "model_identity_s": round(identity_s, 3), "model_load_s": round(load_s, 2),
         "naive_s_per_prompt": round(naive_per_prompt, 3), "unit_s_per_prompt": round(unit_per_prompt, 4),
         "naive_sample_decoder_calls": naive_decodes,
@@ -270,8 +273,9 @@ def main() -> None:
     print(f"  bare encoder         {encoder_s:7.2f} s  ({encoder_s / passes:.2f} s/slice)")
     print(f"  run_unit             {unit_s:7.2f} s  = {figures['unit_over_encoder']:.2f} x encoder "
           f"({decodes} prompts in {unit.passes} decoder batches; {unit_cpu_s:.1f} CPU s)")
-    print(f"  run_unit, 1 by 1     {single.seconds:7.2f} s  = {figures['unit_one_at_a_time_over_encoder']:.2f} x encoder "
-          f"({single.passes} decoder calls; {single_cpu_s:.1f} CPU s)")
+    other_name = "run_unit, 1 by 1 " if model.batches_decoding else "run_unit, batched"
+    print(f"  {other_name}    {other.seconds:7.2f} s  = {figures['unit_other_path_over_encoder']:.2f} x encoder "
+          f"({other.prompts} prompts in {other.passes} decoder passes; {other_cpu_s:.1f} CPU s)")
     print(f"  samatlas evaluate    {cli_s:7.2f} s  = {figures['cli_over_encoder']:.2f} x encoder "
           f"(fixed cost beside the unit: {figures['cli_fixed_s']:.1f} s; {cli.cpu_s:.0f} CPU s in all its processes)")
     print(f"  naive loop           {naive_per_prompt:7.3f} s/prompt vs run_unit {unit_per_prompt:.4f} s/prompt "

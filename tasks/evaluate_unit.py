@@ -150,7 +150,7 @@ def run_unit(
     specs: Mapping[str, PlannedSpec],
     stamp: RunStamp,
     window: tuple[float, float] | None = None,
-    batched: bool = True,
+    batched: bool | None = None,
 ) -> UnitResult:
     """Evaluate ``objects`` of one stored case with ``model`` under the spec ids each object lacks.
 
@@ -161,10 +161,13 @@ def run_unit(
 
     Every (object, protocol) of a group of slices runs in lockstep: each round, the requests of all
     of them are decoded together (:class:`~tasks.batched_decoding.RoundDecoder`), in batches
-    (``batched``, the default) or one call per prompt (``batched=False``: the same masks, one
-    decoder call each). A group is one slice, or up to :data:`SLICE_GROUP` slices for a model whose
-    decoder batches prompts of several slices (``batches_slices``); their embeddings are held together.
+    (``batched=True``) or one call per prompt (``batched=False``: the same masks, one decoder call
+    each); by default as the model says pays (``batches_decoding``: on a GPU, not on a CPU). A
+    batched group is up to :data:`SLICE_GROUP` slices for a model whose decoder batches prompts of
+    several slices (``batches_slices``), else one slice; their embeddings are held together.
     """
+    if batched is None:
+        batched = model.batches_decoding
     case = StoredCase(case_path)
     spacing = case.spacing[1:]
     by_slice: dict[int, list[PlannedObject]] = defaultdict(list)

@@ -50,6 +50,10 @@ class LiteMedSAM(MaskInputModel):
             self.sha256 = "random-init"
         self.net.to(self.device).eval()
 
+    @property
+    def batches_decoding(self) -> bool:
+        return self.device.type != "cpu"
+
     def geometry(self, height: int, width: int) -> Geometry:
         return Geometry.longest_side(height, width, self.input_size)
 

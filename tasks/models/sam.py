@@ -112,6 +112,10 @@ class SamFamily(MaskInputModel):
         self.sha256 = sha256_file(self.checkpoint)
         self._resize = ResizeLongestSide(self.input_size)
 
+    @property
+    def batches_decoding(self) -> bool:
+        return self.device.type != "cpu"
+
     def geometry(self, height: int, width: int) -> Geometry:
         if self.recipe == "medsam":
             return Geometry.stretch(height, width, self.input_size)

@@ -101,6 +101,10 @@ class Sam2Image(MaskInputModel):
             warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
             self._transforms = SAM2Transforms(resolution=self.input_size, mask_threshold=0.0)
 
+    @property
+    def batches_decoding(self) -> bool:
+        return self.device.type != "cpu"
+
     def geometry(self, height: int, width: int) -> Geometry:
         return Geometry.stretch(height, width, self.input_size)
 

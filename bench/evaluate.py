@@ -7,7 +7,10 @@ mazurowski with 3 clicks, sammed2d), this runs in one process:
 
 ``encoder``  bare encoder passes over the slices evaluate plans (the floor), slices read beforehand;
 ``unit``     ``run_unit`` on the case's planned objects under the three protocols (every slice
-             encoded once, all its prompts decoded on that embedding, rows scored);
+             encoded once, all its prompts decoded on that embedding, in lockstep rounds decoded in
+             batches where the model batches (on a GPU), rows scored); with its prompts and decoder passes;
+``other``    the same on the other decoding path (the same rows): batched where the model decodes
+             one prompt per call by default (on a CPU), one call per prompt where it batches;
 ``naive``    the per-prompt loop a script over ``SamPredictor`` would be (the slice re-encoded before
              every decoder call), on the objects of ``--naive-slices`` slices only (it is slow)
              and scaled per decoder call, compared with ``unit`` per decoder call;
@@ -18,7 +21,7 @@ mazurowski with 3 clicks, sammed2d), this runs in one process:
 
 The case is ingested once into ``--workdir`` (default ``<data root>/bench``), which the next run
 reuses. Prints the figures, then ONE JSON line: ``unit_over_encoder``, ``cli_over_encoder``,
-``naive_speedup`` and the seconds behind them.
+``naive_speedup`` and the seconds behind them (CPU seconds too: the wall time moves on a busy machine).
 
     make bench     (or: python bench/evaluate.py [--case lung2] [--naive-slices 2] [--workdir DIR])
 """
@@ -148,27 +151,42 @@ def case_units(root: Path, case: str, sha256: str, specs: dict[str, PlannedSpec]
     return units
 
 
-def time_encoder(model: SegmentationModel, units: list[WorkUnit]) -> tuple[float, int]:
-    """Seconds of bare encoder passes over the units' slices (read first), and the pass count."""
+def time_encoder(model: SegmentationModel, units: list[WorkUnit]) -> tuple[float, float, int]:
+    """Wall and CPU seconds of bare encoder passes over the units' slices (read first), and the pass count."""
     images = [slice_rgb(StoredCase(as_location(u.zarr_path)), z) for u in units for z in u.slices]
     model.encode(images[0])  # warm-up (lazy initialisation), as the other variants get a warm model too
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     for image in images:
         model.encode(image)
-    return time.perf_counter() - start, len(images)
+    return time.perf_counter() - start, time.process_time() - cpu, len(images)
 
 
-def time_unit(model, work: list[tuple[WorkUnit, list[PlannedObject]]], specs: dict[str, PlannedSpec]) -> tuple[float, int, int]:
-    """Seconds of ``run_unit`` over ``work``, its decoder calls and result rows."""
+@dataclass(frozen=True)
+class UnitTiming:
+    """``run_unit`` over some work: seconds, prompts decoded, mask decoder passes, result rows."""
+
+    seconds: float
+    prompts: int
+    passes: int
+    rows: int
+
+
+def time_unit(model, work: list[tuple[WorkUnit, list[PlannedObject]]], specs: dict[str, PlannedSpec],
+              batched: bool | None = None) -> UnitTiming:
+    """``run_unit`` over ``work``, its prompts in decoder batches (``batched``), one decoder call each
+    (``batched=False``) or as the model does by default (``None``)."""
     stamp = RunStamp("bench", "bench")
-    rows = 0
+    rows = prompts = 0
     net = model.model.net if isinstance(model, ReEncoding) else model.net
-    with counting(net.mask_decoder) as decodes:
+    with counting(net.mask_decoder) as passes:
         start = time.perf_counter()
         for unit, objects in work:
-            rows += len(run_unit(as_location(unit.zarr_path), unit.dataset, unit.case_id, objects, model, specs, stamp).rows)
+            done = run_unit(as_location(unit.zarr_path), unit.dataset, unit.case_id, objects, model, specs, stamp,
+                            batched=batched)
+            rows += len(done.rows)
+            prompts += done.decoding.decoded
         seconds = time.perf_counter() - start
-    return seconds, len(decodes), rows
+    return UnitTiming(seconds, prompts, len(passes), rows)
 
 
 def naive_sample(work: list[tuple[WorkUnit, list[PlannedObject]]], n_slices: int) -> list[tuple[WorkUnit, list[PlannedObject]]]:
@@ -217,10 +235,18 @@ def main() -> None:
     work = [(u, unit_objects(root / "catalog", u, MODEL, sha256, [p.spec for p in specs.values()])) for u in units]
     n_objects = sum(len(objects) for _, objects in work)
 
-    encoder_s, passes = time_encoder(model, units)
-    unit_s, decodes, rows = time_unit(model, work, specs)
+    encoder_s, encoder_cpu_s, passes = time_encoder(model, units)
+    cpu = time.process_time()
+    unit = time_unit(model, work, specs)
+    unit_cpu_s = time.process_time() - cpu
+    cpu = time.process_time()
+    other = time_unit(model, work, specs, batched=not model.batches_decoding)  # the other decoding path
+    other_cpu_s = time.process_time() - cpu
+    assert other.rows == unit.rows and other.prompts == unit.prompts
+    unit_s, decodes, rows = unit.seconds, unit.prompts, unit.rows
     with counting(model.net.image_encoder) as naive_encodes:
-        naive_s, naive_decodes, _ = time_unit(ReEncoding(model), naive_sample(work, args.naive_slices), specs)
+        naive = time_unit(ReEncoding(model), naive_sample(work, args.naive_slices), specs, batched=False)
+    naive_s, naive_decodes = naive.seconds, naive.prompts
     assert len(naive_encodes) == naive_decodes, "the naive loop re-encodes before every decoder call"
     cli = time_cli(workdir, root, downloads, args.case)
     cli_s = cli.wall_s
@@ -228,8 +254,14 @@ def main() -> None:
     naive_per_prompt, unit_per_prompt = naive_s / naive_decodes, unit_s / decodes
     figures = {
         "case": f"{DATASET}/{args.case}", "slices": passes, "objects": n_objects, "rows": rows, "decoder_calls": decodes,
-        "torch_threads": torch.get_num_threads(),
-        "encoder_s": round(encoder_s, 2), "unit_s": round(unit_s, 2), "cli_s": round(cli_s, 2),
+        "decoder_batches": unit.passes, "torch_threads": torch.get_num_threads(),
+        "encoder_s": round(encoder_s, 2), "encoder_cpu_s": round(encoder_cpu_s, 2),
+        "unit_s": round(unit_s, 2), "unit_cpu_s": round(unit_cpu_s, 2),
+        "unit_cpu_over_encoder_cpu": round(unit_cpu_s / encoder_cpu_s, 3),
+        "unit_batched": model.batches_decoding, "unit_other_path_s": round(other.seconds, 2),
+        "unit_other_path_cpu_s": round(other_cpu_s, 2), "unit_other_path_decoder_batches": other.passes,
+        "unit_other_path_over_encoder": round(other.seconds / encoder_s, 3),
+        "unit_other_path_cpu_over_encoder_cpu": round(other_cpu_s / encoder_cpu_s, 3), "cli_s": round(cli_s, 2),
         "cli_fixed_s": round(cli_s - unit_s, 2), "cli_cpu_s": round(cli.cpu_s, 1), "model_identity_s": round(identity_s, 3), "model_load_s": round(load_s, 2),
         "naive_s_per_prompt": round(naive_per_prompt, 3), "unit_s_per_prompt": round(unit_per_prompt, 4),
         "naive_sample_decoder_calls": naive_decodes,
@@ -239,7 +271,11 @@ def main() -> None:
     print(f"{figures['case']}: {passes} slices, {n_objects} objects, {rows} result rows, {decodes} decoder calls "
           f"({figures['torch_threads']} torch threads)")
     print(f"  bare encoder         {encoder_s:7.2f} s  ({encoder_s / passes:.2f} s/slice)")
-    print(f"  run_unit             {unit_s:7.2f} s  = {figures['unit_over_encoder']:.2f} x encoder")
+    print(f"  run_unit             {unit_s:7.2f} s  = {figures['unit_over_encoder']:.2f} x encoder "
+          f"({decodes} prompts in {unit.passes} decoder batches; {unit_cpu_s:.1f} CPU s)")
+    other_name = "run_unit, 1 by 1 " if model.batches_decoding else "run_unit, batched"
+    print(f"  {other_name}    {other.seconds:7.2f} s  = {figures['unit_other_path_over_encoder']:.2f} x encoder "
+          f"({other.prompts} prompts in {other.passes} decoder passes; {other_cpu_s:.1f} CPU s)")
     print(f"  samatlas evaluate    {cli_s:7.2f} s  = {figures['cli_over_encoder']:.2f} x encoder "
           f"(fixed cost beside the unit: {figures['cli_fixed_s']:.1f} s; {cli.cpu_s:.0f} CPU s in all its processes)")
     print(f"  naive loop           {naive_per_prompt:7.3f} s/prompt vs run_unit {unit_per_prompt:.4f} s/prompt "

@@ -1,7 +1,10 @@
 """One evaluation work unit: the planned objects of one case, each slice encoded once.
 
-Every protocol, step and object of a slice reuses the slice's embedding; the unit returns typed
-result rows and how many encoder calls it made (the flow commits the rows).
+Every protocol, step and object of a slice reuses the slice's embedding, and their prompts are
+decoded in batches: the protocols of every object of a slice (of up to ``SLICE_GROUP`` slices where
+the model's decoder batches across slices) advance in lockstep, each round's requests decoded
+together. The unit returns typed result rows and how many encoder calls it made (the flow commits
+the rows).
 
 A spec with ``instances: "microsam"`` is also scored per image: after all objects of a slice ran,
 their masks of each step are pasted into one instance map and matched to the slice's GT instances
@@ -23,6 +26,7 @@ import numpy as np
 from records.rows import SLICE, InstanceRow, ResultRow
 from records.specs import ProtocolSpec
 from records.units import PlannedObject
+from tasks.batched_decoding import DecodeTally, RoundDecoder, on_embedding
 from tasks.instance_metrics import image_scores
 from tasks.intensity import to_uint8
 from tasks.locations import Location
@@ -30,7 +34,13 @@ from tasks.metrics import MetricConvention, score
 from tasks.models import SegmentationModel
 from tasks.models.base import Decoded, Embedding, Prompt
 from tasks.protocols import AnyProtocol, Context, PromptProtocol, object_seed
+from tasks.protocols.base import drive, lockstep
 from tasks.store import StoredCase
+
+
+SLICE_GROUP = 8
+"""Slices whose prompts share decoder batches, for a model that batches across slices: their
+embeddings are held at once (LiteMedSAM: 4 MiB each)."""
 
 
 @dataclass(frozen=True)
@@ -51,11 +61,13 @@ class RunStamp:
 
 @dataclass
 class UnitResult:
-    """The rows a unit produced (per object, and per image for instance-scored specs), and its encoder call count."""
+    """The rows a unit produced (per object, and per image for instance-scored specs), its encoder call
+    count and what its decoding did (requests, prompts decoded, decoder calls)."""
 
     rows: list[ResultRow] = field(default_factory=list)
     instances: list[InstanceRow] = field(default_factory=list)
     encoder_calls: int = 0
+    decoding: DecodeTally = field(default_factory=DecodeTally)
 
 
 def slice_rgb(case: StoredCase, z: int, window: tuple[float, float] | None = None) -> np.ndarray:
@@ -91,13 +103,42 @@ def _mask_predictor(model: SegmentationModel, embedding: Embedding, timer: list[
 
 def object_context(
     model: SegmentationModel, embedding: Embedding, gt: np.ndarray, key: tuple[str, str, int, int],
-    protocol: PromptProtocol, timer: list[float],
+    protocol: PromptProtocol, timer: list[float] | None = None,
 ) -> Context:
-    """A protocol's view of one object: the slice's embedding, and an RNG seeded from the object's key
-    (dataset, case, slice, label) and the protocol, so the same object always gets the same prompts."""
+    """A protocol's view of one object: the slice's geometry, and an RNG seeded from the object's key
+    (dataset, case, slice, label) and the protocol, so the same object always gets the same prompts.
+
+    With a ``timer`` the context also carries predictors on ``embedding`` (each call's seconds appended),
+    for :meth:`~tasks.protocols.base.PromptProtocol.run`; without one it is for a unit that decodes the
+    protocol's requests itself."""
     rng = np.random.default_rng(object_seed(*key, protocol.name))
+    if timer is None:
+        return Context(gt, embedding.geometry, model.box_shift, None, rng, takes_mask_input=model.takes_mask_input)
     with_mask = _mask_predictor(model, embedding, timer) if model.takes_mask_input else None
-    return Context(gt, embedding.geometry, model.box_shift, _predictor(model, embedding, timer), rng, with_mask)
+    return Context(gt, embedding.geometry, model.box_shift, _predictor(model, embedding, timer), rng, with_mask,
+                   takes_mask_input=model.takes_mask_input)
+
+
+def _asked(obj: PlannedObject, specs: Mapping[str, PlannedSpec]) -> list[tuple[PromptProtocol, dict[str, ProtocolSpec]]]:
+    """The protocols ``obj`` needs, each with its asked-for specs by variant name."""
+    asked: dict[str, dict[str, ProtocolSpec]] = defaultdict(dict)
+    protocols: dict[str, PromptProtocol] = {}
+    for spec_id in obj.spec_ids:
+        planned = specs[spec_id]
+        asked[planned.protocol.name][planned.spec.name] = planned.spec
+        protocols[planned.protocol.name] = planned.protocol
+    return [(protocols[name], by_name) for name, by_name in asked.items()]
+
+
+@dataclass
+class _Run:
+    """One (object, protocol) of a unit: where its steps' rows come from."""
+
+    z: int
+    obj: PlannedObject
+    gt: np.ndarray
+    by_name: dict[str, ProtocolSpec]
+    timer: list[float]
 
 
 def run_unit(
@@ -109,6 +150,7 @@ def run_unit(
     specs: Mapping[str, PlannedSpec],
     stamp: RunStamp,
     window: tuple[float, float] | None = None,
+    batched: bool | None = None,
 ) -> UnitResult:
     """Evaluate ``objects`` of one stored case with ``model`` under the spec ids each object lacks.
 
@@ -116,54 +158,71 @@ def run_unit(
     it is asked for; only the steps of asked-for specs become rows, scored by each spec's metric
     convention. ``window`` (low, high) replaces the case's stored window (one for the whole unit,
     since each slice is encoded once).
+
+    Every (object, protocol) of a group of slices runs in lockstep: each round, the requests of all
+    of them are decoded together (:class:`~tasks.batched_decoding.RoundDecoder`), in batches
+    (``batched=True``) or one call per prompt (``batched=False``: the same masks, one decoder call
+    each); by default as the model says pays (``batches_decoding``: on a GPU, not on a CPU). A
+    batched group is up to :data:`SLICE_GROUP` slices for a model whose decoder batches prompts of
+    several slices (``batches_slices``), else one slice; their embeddings are held together.
     """
+    if batched is None:
+        batched = model.batches_decoding
     case = StoredCase(case_path)
     spacing = case.spacing[1:]
     by_slice: dict[int, list[PlannedObject]] = defaultdict(list)
     for obj in objects:
         by_slice[obj.slice_index].append(obj)
     result = UnitResult()
-    for z in sorted(by_slice):
-        start = time.perf_counter()
-        embedding = model.encode(slice_rgb(case, z, window))
-        encode_s = time.perf_counter() - start
-        result.encoder_calls += 1
-        mask_plane = case.mask_slice(z)
-        # spec id -> step -> {label: mask}, for the specs scored per image too
-        kept: dict[str, dict[int, dict[int, np.ndarray]]] = defaultdict(lambda: defaultdict(dict))
-        for obj in by_slice[z]:
-            gt = mask_plane == obj.label
-            asked: dict[str, list[ProtocolSpec]] = defaultdict(list)  # protocol name -> specs
-            protocols: dict[str, PromptProtocol] = {}
-            for spec_id in obj.spec_ids:
-                planned = specs[spec_id]
-                asked[planned.protocol.name].append(planned.spec)
-                protocols[planned.protocol.name] = planned.protocol
-            for name, wanted in asked.items():
-                protocol = protocols[name]
-                by_name = {s.name: s for s in wanted}
-                timer: list[float] = []
-                ctx = object_context(model, embedding, gt, (dataset, case_id, z, obj.label), protocol, timer)
-                for step in protocol.run(ctx, frozenset(by_name)):
-                    spec = by_name.get(step.protocol)
-                    if spec is None:  # a variant computed alongside but not asked for
-                        continue
-                    if spec.params.get("instances"):
-                        kept[spec.id][step.step][obj.label] = step.mask
-                    scores = score(step.mask, gt, spacing, MetricConvention(**spec.params["scoring"]))
-                    result.rows.append(ResultRow(
-                        dataset=dataset, case_id=case_id, scope=SLICE, slice_index=z, label=obj.label,
-                        target=obj.target, model=model.name, model_sha256=model.sha256,
-                        protocol=spec.name, spec_id=spec.id, spec=spec.params_json, spec_label=spec.label,
-                        step=step.step, prompt=step.prompt.to_json(),
-                        dice=scores.dice, iou=scores.iou, nsd=scores.nsd, hd95=scores.hd95,
-                        gt_area_px=int(gt.sum()), pred_area_px=int(step.mask.sum()), model_score=step.score,
-                        encode_s=encode_s, decode_s=sum(timer) / max(len(timer), 1),
-                        run_id=stamp.run_id, code_version=stamp.code_version,
-                        modality=obj.modality, anatomy=obj.anatomy,
-                    ))
-        result.instances += slice_instances(mask_plane, kept, specs, (dataset, case_id, z), model, stamp,
-                                            by_slice[z][0].modality)
+    decoder = RoundDecoder(model, batched)
+    slices = sorted(by_slice)
+    group = SLICE_GROUP if batched and model.batches_slices else 1
+    for first in range(0, len(slices), group):
+        runs: list[_Run] = []
+        steps_of = []
+        encode_s: dict[int, float] = {}
+        planes: dict[int, np.ndarray] = {}
+        for z in slices[first : first + group]:
+            start = time.perf_counter()
+            embedding = model.encode(slice_rgb(case, z, window))
+            encode_s[z] = time.perf_counter() - start
+            result.encoder_calls += 1
+            planes[z] = case.mask_slice(z)
+            for obj in by_slice[z]:
+                gt = planes[z] == obj.label
+                for protocol, by_name in _asked(obj, specs):
+                    ctx = object_context(model, embedding, gt, (dataset, case_id, z, obj.label), protocol)
+                    run = _Run(z, obj, gt, by_name, [])
+                    runs.append(run)
+                    steps_of.append(on_embedding(protocol.steps(ctx, frozenset(by_name)), embedding, run.timer))
+        outcomes = drive(lockstep(steps_of), decoder)
+        # spec id -> step -> {label: mask}, per slice, for the specs scored per image too
+        kept: dict[int, dict[str, dict[int, dict[int, np.ndarray]]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(dict)))
+        for run, steps in zip(runs, outcomes):
+            obj, gt = run.obj, run.gt
+            for step in steps:
+                spec = run.by_name.get(step.protocol)
+                if spec is None:  # a variant computed alongside but not asked for
+                    continue
+                if spec.params.get("instances"):
+                    kept[run.z][spec.id][step.step][obj.label] = step.mask
+                scores = score(step.mask, gt, spacing, MetricConvention(**spec.params["scoring"]))
+                result.rows.append(ResultRow(
+                    dataset=dataset, case_id=case_id, scope=SLICE, slice_index=run.z, label=obj.label,
+                    target=obj.target, model=model.name, model_sha256=model.sha256,
+                    protocol=spec.name, spec_id=spec.id, spec=spec.params_json, spec_label=spec.label,
+                    step=step.step, prompt=step.prompt.to_json(),
+                    dice=scores.dice, iou=scores.iou, nsd=scores.nsd, hd95=scores.hd95,
+                    gt_area_px=int(gt.sum()), pred_area_px=int(step.mask.sum()), model_score=step.score,
+                    encode_s=encode_s[run.z], decode_s=sum(run.timer) / max(len(run.timer), 1),
+                    run_id=stamp.run_id, code_version=stamp.code_version,
+                    modality=obj.modality, anatomy=obj.anatomy,
+                ))
+        for z in slices[first : first + group]:
+            result.instances += slice_instances(planes[z], kept[z], specs, (dataset, case_id, z), model, stamp,
+                                                by_slice[z][0].modality)
+    result.decoding = decoder.tally
     return result
 
 

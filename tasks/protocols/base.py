@@ -1,23 +1,28 @@
 """The protocol interface: turn one object (its GT mask on one slice) into prompt steps.
 
-A protocol talks to the model only through ``Context.predict`` (a prompt in, masks and scores out,
-on the slice's cached embedding), so iterative protocols can react to each prediction while the
-encoder runs once per slice. ``Context.predict_with_mask`` also takes a low-res mask input and
-returns the low-res logits, for protocols that feed a prediction back (SAM-Med2D's ``iter_point``);
-it is None for models without a mask prompt branch.
+A protocol never calls the model: :meth:`PromptProtocol.steps` is a generator that yields decode
+requests (a :class:`~tasks.models.base.DecodeRequest`, or a list of them to be decoded together) and
+receives their outputs (a :class:`~tasks.models.base.Decoded`, or a list), then returns its steps.
+So iterative protocols react to each prediction while the encoder runs once per slice, and whoever
+drives them decides how requests reach the decoder: :meth:`PromptProtocol.run` answers one request
+at a time through ``Context.predict`` (``Context.predict_with_mask`` on models with a mask prompt
+branch, for protocols that feed a prediction back), while an evaluation unit advances every object's
+protocols in :func:`lockstep` and decodes each round of requests in batches
+(``tasks.batched_decoding``). The answers, and so the steps, are the same either way.
 """
 
 from __future__ import annotations
 
 import hashlib
 from abc import ABC, abstractmethod
-from collections.abc import Callable
+from collections.abc import Callable, Generator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from records.specs import ProtocolSpec
-from tasks.models.base import Decoded, Geometry, Prompt
+from tasks.models.base import Decoded, DecodeRequest, Geometry, Prompt
 
 Predict = Callable[[Prompt, bool], tuple[np.ndarray, np.ndarray]]
 PredictWithMask = Callable[[Prompt, bool, "np.ndarray | None"], Decoded]
@@ -25,14 +30,76 @@ PredictWithMask = Callable[[Prompt, bool, "np.ndarray | None"], Decoded]
 
 @dataclass(frozen=True)
 class Context:
-    """What a protocol may use for one object: GT, model geometry and box rule, predictor, seeded RNG."""
+    """What a protocol may use for one object: GT, model geometry and box rule, seeded RNG, and the
+    predictors :meth:`PromptProtocol.run` answers requests with (a unit driving :meth:`PromptProtocol.steps`
+    decodes them itself and leaves them out)."""
 
     gt: np.ndarray  # (H, W) bool
     geometry: Geometry
     box_shift: int
-    predict: Predict
+    predict: Predict | None  # None where the driver decodes the requests itself
     rng: np.random.Generator
     predict_with_mask: PredictWithMask | None = None
+    takes_mask_input: bool = False  # the model has a mask prompt branch (also true where predict_with_mask is set)
+
+    @property
+    def accepts_mask_input(self) -> bool:
+        """Whether a request may carry a low-res mask input and get low-res logits back."""
+        return self.takes_mask_input or self.predict_with_mask is not None
+
+
+Asked = Any
+"""What a generator yields in one round: one ask, or a list of asks answered together."""
+
+Steps = Generator[DecodeRequest | list[DecodeRequest], Decoded | list[Decoded], list["Step"]]
+"""A protocol's run on one object: decode requests out, their outputs in, its steps returned."""
+
+
+def _as_list(asked: Asked) -> tuple[list[Any], bool]:
+    return (asked, True) if isinstance(asked, list) else ([asked], False)
+
+
+def drive(run: Generator[Asked, Any, Any], answer: Callable[[list[Any]], list[Any]]) -> Any:
+    """Run a generator to its return value, answering each round's asks (in order) with ``answer``."""
+    try:
+        asked = next(run)
+        while True:
+            asks, many = _as_list(asked)
+            answers = answer(asks)
+            asked = run.send(answers if many else answers[0])
+    except StopIteration as stop:
+        return stop.value
+
+
+def lockstep(runs: Sequence[Generator[Asked, Any, Any]]) -> Generator[list[Any], list[Any], list[Any]]:
+    """Advance generators side by side: each round yields every ask of every unfinished one (a yielded
+    list is many asks, anything else one), sends each its own answers, and in the end returns their
+    return values in order. A generator's asks and answers do not depend on the others', so each
+    returns what it returns when run alone."""
+    runs = list(runs)
+    results: list[Any] = [None] * len(runs)
+    pending: dict[int, Asked] = {}
+
+    def advance(i: int, answer: Any, first: bool) -> None:
+        try:
+            pending[i] = next(runs[i]) if first else runs[i].send(answer)
+        except StopIteration as stop:
+            results[i] = stop.value
+
+    for i in range(len(runs)):
+        advance(i, None, True)
+    while pending:
+        spans, asks = [], []
+        for i, asked in pending.items():
+            these, many = _as_list(asked)
+            spans.append((i, many, len(asks), len(asks) + len(these)))
+            asks += these
+        pending.clear()
+        answers = yield asks
+        for i, many, start, end in spans:
+            part = list(answers[start:end])
+            advance(i, part if many else part[0], False)
+    return results
 
 
 @dataclass(frozen=True)
@@ -95,5 +162,37 @@ class PromptProtocol(ABC):
         raise KeyError(f"{self.name} records no variant {name!r}")
 
     @abstractmethod
-    def run(self, ctx: Context, wanted: frozenset[str]) -> list[Step]:
-        """Prompt the model for one object; return the steps of at least the ``wanted`` variant names."""
+    def steps(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> Steps:
+        """Prompt the model for one object: yield decode requests, receive their outputs, and return the
+        steps of at least the ``wanted`` variant names (all of them when empty). Requests yielded
+        together do not depend on each other's outputs."""
+
+    def run(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> list[Step]:
+        """:meth:`steps` with every request answered on its own through ``ctx``'s predictors; requests
+        equal to another of the same round are decoded once."""
+        return drive(self.steps(ctx, wanted), lambda asks: answer_each(ctx, asks))
+
+
+def answer_each(ctx: Context, asks: list[DecodeRequest]) -> list[Decoded]:
+    """Each request of a round answered by one call of ``ctx``'s predictor (``predict_with_mask`` where
+    the model has one, so low-res logits come back); repeats of a request without mask input reuse it."""
+    seen: dict[tuple[Prompt, bool], Decoded] = {}
+    out = []
+    for ask in asks:
+        key = (ask.prompt, ask.multimask)
+        if ask.mask_input is None and key in seen:
+            out.append(seen[key])
+            continue
+        if ctx.predict_with_mask is not None:
+            decoded = ctx.predict_with_mask(ask.prompt, ask.multimask, ask.mask_input)
+        elif ask.mask_input is not None:
+            raise ValueError("this request feeds a mask back: it needs a model with a mask input")
+        else:
+            if ctx.predict is None:
+                raise ValueError("PromptProtocol.run needs a context with a predictor")
+            masks, scores = ctx.predict(ask.prompt, ask.multimask)
+            decoded = Decoded(masks, scores, None)
+        if ask.mask_input is None:
+            seen[key] = decoded
+        out.append(decoded)
+    return out

@@ -58,8 +58,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from records.specs import ProtocolSpec
-from tasks.models.base import Prompt
-from tasks.protocols.base import Context, PromptProtocol, Step, tight_box
+from tasks.models.base import DecodeRequest, Prompt
+from tasks.protocols.base import Context, PromptProtocol, Step, Steps, lockstep, tight_box
 from tasks.protocols.geometry import child_rngs, components, edt_centre, iou
 
 MODES = ("m1", "m2", "m3", "m4", "m5")
@@ -113,33 +113,28 @@ class Mazurowski(PromptProtocol):
         )
         return modes + clicks
 
-    def run(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> list[Step]:
+    def steps(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> Steps:
         gt = np.asarray(ctx.gt, dtype=bool)
         if not gt.any():
             raise ValueError("mazurowski needs a non-empty object mask")
-        cache: dict[Prompt, tuple[np.ndarray, np.ndarray]] = {}
-
-        def predict(prompt: Prompt) -> tuple[np.ndarray, np.ndarray]:
-            if prompt not in cache:
-                masks, scores = ctx.predict(prompt, True)
-                cache[prompt] = (np.asarray(masks, dtype=bool), np.asarray(scores, dtype=np.float64))
-            return cache[prompt]
 
         def asked(name: str) -> bool:
             return not wanted or name in wanted
 
         modes_rng, clicks_rng = child_rngs(ctx.rng, 2)
-        steps: list[Step] = []
-        if any(asked(f"{self.name}-{m}{s}") for m in MODES for s in ("", "-oracle")):
-            steps += self._modes(gt, modes_rng, predict)
         oracle_rng = copy.deepcopy(clicks_rng)  # same stream state: same clicks while the masks agree
+        runs: list[Steps] = []
+        if any(asked(f"{self.name}-{m}{s}") for m in MODES for s in ("", "-oracle")):
+            runs.append(self._modes(gt, modes_rng))
         if asked(self.clicks_name):
-            steps += self._clicks(gt, clicks_rng, predict, oracle=False)
+            runs.append(self._clicks(gt, clicks_rng, oracle=False))
         if asked(f"{self.clicks_name}-oracle"):
-            steps += self._clicks(gt, oracle_rng, predict, oracle=True)
-        return steps
+            runs.append(self._clicks(gt, oracle_rng, oracle=True))
+        # Modes and both click sequences side by side; a prompt asked twice in a round (the two click
+        # sequences while their masks agree, M3's box and M4's first) is decoded once by the driver.
+        return [step for steps in (yield from lockstep(runs)) for step in steps]
 
-    def _modes(self, gt: np.ndarray, rng: np.random.Generator, predict) -> list[Step]:
+    def _modes(self, gt: np.ndarray, rng: np.random.Generator) -> Steps:
         comps = components(gt, ties="last")
         steps: list[Step] = []
 
@@ -153,27 +148,25 @@ class Mazurowski(PromptProtocol):
         def box_of(region: np.ndarray) -> tuple[float, float, float, float]:
             return tuple(float(v) for v in tight_box(region))
 
-        # M1: centre of the largest component
-        prompt = points_prompt([edt_centre(comps[0], rng)])
-        record("m1", prompt, *predict(prompt))
-        # M2: centres of the up to 3 largest components, one call
-        prompt = points_prompt([edt_centre(c, rng) for c in comps[:3]])
-        record("m2", prompt, *predict(prompt))
-        # M3: tight box of the largest component
-        prompt = Prompt(box=box_of(comps[0]))
-        record("m3", prompt, *predict(prompt))
-        # M4: one box per component (up to 3), one call each, outputs OR-ed index by index
-        boxes = tuple(box_of(c) for c in comps[:3])
-        outputs = [predict(Prompt(box=b)) for b in boxes]
-        masks = np.logical_or.reduce([m for m, _ in outputs])
-        scores = np.mean([s for _, s in outputs], axis=0)
+        m1 = points_prompt([edt_centre(comps[0], rng)])  # M1: centre of the largest component
+        m2 = points_prompt([edt_centre(c, rng) for c in comps[:3]])  # M2: centres of the up to 3 largest, one call
+        m3 = Prompt(box=box_of(comps[0]))  # M3: tight box of the largest component
+        boxes = tuple(box_of(c) for c in comps[:3])  # M4: one box per component (up to 3), one call each
+        m5 = Prompt(box=box_of(gt))  # M5: tight box of the whole mask
+        prompts = [m1, m2, m3, *(Prompt(box=b) for b in boxes), m5]
+        outs = yield [DecodeRequest(p, multimask=True) for p in prompts]  # no mode depends on another
+        outputs = [(np.asarray(o.masks, dtype=bool), np.asarray(o.scores, dtype=np.float64)) for o in outs]
+        record("m1", m1, *outputs[0])
+        record("m2", m2, *outputs[1])
+        record("m3", m3, *outputs[2])
+        per_box = outputs[3 : 3 + len(boxes)]  # M4's outputs OR-ed index by index
+        masks = np.logical_or.reduce([m for m, _ in per_box])
+        scores = np.mean([s for _, s in per_box], axis=0)
         record("m4", BoxesPrompt(box=boxes[0], boxes=boxes), masks, scores)
-        # M5: tight box of the whole mask
-        prompt = Prompt(box=box_of(gt))
-        record("m5", prompt, *predict(prompt))
+        record("m5", m5, *outputs[-1])
         return steps
 
-    def _clicks(self, gt: np.ndarray, rng: np.random.Generator, predict, oracle: bool) -> list[Step]:
+    def _clicks(self, gt: np.ndarray, rng: np.random.Generator, oracle: bool) -> Steps:
         name = f"{self.clicks_name}-oracle" if oracle else self.clicks_name
         points: list[tuple[float, float]] = []
         labels: list[int] = []
@@ -184,7 +177,8 @@ class Mazurowski(PromptProtocol):
             points.append((float(x), float(y)))
             labels.append(1 if gt[y, x] else 0)
             prompt = Prompt(points=tuple(points), point_labels=tuple(labels))
-            masks, scores = predict(prompt)
+            out = yield DecodeRequest(prompt, multimask=True)
+            masks, scores = np.asarray(out.masks, dtype=bool), np.asarray(out.scores, dtype=np.float64)
             i = oracle_index(masks, gt) if oracle else 0
             steps.append(Step(name, k, prompt, masks[i], float(scores[i])))
             region = masks[i] ^ gt

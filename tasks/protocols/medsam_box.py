@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from records.specs import ProtocolSpec
 from tasks.metrics import convention
-from tasks.models.base import Prompt
-from tasks.protocols.base import Context, PromptProtocol, Step, expand_box, tight_box
+from tasks.models.base import DecodeRequest, Prompt
+from tasks.protocols.base import Context, PromptProtocol, Step, Steps, expand_box, tight_box
 
 
 SOURCE_SCORING = convention("cvpr24-2d").to_params()
@@ -38,11 +38,11 @@ class MedSAMBox(PromptProtocol):
         # The margin is the model's stated one (Context.box_shift); the model's sha256 is in the key.
         return (ProtocolSpec(self.name, {"box_margin": "model", "scoring": SOURCE_SCORING}, min_area_px=self.MIN_AREA_PX),)
 
-    def run(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> list[Step]:
+    def steps(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> Steps:
         box = expand_box(tight_box(ctx.gt), ctx.geometry, ctx.box_shift)
         prompt = Prompt(box=box)
-        masks, scores = ctx.predict(prompt, False)
-        return [Step(self.name, 1, prompt, masks[0], float(scores[0]))]
+        out = yield DecodeRequest(prompt, multimask=False)
+        return [Step(self.name, 1, prompt, out.masks[0], float(out.scores[0]))]
 
 
 class MedSAMBoxJitter(MedSAMBox):
@@ -57,10 +57,10 @@ class MedSAMBoxJitter(MedSAMBox):
             min_area_px=self.MIN_AREA_PX,
         ),)
 
-    def run(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> list[Step]:
+    def steps(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> Steps:
         # MedSAM draws x_min, x_max, y_min, y_max in that order; randint(0, n) includes n.
         dx0, dx1, dy0, dy1 = (int(v) for v in ctx.rng.integers(0, ctx.box_shift + 1, size=4))
         box = expand_box(tight_box(ctx.gt), ctx.geometry, (dx0, dy0, dx1, dy1))
         prompt = Prompt(box=box)
-        masks, scores = ctx.predict(prompt, False)
-        return [Step(self.name, 1, prompt, masks[0], float(scores[0]))]
+        out = yield DecodeRequest(prompt, multimask=False)
+        return [Step(self.name, 1, prompt, out.masks[0], float(out.scores[0]))]

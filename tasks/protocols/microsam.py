@@ -75,8 +75,8 @@ import numpy as np
 from scipy import ndimage
 
 from records.specs import ProtocolSpec
-from tasks.models.base import Prompt
-from tasks.protocols.base import Context, PromptProtocol, Step
+from tasks.models.base import DecodeRequest, Prompt
+from tasks.protocols.base import Context, PromptProtocol, Step, Steps, lockstep
 from tasks.protocols.geometry import bbox_exclusive, child_rngs, inner_boundary_centre, random_pixel
 
 GROW_PX = 3  # IterativePromptGenerator._get_negative_locations_in_obj_bbox(custom_df=3)
@@ -135,17 +135,15 @@ class MicroSAMIterative(PromptProtocol):
             for v in self.VARIANTS
         )
 
-    def run(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> list[Step]:
+    def steps(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> Steps:
         gt = np.asarray(ctx.gt, dtype=bool)
         if not gt.any():
             raise ValueError("microsam-iterative needs a non-empty object mask")
-        steps: list[Step] = []
-        for variant, rng in zip(self.VARIANTS, child_rngs(ctx.rng, len(self.VARIANTS))):
-            if not wanted or f"microsam-{variant}" in wanted:
-                steps += self._run_variant(ctx, gt, variant, rng)
-        return steps
+        runs = [self._run_variant(gt, variant, rng) for variant, rng in zip(self.VARIANTS, child_rngs(ctx.rng, len(self.VARIANTS)))
+                if not wanted or f"microsam-{variant}" in wanted]
+        return [step for steps in (yield from lockstep(runs)) for step in steps]  # the two starts side by side
 
-    def _run_variant(self, ctx: Context, gt: np.ndarray, variant: str, rng: np.random.Generator) -> list[Step]:
+    def _run_variant(self, gt: np.ndarray, variant: str, rng: np.random.Generator) -> Steps:
         name = f"microsam-{variant}"
         box: tuple[float, float, float, float] | None = None
         points: list[tuple[float, float]] = []
@@ -161,10 +159,10 @@ class MicroSAMIterative(PromptProtocol):
         steps: list[Step] = []
         for k in range(1, self.iterations + 1):
             prompt = Prompt(box=box, points=tuple(points), point_labels=tuple(labels))
-            masks, scores = ctx.predict(prompt, multimask)
-            scores = np.asarray(scores, dtype=np.float64)
+            out = yield DecodeRequest(prompt, multimask)
+            scores = np.asarray(out.scores, dtype=np.float64)
             i = int(np.argmax(scores)) if multimask else 0
-            pred = np.asarray(masks[i], dtype=bool)
+            pred = np.asarray(out.masks[i], dtype=bool)
             steps.append(Step(name, k, prompt, pred, float(scores[i])))
             multimask = False  # only the single starting point is multimasked
             if k < self.iterations:
@@ -225,11 +223,11 @@ class MicroSAMPrompts(PromptProtocol):
         )
         return (*points, ProtocolSpec(f"{self.name}-box-only", {"box": "regionprops-exclusive", "instances": INSTANCES}))
 
-    def run(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> list[Step]:
+    def steps(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> Steps:
         gt = np.asarray(ctx.gt, dtype=bool)
         if not gt.any():
             raise ValueError("microsam needs a non-empty object mask")
-        steps: list[Step] = []
+        asked: list[tuple[str, DecodeRequest]] = []
         for spec, rng in zip(self.specs, child_rngs(ctx.rng, len(self.specs))):
             if wanted and spec.name not in wanted:
                 continue
@@ -239,8 +237,11 @@ class MicroSAMPrompts(PromptProtocol):
                 n, m = spec.params["positives"], spec.params["negatives"]
                 points, labels = single_shot_points(gt, n, m, rng)
                 prompt, multimask = Prompt(points=points, point_labels=labels), bool(spec.params["multimask"])
-            masks, scores = ctx.predict(prompt, multimask)
-            scores = np.asarray(scores, dtype=np.float64)
-            i = int(np.argmax(scores)) if multimask else 0
-            steps.append(Step(spec.name, 1, prompt, np.asarray(masks[i], dtype=bool), float(scores[i])))
+            asked.append((spec.name, DecodeRequest(prompt, multimask)))
+        outs = yield [request for _, request in asked]  # independent settings: one round
+        steps: list[Step] = []
+        for (name, request), out in zip(asked, outs):
+            scores = np.asarray(out.scores, dtype=np.float64)
+            i = int(np.argmax(scores)) if request.multimask else 0
+            steps.append(Step(name, 1, request.prompt, np.asarray(out.masks[i], dtype=bool), float(scores[i])))
         return steps

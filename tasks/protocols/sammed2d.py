@@ -46,8 +46,8 @@ from __future__ import annotations
 import numpy as np
 
 from records.specs import ProtocolSpec
-from tasks.models.base import Prompt
-from tasks.protocols.base import Context, PromptProtocol, Step
+from tasks.models.base import DecodeRequest, Prompt
+from tasks.protocols.base import Context, PromptProtocol, Step, Steps
 from tasks.protocols.geometry import bbox_exclusive, child_rngs, components, random_pixel
 
 NOT_A_POINT = -1  # SAM's padding label: the prompt encoder ignores the point's position
@@ -86,7 +86,7 @@ class SAMMed2D(PromptProtocol):
             ProtocolSpec(f"{self.name}-points", {"points": self.points, "sampling": "point_num", "mask_choice": "best-score"}),
         )
 
-    def run(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> list[Step]:
+    def steps(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> Steps:
         gt = np.asarray(ctx.gt, dtype=bool)
         if not gt.any():
             raise ValueError("sammed2d needs a non-empty object mask")
@@ -99,14 +99,13 @@ class SAMMed2D(PromptProtocol):
             Prompt(points=((float(x), float(y)),), point_labels=(1,)),
             Prompt(points=points, point_labels=labels),
         )
+        asked = [(name, prompt) for name, prompt in zip((s.name for s in self.specs), prompts) if not wanted or name in wanted]
+        outs = yield [DecodeRequest(prompt, multimask=True) for _, prompt in asked]  # independent: one round
         steps = []
-        for name, prompt in zip((s.name for s in self.specs), prompts):
-            if wanted and name not in wanted:
-                continue
-            masks, scores = ctx.predict(prompt, True)
-            scores = np.asarray(scores, dtype=np.float64)
+        for (name, prompt), out in zip(asked, outs):
+            scores = np.asarray(out.scores, dtype=np.float64)
             i = int(np.argmax(scores))
-            steps.append(Step(name, 1, prompt, np.asarray(masks[i], dtype=bool), float(scores[i])))
+            steps.append(Step(name, 1, prompt, np.asarray(out.masks[i], dtype=bool), float(scores[i])))
         return steps
 
 
@@ -153,7 +152,7 @@ class SAMMed2DIter(PromptProtocol):
     lets a point fall in the padding when the image is smaller than 256); the mask fed back is the
     model's own low-res logits in its input frame (256x256 for LiteMedSAM and SAM; 64x64 for
     SAM-Med2D's 256-pixel ViT-B). Draws come from the object's seeded generator, not the global
-    ``np.random`` stream. Needs a model with a mask prompt branch (``predict_with_mask``).
+    ``np.random`` stream. Needs a model with a mask prompt branch (``Context.accepts_mask_input``).
     """
 
     name = "sammed2d-iter"
@@ -170,11 +169,11 @@ class SAMMed2DIter(PromptProtocol):
                   "error_region": "original-resolution"}
         return (ProtocolSpec(self.name, params, steps=self.iter_points),)
 
-    def run(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> list[Step]:
+    def steps(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> Steps:
         gt = np.asarray(ctx.gt, dtype=bool)
         if not gt.any():
             raise ValueError("sammed2d-iter needs a non-empty object mask")
-        if ctx.predict_with_mask is None:
+        if not ctx.accepts_mask_input:
             raise ValueError("sammed2d-iter feeds each low-res mask back: it needs a model with a mask input (litemedsam, sam_*, medsam_*, sam2.1_*, medsam2)")
         x, y = random_pixel(gt, ctx.rng)
         points, labels = [(float(x), float(y))], [1]
@@ -182,7 +181,7 @@ class SAMMed2DIter(PromptProtocol):
         steps: list[Step] = []
         for k in range(1, self.iter_points + 1):
             prompt = Prompt(points=tuple(points), point_labels=tuple(labels))
-            out = ctx.predict_with_mask(prompt, True, mask_input)
+            out = yield DecodeRequest(prompt, multimask=True, mask_input=mask_input)
             scores = np.asarray(out.scores, dtype=np.float64)
             i = int(np.argmax(scores))
             pred = np.asarray(out.masks[i], dtype=bool)

@@ -322,6 +322,17 @@ def test_sam2_prompts_are_placed_in_input_coordinates(sam2t, sam2t_encoded):
 
 
 @pytest.mark.slow
+def test_sam2_decode_batch_equals_single_calls_on_one_and_two_slices(sam2t, sam2t_encoded):
+    from tests.tasks.test_batched_decoding import batch_against_single, two_embeddings_mixed_requests
+
+    embeddings, requests = two_embeddings_mixed_requests(sam2t_encoded.embedding, list(PROMPTS.values()), (256, 256))
+    # box corners are points: (3 tokens | 4 tokens) x (multimask on | off), both slices' embeddings stacked
+    assert batch_against_single(sam2t, sam2t.net.sam_mask_decoder, embeddings, requests, max_flipped=2) == 4
+    n = len(requests) // 2  # one slice alone: its embedding repeated per prompt (repeat_image)
+    assert batch_against_single(sam2t, sam2t.net.sam_mask_decoder, embeddings[:n], requests[:n], max_flipped=2) == 4
+
+
+@pytest.mark.slow
 def test_sam2_decodes_many_prompts_like_the_packages_predictor(sam2t, sam2t_encoded, sam2t_predictor):
     _assert_decodes_like_predictor(sam2t, sam2t_encoded, sam2t_predictor, 256)
 

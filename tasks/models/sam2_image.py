@@ -157,11 +157,6 @@ class Sam2Image(Sam2VideoMode, MaskInputModel):
             labels.append(torch.as_tensor([prompt.point_labels], dtype=torch.int, device=self.device))
         return torch.cat(coords, dim=1), torch.cat(labels, dim=1)
 
-    def decode_with_mask(
-        self, embedding: Embedding, prompt: Prompt, multimask: bool = False, mask_input: np.ndarray | None = None
-    ) -> Decoded:
-        return self.decode_batch([embedding], [DecodeRequest(prompt, multimask, mask_input)])[0]
-
     @torch.inference_mode()
     def decode_batch(self, embeddings: Sequence[Embedding], requests: Sequence[DecodeRequest]) -> list[Decoded]:
         """Each prompt embedded on its own, then one decoder pass per group of prompts with the same

@@ -140,12 +140,8 @@ def expand_box(
     return tuple(float(v) for v in geometry.to_original(corners).ravel())
 
 
-class PromptProtocol(ABC):
-    """A named, published way of prompting; ``specs`` are the variants its steps record.
-
-    Every variant is its own spec (name + parameters + step count): the planner asks for the specs an
-    object still lacks and ``run`` computes at least those (variants share one encoder pass).
-    """
+class RecordedVariants(ABC):
+    """A protocol's name and the variants (specs) it records; slice-wise and volumetric protocols alike."""
 
     name: str
 
@@ -160,6 +156,14 @@ class PromptProtocol(ABC):
             if spec.name == name:
                 return spec
         raise KeyError(f"{self.name} records no variant {name!r}")
+
+
+class PromptProtocol(RecordedVariants):
+    """A named, published way of prompting; ``specs`` are the variants its steps record.
+
+    Every variant is its own spec (name + parameters + step count): the planner asks for the specs an
+    object still lacks and ``run`` computes at least those (variants share one encoder pass).
+    """
 
     @abstractmethod
     def steps(self, ctx: Context, wanted: frozenset[str] = frozenset()) -> Steps:

@@ -18,17 +18,16 @@ its prompt through the stack with SAM 2's memory (:meth:`VolumeContext.track`) i
 from __future__ import annotations
 
 import json
-from abc import ABC, abstractmethod
+from abc import abstractmethod
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import numpy as np
 
-from records.specs import ProtocolSpec
 from records.units import PlannedVolume
 from tasks.models.base import Geometry, Prompt
-from tasks.protocols.base import object_seed
+from tasks.protocols.base import RecordedVariants, object_seed
 
 SlicePredict = Callable[[int, Prompt], tuple[np.ndarray, float]]
 """Slice index and prompt in; the slice's single mask (H, W) bool and the model's score out."""
@@ -151,28 +150,15 @@ class VolumeStep:
         return json.dumps(self.prompt, separators=(",", ":"))
 
 
-class VolumeProtocol(ABC):
+class VolumeProtocol(RecordedVariants):
     """A named, published way of prompting a whole object through a volume; ``specs`` are the variants.
 
     As for :class:`~tasks.protocols.base.PromptProtocol`, every variant is its own spec; ``run`` yields
     the steps of at least the ``wanted`` variant names (variants share the unit's embeddings).
     """
 
-    name: str
     scope = "volume"
     needs_video = False  # True: run only with a video-capable model, through VolumeContext.track
-
-    @property
-    @abstractmethod
-    def specs(self) -> tuple[ProtocolSpec, ...]:
-        """The recorded variants, each with the parameters that change what it sends or scores."""
-
-    def spec(self, name: str) -> ProtocolSpec:
-        """The variant recorded as ``name``."""
-        for spec in self.specs:
-            if spec.name == name:
-                return spec
-        raise KeyError(f"{self.name} records no variant {name!r}")
 
     @abstractmethod
     def run(self, ctx: VolumeContext, wanted: frozenset[str]) -> Iterator[VolumeStep]:

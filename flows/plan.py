@@ -125,13 +125,7 @@ def plan_units(
     """The work units still needed for ``model`` under ``specs``, and per-dataset counts."""
     con = connect(catalog)
     con.register("specs", _specs_table(specs))
-    filters, params = "", {"model": model, "sha": sha256}
-    if datasets:
-        filters += " AND o.dataset IN (SELECT unnest($datasets))"
-        params["datasets"] = list(datasets)
-    if cases:
-        filters += " AND o.case_id IN (SELECT unnest($cases))"
-        params["cases"] = list(cases)
+    filters, params = _selection("o", model, sha256, datasets, cases)
     spread = max_slices_per_case > 0
     if spread:  # at most k slices per case, evenly spread over all its candidate slices, done or not,
         params["k"] = int(max_slices_per_case)  # so a repeated run with the same limit plans nothing new
@@ -172,6 +166,18 @@ def plan_units(
         for d, o, s, m, done in con.execute(counts_sql).fetchall()
     ]
     return Plan(units, summary)
+
+
+def _selection(alias: str, model: str, sha256: str, datasets: Sequence[str], cases: Sequence[str]) -> tuple[str, dict]:
+    """The SQL filter on table ``alias`` for the chosen datasets and cases, and the query's parameters."""
+    filters, params = "", {"model": model, "sha": sha256}
+    if datasets:
+        filters += f" AND {alias}.dataset IN (SELECT unnest($datasets))"
+        params["datasets"] = list(datasets)
+    if cases:
+        filters += f" AND {alias}.case_id IN (SELECT unnest($cases))"
+        params["cases"] = list(cases)
+    return filters, params
 
 
 def _used(sql: str, params: dict) -> dict:
@@ -226,13 +232,7 @@ def plan_volume_units(
         return Plan([], [])
     con = connect(catalog, ("volume_objects", "cases", "results"))
     con.register("specs", _specs_table(specs))
-    filters, params = "", {"model": model, "sha": sha256}
-    if datasets:
-        filters += " AND v.dataset IN (SELECT unnest($datasets))"
-        params["datasets"] = list(datasets)
-    if cases:
-        filters += " AND v.case_id IN (SELECT unnest($cases))"
-        params["cases"] = list(cases)
+    filters, params = _selection("v", model, sha256, datasets, cases)
     sql = _volume_missing_sql(filters) + """
         SELECT dataset, case_id, any_value(zarr_path), list(DISTINCT [first_slice, last_slice]),
                list_sort(list_distinct(list(spec_id))), count(DISTINCT label)

@@ -54,6 +54,13 @@ def challenge_box(mask: np.ndarray, shift: int) -> Box:
     return float(max(0, x0 - sx)), float(max(0, y0 - sy)), float(min(width - 1, x1 + sx)), float(min(height - 1, y1 + sy))
 
 
+def key_box(ctx: VolumeContext) -> tuple[Box, int]:
+    """The challenge's initial box on the object's key slice and the shift drawn for it (0..6, from the
+    object's seeded generator: the first draw of the protocol)."""
+    shift = int(ctx.rng.integers(0, MAX_SHIFT + 1))
+    return challenge_box(ctx.gt[ctx.target.key_slice], shift), shift
+
+
 @dataclass
 class _SliceState:
     """What each slice of the walk was last prompted with."""
@@ -77,18 +84,17 @@ class CVPR25Interactive(VolumeProtocol):
 
     def run(self, ctx: VolumeContext, wanted: frozenset[str] = frozenset()) -> Iterator[VolumeStep]:
         key, low, high = ctx.target.key_slice, ctx.target.first_slice, ctx.target.last_slice
-        shift = int(ctx.rng.integers(0, MAX_SHIFT + 1))
-        key_box = challenge_box(ctx.gt[key], shift)
+        box, shift = key_box(ctx)
         pred = ctx.empty()
         state = _SliceState({}, {})
-        propagate(ctx, pred, key, key_box, low, high, PROPAGATION_MARGIN, fallback=True, boxes=state.boxes)
-        yield VolumeStep(self.name, 1, {"box": list(key_box), "z": key, "shift": shift}, pred.copy())
+        propagate(ctx, pred, key, box, low, high, PROPAGATION_MARGIN, fallback=True, boxes=state.boxes)
+        yield VolumeStep(self.name, 1, {"box": list(box), "z": key, "shift": shift}, pred.copy())
         for step in range(2, 2 + CLICKS):
             click = next_click(pred, ctx.gt, ctx.rng)
             if click is None:
                 yield VolumeStep(self.name, step, {"click": None}, pred.copy())
                 continue
-            self._refine(ctx, pred, click, key, key_box, low, high, state)
+            self._refine(ctx, pred, click, key, box, low, high, state)
             yield VolumeStep(self.name, step, click.to_json(), pred.copy())
 
     @staticmethod

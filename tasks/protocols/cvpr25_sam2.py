@@ -36,7 +36,7 @@ from records.specs import ProtocolSpec
 from tasks.metrics import convention
 from tasks.models.base import Prompt
 from tasks.protocols.clicks3d import Click, next_click
-from tasks.protocols.cvpr25_interactive import CLICKS, MAX_SHIFT, challenge_box
+from tasks.protocols.cvpr25_interactive import CLICKS, key_box
 from tasks.protocols.volumetric import VideoPassLike, VolumeContext, VolumeProtocol, VolumeStep
 
 SCORING = convention("medsam-paper").to_params()
@@ -66,8 +66,7 @@ class CVPR25InteractiveSAM2(VolumeProtocol):
 
     def run(self, ctx: VolumeContext, wanted: frozenset[str] = frozenset()) -> Iterator[VolumeStep]:
         key, low, high = ctx.target.key_slice, ctx.target.first_slice, ctx.target.last_slice
-        shift = int(ctx.rng.integers(0, MAX_SHIFT + 1))
-        box = challenge_box(ctx.gt[key], shift)
+        box, shift = key_box(ctx)
         tracker = ctx.tracker()
         passes = {reverse: tracker.open_pass(low, high, reverse, keep_outputs=True) for reverse in (False, True)}
         pred, key_masks = ctx.empty(), {}

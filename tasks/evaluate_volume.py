@@ -35,7 +35,7 @@ from tasks.locations import Location
 from tasks.metrics import MetricConvention, score
 from tasks.models import SegmentationModel
 from tasks.models.base import Prompt
-from tasks.predictions import PredictionInfo, prediction_name, store_label_map
+from tasks.predictions import PredictionInfo, paint, prediction_name, store_label_map
 from tasks.protocols.volumetric import StepActivity, VolumeContext, VolumeProtocol, VolumeStep, volume_seed
 from tasks.store import StoredCase
 
@@ -110,6 +110,7 @@ def run_volume_unit(
             values: dict[tuple[str, int], list[int]] = defaultdict(list)
             for volume, wanted in work:
                 gt = labels == volume.label
+                gt_voxels = int(gt.sum())  # once per object, not per step
                 ctx = VolumeContext(gt, volume, geometry, model.box_shift,
                                     np.random.default_rng(volume_seed(dataset, case_id, volume.label, name)), predictor, video)
                 by_name = {s.name: s for s in wanted}
@@ -124,7 +125,8 @@ def run_volume_unit(
                         if keep:
                             _paint(painted, values, (spec.id, step.step), step.mask, volume.label, labels)
                         stored = prediction_name(model.name, model.sha256, spec.name, spec.id, step.step) if keep else None
-                        _append_rows(result, dataset, case_id, volume, spec, step, gt, spacing, model, stamp, activity, spent, stored)
+                        _append_rows(result, dataset, case_id, volume, spec, step, (gt, gt_voxels), spacing, model, stamp,
+                                     activity, spent, stored)
                     (calls, encode_s), decode_s, start = encoded(), predictor.decode_s, time.perf_counter()
             for (spec_id, step_no), label_map in painted.items():
                 spec = specs[spec_id].spec
@@ -157,24 +159,25 @@ def _paint(
     painted: dict[tuple[str, int], np.ndarray], values: dict[tuple[str, int], list[int]], key: tuple[str, int],
     mask: np.ndarray, label: int, labels: np.ndarray,
 ) -> None:
-    """Paint one object's predicted volume into the label map of its (spec, step), the higher label
-    winning where two overlap (as ``tasks.predictions`` merges)."""
+    """Paint one object's predicted volume into the label map of its (spec, step)."""
     if key not in painted:
         painted[key] = np.zeros(labels.shape, dtype=labels.dtype)
-    painted[key][mask & (painted[key] < label)] = label
+    paint(painted[key], mask, label)
     values[key].append(label)
 
 
 def _append_rows(
     result: VolumeUnitResult, dataset: str, case_id: str, volume: PlannedVolume, spec: ProtocolSpec, step: VolumeStep,
-    gt: np.ndarray, spacing: tuple[float, float, float], model: SegmentationModel, stamp: RunStamp, activity: StepActivity,
+    truth: tuple[np.ndarray, int], spacing: tuple[float, float, float], model: SegmentationModel, stamp: RunStamp,
+    activity: StepActivity,
     spent: tuple[int, float, float, float], prediction: str | None,
 ) -> None:
     """The ``results`` row and the ``volume_steps`` row of one scored step."""
     encoder_calls, encode_s, decode_s, seconds = spent
+    gt, gt_voxels = truth  # the object's GT volume and its voxel count
     scores = score(step.mask, gt, spacing, MetricConvention(**spec.params["scoring"]))
     voxel_mm3 = float(np.prod(spacing))
-    gt_voxels, pred_voxels = int(gt.sum()), int(step.mask.sum())
+    pred_voxels = int(step.mask.sum())
     result.rows.append(ResultRow(
         dataset=dataset, case_id=case_id, scope=VOLUME, slice_index=-1, label=volume.label, target=volume.target,
         model=model.name, model_sha256=model.sha256, protocol=spec.name, spec_id=spec.id, spec=spec.params_json,

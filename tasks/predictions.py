@@ -117,11 +117,17 @@ def list_predictions(case_path: Location) -> list[str]:
     return sorted(n for n in names if _open_prediction(case_path, n) is not None)
 
 
+def paint(image: np.ndarray, mask: np.ndarray, label: int) -> None:
+    """Paint ``label`` into the label map ``image`` where ``mask`` is set, unless a higher label is
+    there: the rule every stored prediction follows where two objects' masks overlap."""
+    image[mask & (image < label)] = label
+
+
 def _painted(grid: tuple[int, ...], masks: Mapping[int, np.ndarray]) -> np.ndarray:
     """One label map of ``masks``, a higher label winning where two overlap."""
     image = np.zeros(grid, np.uint8 if max(masks) < 256 else np.uint16)
-    for label in sorted(masks):
-        image[masks[label]] = label
+    for label in masks:
+        paint(image, masks[label], label)
     return image
 
 

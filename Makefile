@@ -25,8 +25,10 @@ data: $(STAMP)
 demo: data
 	$(BIN)/samatlas demo
 
+# one pytest process per core (pytest-xdist), each test file on one of them: most flow tests wait on
+# subprocesses, servers and kills, so two at once take less than twice as long on 2 cores
 test: data
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n auto --dist loadfile
 
 # evaluate's cost against the bare encoder on one sample case (minutes), then the bounded embedding
 # cache's peak memory against holding every embedding (seconds), then ingest's MB/s against a bare

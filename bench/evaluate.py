@@ -17,11 +17,14 @@ mazurowski with 3 clicks, sammed2d), this runs in one process:
 ``cli``      the wall time of a ``samatlas evaluate --workers 1`` subprocess on the same case with a
              fresh copy of the catalog: its Prefect server, Dask cluster, worker model load and
              commits included (``cli - unit`` is that fixed cost), and the CPU seconds of all its
-             processes, which a busy machine moves less than the wall time.
+             processes, which a busy machine moves less than the wall time;
+``large``    the same ``cli`` against bare encoder passes on a long run: ``--large-slices`` (default
+             100) slices of the MNI152 template (``sample-mni152``, WM and GM) under medsam-box,
+             where the fixed cost is spread over many slices (``--large-slices 0`` skips it).
 
 The case is ingested once into ``--workdir`` (default ``<data root>/bench``), which the next run
 reuses. Prints the figures, then ONE JSON line: ``unit_over_encoder``, ``cli_over_encoder``,
-``naive_speedup`` and the seconds behind them (CPU seconds too: the wall time moves on a busy machine).
+``cli_over_encoder_large``, ``naive_speedup`` and the seconds behind them (CPU seconds too: the wall time moves on a busy machine).
 
     make bench     (or: python bench/evaluate.py [--case lung2] [--naive-slices 2] [--workdir DIR])
 """
@@ -47,6 +50,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from catalog.query import connect  # noqa: E402
 from flows.evaluate import build_protocols, model_identity, planned_specs  # noqa: E402
 from flows.plan import WorkUnit, plan_units, unit_objects  # noqa: E402
 from records.units import PlannedObject  # noqa: E402
@@ -58,6 +62,7 @@ from tasks.settings import get_settings  # noqa: E402
 from tasks.store import StoredCase  # noqa: E402
 
 DATASET, SUBSET = "sample-radiomics", "chest-ct"
+LARGE_DATASET, LARGE_CASE, LARGE_PROTOCOL = "sample-mni152", "mni152-2009a", "medsam-box"
 MODEL = "litemedsam"
 PROTOCOLS, OPTIONS = ["medsam-box", "mazurowski", "sammed2d"], {"clicks": 3}
 
@@ -144,10 +149,22 @@ def ingested(workdir: Path, downloads: Path) -> Path:
     return root
 
 
-def case_units(root: Path, case: str, sha256: str, specs: dict[str, PlannedSpec]) -> list[WorkUnit]:
-    units = plan_units(root / "catalog", MODEL, sha256, [p.spec for p in specs.values()], [DATASET], [case]).units
+def large_ingested(root: Path, workdir: Path, downloads: Path) -> None:
+    """``root`` with the MNI152 template ingested beside the chest CTs (once; reused after)."""
+    cases = connect(root / "catalog").execute("SELECT count(*) FROM cases WHERE dataset = ? AND status = 'ok'",
+                                              [LARGE_DATASET]).fetchone()[0]
+    if not cases:
+        print(f"ingesting {LARGE_DATASET} into {root} (once)", file=sys.stderr, flush=True)
+        samatlas(root_env(root, downloads, workdir / "prefect"), "ingest", LARGE_DATASET)
+
+
+def case_units(root: Path, case: str, sha256: str, specs: dict[str, PlannedSpec], dataset: str = DATASET,
+               max_slices: int = 0) -> list[WorkUnit]:
+    """The units evaluate plans for ``dataset/case`` (at most ``max_slices`` slices, evenly spread; 0: all)."""
+    units = plan_units(root / "catalog", MODEL, sha256, [p.spec for p in specs.values()], [dataset], [case],
+                       max_slices_per_case=max_slices).units
     if not units:
-        sys.exit(f"{DATASET}/{case}: nothing planned (not ingested, or no object large enough)")
+        sys.exit(f"{dataset}/{case}: nothing planned (not ingested, or no object large enough)")
     return units
 
 
@@ -196,17 +213,44 @@ def naive_sample(work: list[tuple[WorkUnit, list[PlannedObject]]], n_slices: int
     return [(u, [o for o in objects if o.slice_index in keep]) for u, objects in work]
 
 
-def time_cli(workdir: Path, root: Path, downloads: Path, case: str) -> Timed:
-    """Wall seconds of ``samatlas evaluate`` on ``case`` with one worker, on a fresh copy of the catalog."""
+def time_cli(workdir: Path, root: Path, downloads: Path, *args: str) -> Timed:
+    """Wall seconds of ``samatlas evaluate --model MODEL --workers 1 ARGS`` on a fresh copy of the catalog."""
     with tempfile.TemporaryDirectory(dir=workdir, prefix="cli-") as tmp:
         fresh = Path(tmp) / "samatlas-data"
         shutil.copytree(root / "catalog", fresh / "catalog")  # its cases rows point at root's store
         env = root_env(fresh, downloads, workdir / "prefect")
         env["SAMATLAS_CACHE_DIR"] = str(root / "cache")  # the checksum cache persists, as a user's does
-        args = ["evaluate", "--model", MODEL, "--case", case, "--workers", "1", "--clicks", str(OPTIONS["clicks"])]
-        for name in PROTOCOLS:
-            args += ["--protocol", name]
-        return samatlas(env, *args)
+        return samatlas(env, "evaluate", "--model", MODEL, "--workers", "1", *args)
+
+
+def case_cli_args(case: str) -> list[str]:
+    """The evaluate arguments of the small case: the case and the three protocols."""
+    args = ["--case", case, "--clicks", str(OPTIONS["clicks"])]
+    for name in PROTOCOLS:
+        args += ["--protocol", name]
+    return args
+
+
+@dataclass(frozen=True)
+class LargeTiming:
+    """The long run: slices, bare encoder seconds over them, and the CLI's wall and CPU seconds."""
+
+    slices: int
+    encoder_s: float
+    cli: Timed
+
+
+def time_large(model: SegmentationModel, workdir: Path, root: Path, downloads: Path, sha256: str,
+               n_slices: int) -> LargeTiming:
+    """``samatlas evaluate`` on ``n_slices`` slices of the MNI152 template against bare encoder passes
+    over the very slices it plans (the same ``--max-slices-per-case`` spread)."""
+    large_ingested(root, workdir, downloads)
+    specs = planned_specs(build_protocols([LARGE_PROTOCOL], {}))
+    units = case_units(root, LARGE_CASE, sha256, specs, LARGE_DATASET, n_slices)
+    encoder_s, _, passes = time_encoder(model, units)
+    cli = time_cli(workdir, root, downloads, "--dataset", LARGE_DATASET, "--case", LARGE_CASE,
+                   "--protocol", LARGE_PROTOCOL, "--max-slices-per-case", str(n_slices))
+    return LargeTiming(passes, encoder_s, cli)
 
 
 def main() -> None:
@@ -214,6 +258,8 @@ def main() -> None:
     parser.add_argument("--case", default="lung2", help=f"a case of {DATASET}'s {SUBSET} subset")
     parser.add_argument("--naive-slices", type=int, default=2, help="slices the naive loop runs on (scaled per prompt)")
     parser.add_argument("--workdir", type=Path, default=None, help="where the case is ingested (default <data root>/bench)")
+    parser.add_argument("--large-slices", type=int, default=100,
+                        help=f"slices of {LARGE_DATASET} for the long CLI run (0: skip it)")
     args = parser.parse_args()
     settings = get_settings()
     workdir = (args.workdir or settings.data_root / "bench").resolve()
@@ -248,8 +294,9 @@ def main() -> None:
         naive = time_unit(ReEncoding(model), naive_sample(work, args.naive_slices), specs, batched=False)
     naive_s, naive_decodes = naive.seconds, naive.prompts
     assert len(naive_encodes) == naive_decodes, "the naive loop re-encodes before every decoder call"
-    cli = time_cli(workdir, root, downloads, args.case)
+    cli = time_cli(workdir, root, downloads, *case_cli_args(args.case))
     cli_s = cli.wall_s
+    large = time_large(model, workdir, root, downloads, sha256, args.large_slices) if args.large_slices else None
 
     naive_per_prompt, unit_per_prompt = naive_s / naive_decodes, unit_s / decodes
     figures = {
@@ -268,6 +315,11 @@ def main() -> None:
         "unit_over_encoder": round(unit_s / encoder_s, 3), "cli_over_encoder": round(cli_s / encoder_s, 3),
         "naive_speedup": round(naive_per_prompt / unit_per_prompt, 2),
     }
+    if large is not None:
+        figures |= {"large_case": f"{LARGE_DATASET}/{LARGE_CASE}", "large_slices": large.slices,
+                    "large_encoder_s": round(large.encoder_s, 2), "large_cli_s": round(large.cli.wall_s, 2),
+                    "large_cli_cpu_s": round(large.cli.cpu_s, 1),
+                    "cli_over_encoder_large": round(large.cli.wall_s / large.encoder_s, 3)}
     print(f"{figures['case']}: {passes} slices, {n_objects} objects, {rows} result rows, {decodes} decoder calls "
           f"({figures['torch_threads']} torch threads)")
     print(f"  bare encoder         {encoder_s:7.2f} s  ({encoder_s / passes:.2f} s/slice)")
@@ -278,6 +330,9 @@ def main() -> None:
           f"({other.prompts} prompts in {other.passes} decoder passes; {other_cpu_s:.1f} CPU s)")
     print(f"  samatlas evaluate    {cli_s:7.2f} s  = {figures['cli_over_encoder']:.2f} x encoder "
           f"(fixed cost beside the unit: {figures['cli_fixed_s']:.1f} s; {cli.cpu_s:.0f} CPU s in all its processes)")
+    if large is not None:
+        print(f"  long run             {large.cli.wall_s:7.2f} s  = {figures['cli_over_encoder_large']:.2f} x encoder "
+              f"({large.slices} slices of {LARGE_DATASET}, {LARGE_PROTOCOL}; bare encoder {large.encoder_s:.1f} s)")
     print(f"  naive loop           {naive_per_prompt:7.3f} s/prompt vs run_unit {unit_per_prompt:.4f} s/prompt "
           f"= {figures['naive_speedup']:.1f} x (measured on {naive_decodes} decoder calls, scaled per prompt)")
     print(f"  flow-side identity   {identity_s:7.3f} s; model load {load_s:.2f} s")

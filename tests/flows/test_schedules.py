@@ -21,6 +21,9 @@ def test_deployments_carry_schedules_and_parameters():
     nightly = by_name["nightly-evaluate-filled-box"]
     assert nightly.schedules[0].schedule.cron == Settings().evaluate_cron == "0 2 * * *"
     assert nightly.parameters["model"] == "filled-box" and nightly.parameters["protocols"] == ["medsam-box"]
+    for deployment in deployments:  # a run due while the previous one runs is cancelled, not stacked
+        assert deployment.concurrency_limit == 1
+        assert deployment.concurrency_options.collision_strategy == "CANCEL_NEW"
 
 
 def test_serve_without_a_server_explains_what_to_do(tmp_path, monkeypatch):
@@ -53,5 +56,7 @@ def test_prefect_yaml_declares_the_served_deployments():
         assert flow.name == built[name].flow_name
         assert [s["cron"] for s in spec["schedules"]] == [s.schedule.cron for s in built[name].schedules]
         assert spec["parameters"] == built[name].parameters and spec["tags"] == built[name].tags
+        assert spec["concurrency_limit"]["limit"] == built[name].concurrency_limit
+        assert spec["concurrency_limit"]["collision_strategy"] == built[name].concurrency_options.collision_strategy
         assert spec["work_pool"]["name"] == "samatlas"
     assert all(isinstance(load_flow_from_entrypoint(str(REPO / d["entrypoint"])).task_runner, DaskTaskRunner) for d in evaluate)

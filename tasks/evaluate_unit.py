@@ -30,7 +30,7 @@ from tasks.batched_decoding import DecodeTally, RoundDecoder, on_embedding
 from tasks.instance_metrics import image_scores
 from tasks.intensity import to_uint8
 from tasks.locations import Location
-from tasks.metrics import MetricConvention, score
+from tasks.metrics import MetricConvention, Scores, score
 from tasks.models import SegmentationModel
 from tasks.models.base import Decoded, Embedding, Prompt
 from tasks.protocols import AnyProtocol, Context, PromptProtocol, object_seed
@@ -201,20 +201,28 @@ def run_unit(
             lambda: defaultdict(lambda: defaultdict(dict)))
         for run, steps in zip(runs, outcomes):
             obj, gt = run.obj, run.gt
+            gt_area = int(gt.sum())
+            scored: dict[tuple[MetricConvention, tuple[int, ...], bytes], Scores] = {}
             for step in steps:
                 spec = run.by_name.get(step.protocol)
                 if spec is None:  # a variant computed alongside but not asked for
                     continue
                 if spec.params.get("instances"):
                     kept[run.z][spec.id][step.step][obj.label] = step.mask
-                scores = score(step.mask, gt, spacing, MetricConvention(**spec.params["scoring"]))
+                # Variants often keep the same mask (an oracle choosing output 0, a prompt decoded once
+                # for two variants): each distinct mask is scored once per convention.
+                convention = MetricConvention(**spec.params["scoring"])
+                key = (convention, np.shape(step.mask), np.packbits(np.asarray(step.mask, dtype=bool)).tobytes())
+                if key not in scored:
+                    scored[key] = score(step.mask, gt, spacing, convention)
+                scores = scored[key]
                 result.rows.append(ResultRow(
                     dataset=dataset, case_id=case_id, scope=SLICE, slice_index=run.z, label=obj.label,
                     target=obj.target, model=model.name, model_sha256=model.sha256,
                     protocol=spec.name, spec_id=spec.id, spec=spec.params_json, spec_label=spec.label,
                     step=step.step, prompt=step.prompt.to_json(),
                     dice=scores.dice, iou=scores.iou, nsd=scores.nsd, hd95=scores.hd95,
-                    gt_area_px=int(gt.sum()), pred_area_px=int(step.mask.sum()), model_score=step.score,
+                    gt_area_px=gt_area, pred_area_px=int(step.mask.sum()), model_score=step.score,
                     encode_s=encode_s[run.z], decode_s=sum(run.timer) / max(len(run.timer), 1),
                     run_id=stamp.run_id, code_version=stamp.code_version,
                     modality=obj.modality, anatomy=obj.anatomy,

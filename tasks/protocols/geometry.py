@@ -77,8 +77,18 @@ def edt_centre(mask: np.ndarray, rng: np.random.Generator) -> Point:
     """A pixel where the padded exact EDT of ``mask`` is largest, ties broken uniformly by ``rng``.
 
     If ``mask`` is empty the transform is zero everywhere and every pixel of the image ties.
+    Otherwise the transform is taken on the mask's bounding box (padded by 1 px of zeros, as the
+    image is): every pixel outside the box is zero, and a pixel inside it is never nearer a zero
+    outside the padding ring than one on it, so the distances (from integer offsets, exact), their
+    maxima and the maxima's raster order are those of the whole image, at the cost of the box.
     """
-    return pick(rng, *maxima(padded_edt(mask)))
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
+        return pick(rng, *maxima(padded_edt(mask)))
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    r0, c0 = int(rows[0]), int(cols[0])
+    r, c = maxima(padded_edt(mask[r0 : rows[-1] + 1, c0 : cols[-1] + 1]))
+    return pick(rng, r + r0, c + c0)
 
 
 def random_pixel(region: np.ndarray, rng: np.random.Generator) -> Point:

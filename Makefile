@@ -30,7 +30,8 @@ demo: data
 test: data
 	$(BIN)/python -m pytest -n auto --dist loadfile
 
-# evaluate's cost against the bare encoder on one sample case (minutes), then the bounded embedding
+# evaluate's cost against the bare encoder on one sample case and on 100 template slices, and the
+# non-model part's speed with a 1 ms stand-in model (bench/pipeline.py) (minutes), then the bounded embedding
 # cache's peak memory against holding every embedding (seconds), then ingest's MB/s against a bare
 # SimpleITK read, its 2-worker speed-up and its peak memory on a 600-slice CT (minutes, synthetic
 # volumes in a temporary folder); each prints one JSON line last

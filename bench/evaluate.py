@@ -20,11 +20,13 @@ mazurowski with 3 clicks, sammed2d), this runs in one process:
              processes, which a busy machine moves less than the wall time;
 ``large``    the same ``cli`` against bare encoder passes on a long run: ``--large-slices`` (default
              100) slices of the MNI152 template (``sample-mni152``, WM and GM) under medsam-box,
-             where the fixed cost is spread over many slices (``--large-slices 0`` skips it).
+             where the fixed cost is spread over many slices (``--large-slices 0`` skips it);
+``pipeline`` ``bench/pipeline.py``'s stand-in model (1 ms encoder and decoder) through ``run_unit`` on
+             the chest CTs and the template: object-prompts/s of everything but the model, per core.
 
 The case is ingested once into ``--workdir`` (default ``<data root>/bench``), which the next run
 reuses. Prints the figures, then ONE JSON line: ``unit_over_encoder``, ``cli_over_encoder``,
-``cli_over_encoder_large``, ``naive_speedup`` and the seconds behind them (CPU seconds too: the wall time moves on a busy machine).
+``cli_over_encoder_large``, ``naive_speedup``, ``pipeline_prompts_per_s`` and the seconds behind them (CPU seconds too: the wall time moves on a busy machine).
 
     make bench     (or: python bench/evaluate.py [--case lung2] [--naive-slices 2] [--workdir DIR])
 """
@@ -297,6 +299,10 @@ def main() -> None:
     cli = time_cli(workdir, root, downloads, *case_cli_args(args.case))
     cli_s = cli.wall_s
     large = time_large(model, workdir, root, downloads, sha256, args.large_slices) if args.large_slices else None
+    large_ingested(root, workdir, downloads)
+    from pipeline import pipeline_figures  # bench/pipeline.py, which imports this module's helpers
+
+    pipeline = pipeline_figures(root)
 
     naive_per_prompt, unit_per_prompt = naive_s / naive_decodes, unit_s / decodes
     figures = {
@@ -315,6 +321,8 @@ def main() -> None:
         "unit_over_encoder": round(unit_s / encoder_s, 3), "cli_over_encoder": round(cli_s / encoder_s, 3),
         "naive_speedup": round(naive_per_prompt / unit_per_prompt, 2),
     }
+    figures |= {"pipeline_prompts": pipeline.prompts, "pipeline_s": round(pipeline.pipeline_s, 2),
+                "pipeline_prompts_per_s": round(pipeline.pipeline_prompts_per_s, 1)}
     if large is not None:
         figures |= {"large_case": f"{LARGE_DATASET}/{LARGE_CASE}", "large_slices": large.slices,
                     "large_encoder_s": round(large.encoder_s, 2), "large_cli_s": round(large.cli.wall_s, 2),
@@ -333,6 +341,8 @@ def main() -> None:
     if large is not None:
         print(f"  long run             {large.cli.wall_s:7.2f} s  = {figures['cli_over_encoder_large']:.2f} x encoder "
               f"({large.slices} slices of {LARGE_DATASET}, {LARGE_PROTOCOL}; bare encoder {large.encoder_s:.1f} s)")
+    print(f"  stand-in pipeline    {pipeline.pipeline_prompts_per_s:7.1f} object-prompts/s per core "
+          f"({pipeline.prompts} prompts in {pipeline.pipeline_s:.1f} s beside the stand-in's fixed time)")
     print(f"  naive loop           {naive_per_prompt:7.3f} s/prompt vs run_unit {unit_per_prompt:.4f} s/prompt "
           f"= {figures['naive_speedup']:.1f} x (measured on {naive_decodes} decoder calls, scaled per prompt)")
     print(f"  flow-side identity   {identity_s:7.3f} s; model load {load_s:.2f} s")

@@ -41,7 +41,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from evaluate import OPTIONS, PROTOCOLS, REPO, ingested, root_env, samatlas  # noqa: E402
+from evaluate import OPTIONS, PROTOCOLS, REPO, ingested, large_ingested  # noqa: E402
 
 sys.path.insert(0, str(REPO))
 
@@ -54,7 +54,6 @@ from tasks.models.base import Decoded, Embedding, Geometry, Prompt, Segmentation
 from tasks.settings import get_settings  # noqa: E402
 
 DATASETS = ("sample-radiomics", "sample-mni152")
-MNI152 = "sample-mni152"
 LOW_RES = 256  # the low-res logits' side (the prompt encoder's mask input size, 4x the 64x64 embedding)
 SHRINK = (2, 4, 6)  # px a box prompt's mask is shrunk by, per multimask output
 AROUND = (6, 12, 24)  # px half-side of the square around a point prompt's positive points, per output
@@ -241,13 +240,6 @@ def profile_work(root: Path, datasets: Sequence[str], top: int) -> tuple[str, di
     return text.getvalue(), stages
 
 
-def mni152_ingested(workdir: Path, root: Path, downloads: Path) -> None:
-    """Ingest sample-mni152 into ``root`` beside the chest CTs (once; reused after)."""
-    if not (root / "store" / MNI152).exists():
-        print(f"ingesting {MNI152} into {root} (once)", file=sys.stderr, flush=True)
-        samatlas(root_env(root, downloads, workdir / "prefect"), "ingest", MNI152)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workdir", type=Path, default=None, help="where the cases are ingested (default <data root>/bench)")
@@ -263,7 +255,7 @@ def main() -> None:
     root = ingested(workdir, downloads)
     datasets = DATASETS[:1] if args.no_mni152 else DATASETS
     if not args.no_mni152:
-        mni152_ingested(workdir, root, downloads)
+        large_ingested(root, workdir, downloads)
 
     figures = pipeline_figures(root, encode_ms=args.encode_ms, decode_ms=args.decode_ms, spin=args.spin,
                                datasets=datasets)

@@ -15,8 +15,10 @@ runs SQL a user typed, read-only by construction:
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import threading
+import weakref
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -65,6 +67,7 @@ def sandbox(root: Location, limits: QueryLimits = QueryLimits()) -> duckdb.DuckD
     """A connection that can read the catalog's data files and nothing else, and write nothing."""
     con = duckdb.connect(":memory:", config={"threads": limits.threads})
     spill = tempfile.mkdtemp(prefix="samatlas-query-")
+    weakref.finalize(con, shutil.rmtree, spill, ignore_errors=True)  # gone with the connection (or at exit)
     con.execute("SET temp_directory = ?", [spill])
     con.execute(f"SET memory_limit = '{limits.memory}'")
     con.execute("SET max_temp_directory_size = '1GB'")

@@ -125,6 +125,13 @@ def test_user_query_cannot_write_or_read_outside_the_data_files(catalog: Path, s
     assert not (tmp_path / ".tmp").exists()
 
 
+def test_user_queries_leave_no_spill_folder(catalog: Path, tmp_path: Path, monkeypatch):
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # where sandbox's spill folders go
+    for _ in range(3):
+        user_query(catalog, "SELECT count(*) FROM results")
+    assert not list(tmp_path.glob("samatlas-query-*"))
+
+
 def test_user_query_time_and_memory_limits(catalog: Path):
     with pytest.raises(QueryRefused, match="longer than 1 s"):
         user_query(catalog, "SELECT count(*) FROM range(1000000000) a, range(1000000000) b", QueryLimits(timeout_s=1))

@@ -50,7 +50,9 @@ from flows.plan import WorkUnit, plan_units, unit_objects  # noqa: E402
 from records.units import PlannedObject  # noqa: E402
 from tasks.evaluate_unit import PlannedSpec, RunStamp, run_unit  # noqa: E402
 from tasks.locations import as_location  # noqa: E402
-from tasks.models.base import Decoded, Embedding, Geometry, Prompt, SegmentationModel  # noqa: E402
+from tasks.models.base import (  # noqa: E402
+    Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, Prompt, SegmentationModel,
+)
 from tasks.settings import get_settings  # noqa: E402
 
 DATASETS = ("sample-radiomics", "sample-mni152")
@@ -59,7 +61,7 @@ SHRINK = (2, 4, 6)  # px a box prompt's mask is shrunk by, per multimask output
 AROUND = (6, 12, 24)  # px half-side of the square around a point prompt's positive points, per output
 
 
-class StandIn(SegmentationModel):
+class StandIn(MaskInputModel):
     """A model whose encoder and decoder take a fixed time per call and predict at once.
 
     Geometry and box expansion are LiteMedSAM's (256 on the longest side, 5 px); it takes a mask
@@ -70,7 +72,6 @@ class StandIn(SegmentationModel):
     input_size = 256
     box_shift = 5
     sha256 = "stand-in"
-    takes_mask_input = True
 
     def __init__(self, encode_s: float = 1e-3, decode_s: float = 1e-3, spin: bool = False) -> None:
         self.encode_s, self.decode_s, self.spin = encode_s, decode_s, spin
@@ -96,13 +97,11 @@ class StandIn(SegmentationModel):
         self.encodes += 1
         return Embedding(self.geometry(*image.shape[:2]), None)
 
-    def decode(self, embedding: Embedding, prompt: Prompt, multimask: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        out = self.decode_with_mask(embedding, prompt, multimask)
-        return out.masks, out.scores
+    def decode_batch(self, embeddings: Sequence[Embedding], requests: Sequence[DecodeRequest]) -> list[Decoded]:
+        """One stand-in decoder call per request (its fixed time each), as LiteMedSAM decodes on a CPU."""
+        return [self._decode_one(e, r.prompt, r.multimask) for e, r in zip(embeddings, requests)]
 
-    def decode_with_mask(
-        self, embedding: Embedding, prompt: Prompt, multimask: bool = False, mask_input: np.ndarray | None = None
-    ) -> Decoded:
+    def _decode_one(self, embedding: Embedding, prompt: Prompt, multimask: bool) -> Decoded:
         self._wait(self.decode_s)
         self.decodes += 1
         g = embedding.geometry
@@ -216,7 +215,7 @@ def pipeline_figures(
 STAGES = {  # stage -> functions (file suffix, name) whose cumulative time it is
     "zarr reads": [("tasks/store.py", "image_slice"), ("tasks/store.py", "mask_slice"), ("tasks/store.py", "__init__")],
     "windowing (to_uint8)": [("tasks/intensity.py", "to_uint8")],
-    "stand-in masks": [("bench/pipeline.py", "decode_with_mask")],
+    "stand-in masks": [("bench/pipeline.py", "_decode_one")],
     "metrics (score)": [("tasks/metrics.py", "score")],
     "rows (ResultRow)": [("<string>", "__init__")],
 }

@@ -11,6 +11,8 @@ mazurowski with 3 clicks, sammed2d), this runs in one process:
              batches where the model batches (on a GPU), rows scored); with its prompts and decoder passes;
 ``other``    the same on the other decoding path (the same rows): batched where the model decodes
              one prompt per call by default (on a CPU), one call per prompt where it batches;
+``efficiency`` the encoder's FLOPs per slice (``torch.utils.flop_counter``) over its seconds per
+             slice, against this machine's dense fp32 matmul FLOP/s measured here, same threads;
 ``naive``    the per-prompt loop a script over ``SamPredictor`` would be (the slice re-encoded before
              every decoder call), on the objects of ``--naive-slices`` slices only (it is slow)
              and scaled per decoder call, compared with ``unit`` per decoder call;
@@ -26,7 +28,7 @@ mazurowski with 3 clicks, sammed2d), this runs in one process:
 
 The case is ingested once into ``--workdir`` (default ``<data root>/bench``), which the next run
 reuses. Prints the figures, then ONE JSON line: ``unit_over_encoder``, ``cli_over_encoder``,
-``cli_over_encoder_large``, ``naive_speedup``, ``pipeline_prompts_per_s`` and the seconds behind them (CPU seconds too: the wall time moves on a busy machine).
+``cli_over_encoder_large``, ``naive_speedup``, ``encoder_efficiency``, ``pipeline_prompts_per_s`` and the seconds behind them (CPU seconds too: the wall time moves on a busy machine).
 
     make bench     (or: python bench/evaluate.py [--case lung2] [--naive-slices 2] [--workdir DIR])
 """
@@ -181,6 +183,44 @@ def time_encoder(model: SegmentationModel, units: list[WorkUnit]) -> tuple[float
 
 
 @dataclass(frozen=True)
+class Efficiency:
+    """The encoder's arithmetic against the machine's: FLOPs per slice, its GFLOP/s, matmul GFLOP/s."""
+
+    flops: int
+    encoder_gflops: float
+    matmul_gflops: float
+
+    @property
+    def ratio(self) -> float:
+        return self.encoder_gflops / self.matmul_gflops
+
+
+def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
+    """This machine's dense fp32 matrix product speed (torch.mm, n x n, the current torch threads)."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    torch.mm(a, b)  # warm-up
+    start = time.perf_counter()
+    for _ in range(repeats):
+        torch.mm(a, b)
+    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def encoder_efficiency(model: SegmentationModel, image: np.ndarray, seconds_per_slice: float) -> Efficiency:
+    """FLOPs of one encoder pass (counted by torch's FlopCounterMode: matrix products and
+    convolutions) over ``seconds_per_slice``, against :func:`matmul_gflops` measured now."""
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    counter = FlopCounterMode(display=False)
+    with counter, torch.inference_mode():
+        model.encode(image)
+    flops = counter.get_total_flops()
+    return Efficiency(flops, flops / seconds_per_slice / 1e9, matmul_gflops())
+
+
+@dataclass(frozen=True)
 class UnitTiming:
     """``run_unit`` over some work: seconds, prompts decoded, mask decoder passes, result rows."""
 
@@ -284,6 +324,8 @@ def main() -> None:
     n_objects = sum(len(objects) for _, objects in work)
 
     encoder_s, encoder_cpu_s, passes = time_encoder(model, units)
+    efficiency = encoder_efficiency(model, slice_rgb(StoredCase(as_location(units[0].zarr_path)), units[0].slices[0]),
+                                    encoder_s / passes)
     cpu = time.process_time()
     unit = time_unit(model, work, specs)
     unit_cpu_s = time.process_time() - cpu
@@ -320,6 +362,8 @@ def main() -> None:
         "naive_sample_decoder_calls": naive_decodes,
         "unit_over_encoder": round(unit_s / encoder_s, 3), "cli_over_encoder": round(cli_s / encoder_s, 3),
         "naive_speedup": round(naive_per_prompt / unit_per_prompt, 2),
+        "encoder_gflop_per_slice": round(efficiency.flops / 1e9, 2), "encoder_gflops": round(efficiency.encoder_gflops, 1),
+        "matmul_gflops": round(efficiency.matmul_gflops, 1), "encoder_efficiency": round(efficiency.ratio, 3),
     }
     figures |= {"pipeline_prompts": pipeline.prompts, "pipeline_s": round(pipeline.pipeline_s, 2),
                 "pipeline_prompts_per_s": round(pipeline.pipeline_prompts_per_s, 1)}
@@ -331,6 +375,8 @@ def main() -> None:
     print(f"{figures['case']}: {passes} slices, {n_objects} objects, {rows} result rows, {decodes} decoder calls "
           f"({figures['torch_threads']} torch threads)")
     print(f"  bare encoder         {encoder_s:7.2f} s  ({encoder_s / passes:.2f} s/slice)")
+    print(f"  encoder arithmetic   {efficiency.flops / 1e9:.2f} GFLOP/slice at {efficiency.encoder_gflops:.1f} GFLOP/s "
+          f"= {efficiency.ratio:.2f} x this machine's fp32 matmul ({efficiency.matmul_gflops:.1f} GFLOP/s)")
     print(f"  run_unit             {unit_s:7.2f} s  = {figures['unit_over_encoder']:.2f} x encoder "
           f"({decodes} prompts in {unit.passes} decoder batches; {unit_cpu_s:.1f} CPU s)")
     other_name = "run_unit, 1 by 1 " if model.batches_decoding else "run_unit, batched"

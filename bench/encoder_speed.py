@@ -10,13 +10,15 @@ images, and the figures say so), this measures in one process, against one basel
 ``matmul``      this machine's dense fp32 matrix product speed (``torch.mm``, 2048 x 2048), on the
                 encoder's thread count, measured in every round beside the encoder;
 ``efficiency``  (FLOPs / seconds per slice of the default encoder) / matmul FLOP/s (issue 13: >= 0.6);
+                each variant's too, against the matmul on its thread count (one thread measured too);
 ``variants``    each timed over the same slices (preprocessing included, as ``encode`` does it) after
                 a warm-up, and compared with the default embedding (max abs difference <= 1e-3 is
                 "equal"): ``channels_last`` weights and input; one thread instead of the default;
-                the slices stacked in one batch; ``torch.compile`` (inductor; its compile time apart);
+                the slices stacked in one batch; ``torch.compile`` (inductor; its compile time apart, far
+                shorter where inductor's on-disk cache holds an earlier run's kernels);
                 ONNX Runtime on the CPU (``torch.onnx.export``; only where ``onnxruntime`` is
-                installed: it is no dependency of the package); bf16 autocast (reported, never kept:
-                it is not equal).
+                installed: it is no dependency of the package), on the default thread count and on
+                one; bf16 autocast (reported, never kept: it is not equal).
 
 The default is ``model.encode``, which runs under ``torch.inference_mode`` (checked). Variants run in
 interleaved rounds and each keeps its fastest round, as the machine may be busy with other work.
@@ -35,9 +37,11 @@ import os
 import sys
 import tempfile
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import torch
@@ -55,17 +59,20 @@ DATASET = "sample-radiomics"
 TOLERANCE = 1e-3  # max abs difference of the embedding for a variant to count as equal
 MATMUL_N = 2048
 
+T = TypeVar("T")
 Encoder = Callable[[Sequence[np.ndarray]], torch.Tensor]  # slices -> their embeddings (N, 256, 64, 64)
 
 
 @dataclass(frozen=True)
 class Variant:
     """One way of running the encoder: seconds per slice (fastest round), max abs difference of its
-    embeddings from the default's, and its one-off setup seconds (compile, export; 0 where none)."""
+    embeddings from the default's, the threads it runs on and its one-off setup seconds (compile,
+    export; 0 where none)."""
 
     name: str
     seconds_per_slice: float
     max_abs_diff: float
+    threads: int
     setup_s: float = 0.0
 
     @property
@@ -80,7 +87,8 @@ class EncoderFigures:
     slices: int
     threads: int
     flops: int  # per slice
-    matmul_gflops: float
+    matmul_gflops: float  # on ``threads``
+    matmul_gflops_1_thread: float
     inference_mode: bool  # whether encode's embedding is an inference tensor
     default: Variant
     variants: tuple[Variant, ...]
@@ -92,7 +100,12 @@ class EncoderFigures:
 
     @property
     def efficiency(self) -> float:
-        return self.encoder_gflops / self.matmul_gflops
+        return self.variant_efficiency(self.default)
+
+    def variant_efficiency(self, variant: Variant) -> float:
+        """``variant``'s FLOP/s over the matmul FLOP/s on its thread count."""
+        matmul = self.matmul_gflops_1_thread if variant.threads == 1 else self.matmul_gflops
+        return self.flops / variant.seconds_per_slice / 1e9 / matmul
 
     @property
     def fastest(self) -> Variant:
@@ -150,19 +163,20 @@ def channels_last_encoder(model: LiteMedSAM) -> Encoder:
     return per_slice(model, lambda x: encoder(x.contiguous(memory_format=torch.channels_last)))
 
 
+def on_one_thread(run: Callable[[], T]) -> T:
+    """``run()`` with ``torch.set_num_threads(1)`` (the thread count restored after)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return run()
+    finally:
+        torch.set_num_threads(threads)
+
+
 def one_thread_encoder(model: LiteMedSAM) -> Encoder:
-    """The default with ``torch.set_num_threads(1)`` for the pass (restored after)."""
+    """The default on one torch thread."""
     base = default_encoder(model)
-
-    def run(images: Sequence[np.ndarray]) -> torch.Tensor:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)
-        try:
-            return base(images)
-        finally:
-            torch.set_num_threads(threads)
-
-    return run
+    return lambda images: on_one_thread(lambda: base(images))
 
 
 def batched_encoder(model: LiteMedSAM) -> Encoder:
@@ -207,8 +221,10 @@ def onnx_encoders(model: LiteMedSAM, image: np.ndarray) -> dict[str, tuple[Encod
     encoders: dict[str, tuple[Encoder, float]] = {}
     with tempfile.TemporaryDirectory(prefix="samatlas-onnx-") as tmp:
         path = Path(tmp) / "encoder.onnx"
-        torch.onnx.export(model.net.image_encoder, (x,), str(path), input_names=["image"],
-                          output_names=["embedding"], opset_version=17, dynamo=False)
+        with warnings.catch_warnings():  # the tracer's warnings on TinyViT's shape asserts are noise here
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model.net.image_encoder, (x,), str(path), input_names=["image"],
+                              output_names=["embedding"], opset_version=17, dynamo=False)
         export_s = time.perf_counter() - start
         for name, threads in (("onnxruntime", torch.get_num_threads()), ("onnxruntime_threads_1", 1)):
             start = time.perf_counter()
@@ -273,17 +289,20 @@ def encoder_figures(model: LiteMedSAM, images: Sequence[np.ndarray], rounds: int
         encoder(images[:1])  # warm-up: lazy initialisation, allocator, oneDNN primitives
     best = {name: float("inf") for name in encoders}
     outputs: dict[str, torch.Tensor] = {}
-    matmul_s = float("inf")
+    matmul_s = matmul_1_s = float("inf")
     for _ in range(rounds):
         matmul_s = min(matmul_s, matmul_seconds())
+        matmul_1_s = min(matmul_1_s, on_one_thread(matmul_seconds))
         for name, (encoder, _) in encoders.items():
             seconds, outputs[name] = timed(encoder, images)
             best[name] = min(best[name], seconds)
     reference = outputs["default"]
-    variants = {name: Variant(name, best[name], float((outputs[name].float() - reference).abs().max()), setup_s)
+    variants = {name: Variant(name, best[name], float((outputs[name].float() - reference).abs().max()),
+                              1 if name.endswith("threads_1") else threads, setup_s)
                 for name, (_, setup_s) in encoders.items()}
-    return EncoderFigures(len(images), threads, flops, 2 * MATMUL_N**3 / matmul_s / 1e9, inference,
-                          variants.pop("default"), tuple(variants.values()), tuple(skipped))
+    return EncoderFigures(len(images), threads, flops, 2 * MATMUL_N**3 / matmul_s / 1e9,
+                          2 * MATMUL_N**3 / matmul_1_s / 1e9, inference, variants.pop("default"),
+                          tuple(variants.values()), tuple(skipped))
 
 
 def case_slices(store: Path, case: str, n: int) -> list[np.ndarray] | None:
@@ -317,21 +336,25 @@ def main() -> None:
     print(f"{source}: {f.slices} slices x {args.rounds} rounds, {f.threads} torch threads, "
           f"encode under inference_mode: {f.inference_mode}")
     print(f"  encoder arithmetic  {f.flops / 1e9:.2f} GFLOP/slice in {f.default.seconds_per_slice:.2f} s = "
-          f"{f.encoder_gflops:.1f} GFLOP/s = {f.efficiency:.2f} x fp32 matmul ({f.matmul_gflops:.1f} GFLOP/s)")
+          f"{f.encoder_gflops:.1f} GFLOP/s = {f.efficiency:.2f} x fp32 matmul ({f.matmul_gflops:.1f} GFLOP/s; "
+          f"{f.matmul_gflops_1_thread:.1f} on one thread)")
     for v in f.variants:
         setup = f", setup {v.setup_s:.1f} s" if v.setup_s else ""
-        print(f"  {v.name:15} {v.seconds_per_slice:6.2f} s/slice = {f.speedup(v):.2f} x default, "
+        print(f"  {v.name:21} {v.seconds_per_slice:6.2f} s/slice = {f.speedup(v):.2f} x default, "
+              f"efficiency {f.variant_efficiency(v):.2f}, "
               f"max diff {v.max_abs_diff:.1e} ({'equal' if v.equal else 'NOT equal'}{setup})")
     for name, why in f.skipped:
-        print(f"  {name:15} not measured: {why}")
+        print(f"  {name:21} not measured: {why}")
     print(f"  fastest equal: {fastest.name} ({f.speedup(fastest):.2f} x default)")
     print(json.dumps({
         "bench": "encoder_speed", "source": source, "slices": f.slices, "rounds": args.rounds, "torch_threads": f.threads,
         "inference_mode": f.inference_mode, "encoder_gflop_per_slice": round(f.flops / 1e9, 3),
         "encoder_s_per_slice": round(f.default.seconds_per_slice, 3), "encoder_gflops": round(f.encoder_gflops, 1),
-        "matmul_gflops": round(f.matmul_gflops, 1), "encoder_efficiency": round(f.efficiency, 3),
+        "matmul_gflops": round(f.matmul_gflops, 1), "matmul_gflops_1_thread": round(f.matmul_gflops_1_thread, 1),
+        "encoder_efficiency": round(f.efficiency, 3),
         "fastest_equal": fastest.name, "fastest_equal_speedup": round(f.speedup(fastest), 3),
         "variants": {v.name: {"s_per_slice": round(v.seconds_per_slice, 3), "speedup": round(f.speedup(v), 3),
+                              "efficiency": round(f.variant_efficiency(v), 3), "threads": v.threads,
                               "max_abs_diff": float(f"{v.max_abs_diff:.3g}"), "equal": v.equal,
                               "setup_s": round(v.setup_s, 1)} for v in f.variants},
         "skipped": dict(f.skipped),

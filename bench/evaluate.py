@@ -195,29 +195,13 @@ class Efficiency:
         return self.encoder_gflops / self.matmul_gflops
 
 
-def matmul_gflops(n: int = 2048, repeats: int = 10) -> float:
-    """This machine's dense fp32 matrix product speed (torch.mm, n x n, the current torch threads)."""
-    import torch
-
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    torch.mm(a, b)  # warm-up
-    start = time.perf_counter()
-    for _ in range(repeats):
-        torch.mm(a, b)
-    return 2 * n**3 * repeats / (time.perf_counter() - start) / 1e9
-
-
 def encoder_efficiency(model: SegmentationModel, image: np.ndarray, seconds_per_slice: float) -> Efficiency:
-    """FLOPs of one encoder pass (counted by torch's FlopCounterMode: matrix products and
-    convolutions) over ``seconds_per_slice``, against :func:`matmul_gflops` measured now."""
-    import torch
-    from torch.utils.flop_counter import FlopCounterMode
+    """FLOPs of one encoder pass over ``seconds_per_slice``, against the fp32 matmul speed measured now
+    (``bench/encoder_speed.py``'s counter and matmul, which also tries faster variants)."""
+    from encoder_speed import MATMUL_N, count_flops, matmul_seconds
 
-    counter = FlopCounterMode(display=False)
-    with counter, torch.inference_mode():
-        model.encode(image)
-    flops = counter.get_total_flops()
-    return Efficiency(flops, flops / seconds_per_slice / 1e9, matmul_gflops())
+    flops = count_flops(model, image)
+    return Efficiency(flops, flops / seconds_per_slice / 1e9, 2 * MATMUL_N**3 / matmul_seconds() / 1e9)
 
 
 @dataclass(frozen=True)

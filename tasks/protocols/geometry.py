@@ -85,9 +85,8 @@ def edt_centre(mask: np.ndarray, rng: np.random.Generator) -> Point:
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return pick(rng, *maxima(padded_edt(mask)))
-    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
-    r0, c0 = int(rows[0]), int(cols[0])
-    r, c = maxima(padded_edt(mask[r0 : rows[-1] + 1, c0 : cols[-1] + 1]))
+    c0, r0, c1, r1 = bbox_exclusive(mask)
+    r, c = maxima(padded_edt(mask[r0:r1, c0:c1]))
     return pick(rng, r + r0, c + c0)
 
 

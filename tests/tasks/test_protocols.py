@@ -258,6 +258,21 @@ def test_components_8_connected_and_sorted() -> None:
     assert components(eq, ties="first")[0][0, 0] and components(eq, ties="last")[0][7, 7]
 
 
+def test_edt_centre_on_the_box_is_the_whole_image_rule() -> None:
+    """The transform taken on the mask's box picks the pixel (and leaves the RNG) as on the whole image."""
+    from tasks.protocols.geometry import maxima, pick
+
+    shapes = np.random.default_rng(7)
+    for n in range(200):
+        mask = np.zeros((40, 50), bool)
+        y, x = shapes.integers(0, 36), shapes.integers(0, 46)
+        mask[y : y + shapes.integers(1, 12), x : x + shapes.integers(1, 12)] = True
+        mask &= shapes.random(mask.shape) > 0.2  # ragged: several maxima, tie-breaks drawn
+        a, b = np.random.default_rng(n), np.random.default_rng(n)
+        assert edt_centre(mask, a) == pick(b, *maxima(padded_edt(mask)))
+        assert a.random() == b.random()
+
+
 def test_edt_centre_of_disc_and_ring() -> None:
     yy, xx = np.mgrid[:31, :31]
     disc = np.hypot(yy - 15, xx - 15) <= 10

@@ -9,21 +9,23 @@ images, and the figures say so), this measures in one process, against one basel
                 products and convolutions) on one preprocessed (1, 3, 256, 256) input;
 ``matmul``      this machine's dense fp32 matrix product speed (``torch.mm``, 2048 x 2048), on the
                 encoder's thread count, measured in every round beside the encoder;
-``efficiency``  (FLOPs / seconds per slice of the default encoder) / matmul FLOP/s (issue 13: >= 0.6);
-                each variant's too, against the matmul on its thread count (one thread measured too);
+``efficiency``  (FLOPs / seconds per slice) / matmul FLOP/s (issue 13: >= 0.6) of the encoder samatlas
+                runs by default (``onnxruntime`` on a CPU), of the torch baseline and of each variant,
+                against the matmul on its thread count (one thread measured too);
 ``variants``    each timed over the same slices (preprocessing included, as ``encode`` does it) after
-                a warm-up, and compared with the default embedding (max abs difference <= 1e-3 is
+                a warm-up, and compared with the baseline's embedding (max abs difference <= 1e-3 is
                 "equal"): ``channels_last`` weights and input; one thread instead of the default;
                 the slices stacked in one batch; ``torch.compile`` (inductor; its compile time apart, far
                 shorter where inductor's on-disk cache holds an earlier run's kernels);
-                ONNX Runtime on the CPU (``torch.onnx.export``; only where ``onnxruntime`` is
-                installed: it is no dependency of the package), on the default thread count and on
-                one; bf16 autocast (reported, never kept: it is not equal).
+                ONNX Runtime on the CPU (the package's export, ``tasks/models/onnx_encoder.py``), on the
+                default thread count and on one; bf16 autocast (reported, never kept: it is not equal);
+``onnx ops``    where the ONNX Runtime encoder's time goes, by operator type (its profiler).
 
-The default is ``model.encode``, which runs under ``torch.inference_mode`` (checked). Variants run in
-interleaved rounds and each keeps its fastest round, as the machine may be busy with other work.
-Prints the figures, then ONE JSON line: ``encoder_efficiency``, the fastest equal variant and its
-speed ratio over the default, and every variant's seconds per slice and difference.
+The baseline ``default`` is ``model.encode`` on the eager torch encoder (``runtime="torch"``), under
+``torch.inference_mode`` (checked). Variants run in interleaved rounds and each keeps its fastest
+round, as the machine may be busy with other work. Prints the figures, then ONE JSON line:
+``encoder_efficiency`` (samatlas' encoder), the fastest equal variant and its speed ratio over the
+baseline, and every variant's seconds per slice and difference.
 
     python bench/encoder_speed.py [--case lung2] [--slices 3] [--rounds 2] [--no-compile]
 """
@@ -37,7 +39,6 @@ import os
 import sys
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -50,8 +51,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from tasks.evaluate_unit import slice_rgb  # noqa: E402
-from tasks.models import load_model  # noqa: E402
 from tasks.models.litemedsam import LiteMedSAM  # noqa: E402
+from tasks.models.onnx_encoder import ExportKey, onnx_encoder, use_onnxruntime  # noqa: E402
 from tasks.settings import get_settings  # noqa: E402
 from tasks.store import StoredCase  # noqa: E402
 
@@ -143,7 +144,7 @@ def inputs(model: LiteMedSAM, images: Sequence[np.ndarray]) -> list[torch.Tensor
 
 
 def default_encoder(model: LiteMedSAM) -> Encoder:
-    """``model.encode``, one slice at a time: the baseline."""
+    """``model.encode``, one slice at a time (``model`` is built on the torch runtime: the baseline)."""
     return lambda images: torch.cat([model.encode(image).features for image in images])
 
 
@@ -210,36 +211,50 @@ def compiled_encoder(model: LiteMedSAM, image: np.ndarray) -> tuple[Encoder, flo
     return per_slice(model, encoder), time.perf_counter() - start
 
 
-def onnx_encoders(model: LiteMedSAM, image: np.ndarray) -> dict[str, tuple[Encoder, float]]:
-    """The encoder exported to ONNX (legacy exporter, batch of one) in ONNX Runtime CPU sessions on the
-    torch thread count (``onnxruntime``) and on one thread (``onnxruntime_threads_1``), each with the
-    seconds of the export and its session's start."""
-    import onnxruntime as ort
-
-    start = time.perf_counter()
-    x = inputs(model, [image])[0]
+def onnx_encoders(model: LiteMedSAM) -> dict[str, tuple[Encoder, float]]:
+    """The package's ONNX Runtime encoder (``tasks/models/onnx_encoder.py``: what ``encode`` runs on a CPU
+    by default) on the torch thread count (``onnxruntime``) and on one thread (``onnxruntime_threads_1``),
+    each with the seconds its export (where the model cache lacked it) and session start took."""
     encoders: dict[str, tuple[Encoder, float]] = {}
-    with tempfile.TemporaryDirectory(prefix="samatlas-onnx-") as tmp:
-        path = Path(tmp) / "encoder.onnx"
-        with warnings.catch_warnings():  # the tracer's warnings on TinyViT's shape asserts are noise here
-            warnings.simplefilter("ignore")
-            torch.onnx.export(model.net.image_encoder, (x,), str(path), input_names=["image"],
-                              output_names=["embedding"], opset_version=17, dynamo=False)
-        export_s = time.perf_counter() - start
-        for name, threads in (("onnxruntime", torch.get_num_threads()), ("onnxruntime_threads_1", 1)):
-            start = time.perf_counter()
-            options = ort.SessionOptions()
-            options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
-            session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-            session.run(None, {"image": x.numpy()})
-            encoders[name] = (onnx_run(model, session), export_s + time.perf_counter() - start)
+    for name, threads in (("onnxruntime", torch.get_num_threads()), ("onnxruntime_threads_1", 1)):
+        start = time.perf_counter()
+        session = onnx_encoder(model.net.image_encoder, export_key(model), get_settings().model_cache_root, threads)
+        encoders[name] = (per_slice(model, session), time.perf_counter() - start)
     return encoders
 
 
-def onnx_run(model: LiteMedSAM, session) -> Encoder:
-    """``session`` on each preprocessed slice."""
-    return lambda images: torch.cat([torch.from_numpy(session.run(None, {"image": x.numpy()})[0])
-                                     for x in inputs(model, images)])
+def export_key(model: LiteMedSAM) -> ExportKey:
+    return ExportKey(model.name, model.sha256, model.input_size)
+
+
+def onnx_op_profile(model: LiteMedSAM, image: np.ndarray, runs: int = 3) -> dict[str, float]:
+    """Milliseconds per encoder pass by ONNX operator type (ONNX Runtime's own profiler, which adds a
+    little to every node), largest first: where the ONNX encoder's time goes."""
+    import onnxruntime as ort
+
+    path = get_settings().model_cache_root / export_key(model).filename
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = torch.get_num_threads(), 1
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory(prefix="samatlas-ort-profile-") as tmp:
+        options.profile_file_prefix = str(Path(tmp) / "encoder")
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        x = inputs(model, [image])[0].numpy()
+        for _ in range(runs + 1):
+            session.run(None, {"image": x})
+        events = json.loads(Path(session.end_profiling()).read_text())
+    by_op: dict[str, float] = {}
+    # the first run is the warm-up: skip each node's first kernel event
+    seen: set[str] = set()
+    for event in events:
+        if event.get("cat") != "Node" or not event["name"].endswith("_kernel_time"):
+            continue
+        if event["name"] not in seen:
+            seen.add(event["name"])
+            continue
+        op = event["args"]["op_name"]
+        by_op[op] = by_op.get(op, 0.0) + event["dur"] / 1e3 / runs
+    return dict(sorted(by_op.items(), key=lambda kv: -kv[1]))
 
 
 def build_variants(model: LiteMedSAM, image: np.ndarray, compile_: bool
@@ -256,7 +271,7 @@ def build_variants(model: LiteMedSAM, image: np.ndarray, compile_: bool
     else:
         skipped.append(("threads_1", "the default already runs on one thread"))
     builders: list[tuple[str, Callable[[], dict[str, tuple[Encoder, float]]]]] = [
-        ("onnxruntime", lambda: onnx_encoders(model, image))]
+        ("onnxruntime", lambda: onnx_encoders(model))]
     if compile_:
         builders.append(("torch_compile", lambda: {"torch_compile": compiled_encoder(model, image)}))
     else:
@@ -331,13 +346,18 @@ def main() -> None:
         images = list(np.random.default_rng(0).integers(0, 256, (args.slices, 512, 512, 3), dtype=np.uint8))
         source = "random-512x512x3"
     torch.set_num_threads(os.cpu_count() or 1)  # as the CLI's single worker does
-    f = encoder_figures(load_model("litemedsam"), images, args.rounds, not args.no_compile)
+    model = LiteMedSAM(runtime="torch")
+    f = encoder_figures(model, images, args.rounds, not args.no_compile)
     fastest = f.fastest
+    package = "onnxruntime" if use_onnxruntime(get_settings().encoder_runtime, "cpu", True) else "default"
+    used = next((v for v in f.variants if v.name == package), f.default)
+    ops = onnx_op_profile(model, images[0]) if any(v.name == "onnxruntime" for v in f.variants) else {}
     print(f"{source}: {f.slices} slices x {args.rounds} rounds, {f.threads} torch threads, "
           f"encode under inference_mode: {f.inference_mode}")
-    print(f"  encoder arithmetic  {f.flops / 1e9:.2f} GFLOP/slice in {f.default.seconds_per_slice:.2f} s = "
-          f"{f.encoder_gflops:.1f} GFLOP/s = {f.efficiency:.2f} x fp32 matmul ({f.matmul_gflops:.1f} GFLOP/s; "
-          f"{f.matmul_gflops_1_thread:.1f} on one thread)")
+    print(f"  encoder arithmetic  {f.flops / 1e9:.2f} GFLOP/slice; fp32 matmul {f.matmul_gflops:.1f} GFLOP/s "
+          f"({f.matmul_gflops_1_thread:.1f} on one thread)")
+    print(f"  default (torch)     {f.default.seconds_per_slice:6.2f} s/slice = {f.encoder_gflops:.1f} GFLOP/s, "
+          f"efficiency {f.efficiency:.2f}")
     for v in f.variants:
         setup = f", setup {v.setup_s:.1f} s" if v.setup_s else ""
         print(f"  {v.name:21} {v.seconds_per_slice:6.2f} s/slice = {f.speedup(v):.2f} x default, "
@@ -345,19 +365,27 @@ def main() -> None:
               f"max diff {v.max_abs_diff:.1e} ({'equal' if v.equal else 'NOT equal'}{setup})")
     for name, why in f.skipped:
         print(f"  {name:21} not measured: {why}")
-    print(f"  fastest equal: {fastest.name} ({f.speedup(fastest):.2f} x default)")
+    print(f"  fastest equal: {fastest.name} ({f.speedup(fastest):.2f} x default); samatlas runs {used.name}: "
+          f"efficiency {f.variant_efficiency(used):.2f}")
+    if ops:
+        total = sum(ops.values())
+        print(f"  onnx ops (profiled, {total:.0f} ms/pass): " + ", ".join(
+            f"{op} {ms:.0f} ms ({100 * ms / total:.0f}%)" for op, ms in list(ops.items())[:8]))
     print(json.dumps({
         "bench": "encoder_speed", "source": source, "slices": f.slices, "rounds": args.rounds, "torch_threads": f.threads,
         "inference_mode": f.inference_mode, "encoder_gflop_per_slice": round(f.flops / 1e9, 3),
-        "encoder_s_per_slice": round(f.default.seconds_per_slice, 3), "encoder_gflops": round(f.encoder_gflops, 1),
+        "encoder": used.name, "encoder_s_per_slice": round(used.seconds_per_slice, 3),
+        "encoder_gflops": round(f.flops / used.seconds_per_slice / 1e9, 1),
         "matmul_gflops": round(f.matmul_gflops, 1), "matmul_gflops_1_thread": round(f.matmul_gflops_1_thread, 1),
-        "encoder_efficiency": round(f.efficiency, 3),
+        "encoder_efficiency": round(f.variant_efficiency(used), 3),
+        "torch_s_per_slice": round(f.default.seconds_per_slice, 3), "torch_efficiency": round(f.efficiency, 3),
         "fastest_equal": fastest.name, "fastest_equal_speedup": round(f.speedup(fastest), 3),
         "variants": {v.name: {"s_per_slice": round(v.seconds_per_slice, 3), "speedup": round(f.speedup(v), 3),
                               "efficiency": round(f.variant_efficiency(v), 3), "threads": v.threads,
                               "max_abs_diff": float(f"{v.max_abs_diff:.3g}"), "equal": v.equal,
                               "setup_s": round(v.setup_s, 1)} for v in f.variants},
         "skipped": dict(f.skipped),
+        "onnx_ops_ms": {op: round(ms, 1) for op, ms in ops.items()},
     }))
 
 

@@ -318,7 +318,7 @@ def main() -> None:
     other_cpu_s = time.process_time() - cpu
     assert other.rows == unit.rows and other.prompts == unit.prompts
     unit_s, decodes, rows = unit.seconds, unit.prompts, unit.rows
-    with counting(model.net.image_encoder) as naive_encodes:
+    with counting(model.encoder) as naive_encodes:
         naive = time_unit(ReEncoding(model), naive_sample(work, args.naive_slices), specs, batched=False)
     naive_s, naive_decodes = naive.seconds, naive.prompts
     assert len(naive_encodes) == naive_decodes, "the naive loop re-encodes before every decoder call"

@@ -28,18 +28,25 @@ from tasks.models.area_resize import area_resize  # noqa: E402
 from tasks.models.base import (  # noqa: E402
     Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, sam_decode_batch,
 )
+from tasks.models.onnx_encoder import ExportKey, fast_encoder  # noqa: E402
 from tasks.models.weights import load_state_dict  # noqa: E402
+from tasks.settings import get_settings  # noqa: E402
 
 
 class LiteMedSAM(MaskInputModel):
-    """TinyViT encoder distilled from MedSAM; 256x256 input; one encoder pass per slice."""
+    """TinyViT encoder distilled from MedSAM; 256x256 input; one encoder pass per slice.
+
+    ``encoder`` is the module ``encode`` calls: ``net.image_encoder`` itself, or its ONNX Runtime
+    export (``encoder_runtime`` says which)."""
 
     name = "litemedsam"
     input_size = 256
     box_shift = 5  # px at 256, as LiteMedSAM's inference_3D.py
     batches_slices = True  # its mask decoder takes one image embedding per prompt
 
-    def __init__(self, device: str = "cpu", pretrained: bool = True):
+    def __init__(self, device: str = "cpu", pretrained: bool = True, runtime: str | None = None):
+        """``runtime``: where the image encoder runs (``SAMATLAS_ENCODER_RUNTIME`` by default:
+        ``auto`` = ONNX Runtime on a CPU, exported once per checkpoint; see tasks/models/onnx_encoder.py)."""
         self.device = torch.device(device)
         self.net = build_lite_medsam()
         if pretrained:
@@ -49,6 +56,10 @@ class LiteMedSAM(MaskInputModel):
         else:
             self.sha256 = "random-init"
         self.net.to(self.device).eval()
+        settings = get_settings()
+        self.encoder, self.encoder_runtime = fast_encoder(
+            self.net.image_encoder, ExportKey(self.name, self.sha256, self.input_size), device, pretrained,
+            runtime or settings.encoder_runtime, settings.model_cache_root)
 
     @property
     def batches_decoding(self) -> bool:
@@ -71,7 +82,7 @@ class LiteMedSAM(MaskInputModel):
     @torch.inference_mode()
     def encode(self, image: np.ndarray) -> Embedding:
         tensor, geometry = self.preprocess(image)
-        return Embedding(geometry, self.net.image_encoder(tensor.to(self.device)))
+        return Embedding(geometry, self.encoder(tensor.to(self.device)))
 
     @torch.inference_mode()
     def decode_batch(self, embeddings: Sequence[Embedding], requests: Sequence[DecodeRequest]) -> list[Decoded]:

@@ -46,7 +46,7 @@ def test_one_embedding_serves_many_prompts_at_the_original_size(lite):
     target = _disc(height, width, (40, 110), 18)
     image = np.where(target, 210, 30).astype(np.uint8)[..., None].repeat(3, axis=2)
     calls = []
-    hook = lite.net.image_encoder.register_forward_hook(lambda *args: calls.append(1))
+    hook = lite.encoder.register_forward_hook(lambda *args: calls.append(1))
     try:
         embedding = lite.encode(image)
         box_masks, box_scores = lite.decode(embedding, Prompt(box=(88, 18, 132, 62)))

@@ -2,9 +2,11 @@
 
 Set-based in DuckDB over the catalog (no Python loop over objects): an (object, spec) pair is done
 when ``results`` holds every one of its steps under exactly that model sha256 and spec id. The
-missing pairs are grouped into work units of one case and at most ``SLICES_PER_UNIT`` slices; a unit
-carries references (case, slices, spec ids), and the worker reads its objects itself
-(:func:`unit_objects`), so a plan of ten million objects is a few thousand small records.
+missing pairs are grouped into work units of consecutive slices of one case, each of about
+``UNIT_TARGET_S`` seconds of work as estimated from the model's speed on the device and the prompts
+each slice has to decode (flows/unit_cost.py); a unit carries references (case, slices, spec ids),
+and the worker reads its objects itself (:func:`unit_objects`), so a plan of ten million objects is
+a few thousand small records.
 
 Volumetric specs plan over ``volume_objects`` (one per label of a 3D case) against volume-scope
 results, one unit per case with all its missing labels and specs (:func:`plan_volume_units`), since
@@ -19,12 +21,11 @@ from dataclasses import dataclass
 import pyarrow as pa
 
 from catalog.query import connect
+from flows.unit_cost import UNIT_TARGET_S, ModelSpeed, model_speed
 from records.rows import SLICE, VOLUME
 from records.specs import ProtocolSpec
 from records.units import PlannedObject, PlannedVolume
 from tasks.locations import Location
-
-SLICES_PER_UNIT = 32  # about a minute of LiteMedSAM encoding on a CPU core, seconds on a GPU
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class WorkUnit:
     spec_ids: tuple[str, ...]
     objects: int  # missing (object, spec) pairs' objects, for progress and load balance
     scope: str = SLICE  # volume: the case's volume objects, ``slices`` the ones their ranges span
+    cost_s: float = 0.0  # estimated seconds of work (slice units; flows/unit_cost.py)
 
     @property
     def name(self) -> str:
@@ -121,8 +123,17 @@ def _missing_sql(filters: str, spread: bool) -> str:
 def plan_units(
     catalog: Location, model: str, sha256: str, specs: Sequence[ProtocolSpec],
     datasets: Sequence[str] = (), cases: Sequence[str] = (), max_slices_per_case: int = 0,
+    speed: ModelSpeed | None = None, target_s: float = UNIT_TARGET_S,
 ) -> Plan:
-    """The work units still needed for ``model`` under ``specs``, and per-dataset counts."""
+    """The work units still needed for ``model`` under ``specs``, and per-dataset counts.
+
+    A case's missing slices are cut, in slice order, into units of about ``target_s`` estimated
+    seconds: a slice costs one encoder pass plus, per prompt its missing pairs decode (a spec's
+    steps), a decoder call and the pipeline's share, at ``speed`` (the model's figures on a CPU by
+    default). A unit starts where the cost before it reaches a multiple of ``target_s``, so it holds at
+    most ``target_s`` plus one slice's cost.
+    """
+    speed = speed or model_speed(model, "cpu")
     con = connect(catalog)
     con.register("specs", _specs_table(specs))
     filters, params = _selection("o", model, sha256, datasets, cases)
@@ -131,20 +142,26 @@ def plan_units(
         params["k"] = int(max_slices_per_case)  # so a repeated run with the same limit plans nothing new
     con.execute("CREATE TEMP TABLE marked AS " + _missing_sql(filters, spread) + " SELECT * FROM marked",
                 _used(_missing_sql(filters, spread), params))
-    units_sql = f"""
+    units_sql = """
         WITH slices AS (
             SELECT dataset, case_id, any_value(zarr_path) AS zarr_path, slice_index,
-                   count(DISTINCT label) AS objects, list(DISTINCT spec_id) AS spec_ids
+                   count(DISTINCT label) AS objects, list(DISTINCT spec_id) AS spec_ids,
+                   $encode_s + sum(steps) * $prompt_s AS cost
             FROM marked WHERE NOT is_done GROUP BY dataset, case_id, slice_index
         ), numbered AS (
-            SELECT *, (row_number() OVER (PARTITION BY dataset, case_id ORDER BY slice_index) - 1) // {SLICES_PER_UNIT} AS unit
+            SELECT *, floor((sum(cost) OVER (PARTITION BY dataset, case_id ORDER BY slice_index
+                                             ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW) - cost) / $target_s) AS unit
             FROM slices
         )
         SELECT dataset, case_id, any_value(zarr_path), list(slice_index ORDER BY slice_index),
-               list_sort(list_distinct(flatten(list(spec_ids)))), sum(objects)::BIGINT
+               list_sort(list_distinct(flatten(list(spec_ids)))), sum(objects)::BIGINT, sum(cost)
         FROM numbered GROUP BY dataset, case_id, unit ORDER BY dataset, case_id, unit
     """
-    units = [WorkUnit(d, c, p, tuple(z), tuple(s), int(n)) for d, c, p, z, s, n in con.execute(units_sql).fetchall()]
+    if target_s <= 0:
+        raise ValueError(f"a unit's target seconds must be positive, got {target_s}")
+    costs = {"encode_s": speed.encode_s, "prompt_s": speed.prompt_s, "target_s": target_s}
+    units = [WorkUnit(d, c, p, tuple(z), tuple(s), int(n), cost_s=float(cost))
+             for d, c, p, z, s, n, cost in con.execute(units_sql, costs).fetchall()]
     counts_sql = """
         WITH per_object AS (
             SELECT dataset, case_id, slice_index, label, count(*) FILTER (WHERE NOT is_done) AS missing,

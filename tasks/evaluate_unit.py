@@ -16,9 +16,11 @@ since its masks are not stored and the image cannot be scored honestly.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -33,6 +35,7 @@ from tasks.locations import Location
 from tasks.metrics import MetricConvention, Scores, score
 from tasks.models import SegmentationModel
 from tasks.models.base import Decoded, Embedding, Prompt
+from tasks.prefetch import prefetched
 from tasks.protocols import AnyProtocol, Context, PromptProtocol, object_seed
 from tasks.protocols.base import drive, lockstep
 from tasks.store import StoredCase
@@ -177,59 +180,61 @@ def run_unit(
     decoder = RoundDecoder(model, batched)
     slices = sorted(by_slice)
     group = SLICE_GROUP if batched and model.batches_slices else 1
-    for first in range(0, len(slices), group):
-        runs: list[_Run] = []
-        steps_of = []
-        encode_s: dict[int, float] = {}
-        planes: dict[int, np.ndarray] = {}
-        for z in slices[first : first + group]:
-            start = time.perf_counter()
-            embedding = model.encode(slice_rgb(case, z, window))
-            encode_s[z] = time.perf_counter() - start
-            result.encoder_calls += 1
-            planes[z] = case.mask_slice(z)
-            for obj in by_slice[z]:
-                gt = planes[z] == obj.label
-                for protocol, by_name in _asked(obj, specs):
-                    ctx = object_context(model, embedding, gt, (dataset, case_id, z, obj.label), protocol)
-                    run = _Run(z, obj, gt, by_name, [])
-                    runs.append(run)
-                    steps_of.append(on_embedding(protocol.steps(ctx, frozenset(by_name)), embedding, run.timer))
-        outcomes = drive(lockstep(steps_of), decoder)
-        # spec id -> step -> {label: mask}, per slice, for the specs scored per image too
-        kept: dict[int, dict[str, dict[int, dict[int, np.ndarray]]]] = defaultdict(
-            lambda: defaultdict(lambda: defaultdict(dict)))
-        for run, steps in zip(runs, outcomes):
-            obj, gt = run.obj, run.gt
-            gt_area = int(gt.sum())
-            scored: dict[tuple[MetricConvention, tuple[int, ...], bytes], Scores] = {}
-            for step in steps:
-                spec = run.by_name.get(step.protocol)
-                if spec is None:  # a variant computed alongside but not asked for
-                    continue
-                if spec.params.get("instances"):
-                    kept[run.z][spec.id][step.step][obj.label] = step.mask
-                # Variants often keep the same mask (an oracle choosing output 0, a prompt decoded once
-                # for two variants): each distinct mask is scored once per convention.
-                convention = MetricConvention(**spec.params["scoring"])
-                key = (convention, np.shape(step.mask), np.packbits(np.asarray(step.mask, dtype=bool)).tobytes())
-                if key not in scored:
-                    scored[key] = score(step.mask, gt, spacing, convention)
-                scores = scored[key]
-                result.rows.append(ResultRow(
-                    dataset=dataset, case_id=case_id, scope=SLICE, slice_index=run.z, label=obj.label,
-                    target=obj.target, model=model.name, model_sha256=model.sha256,
-                    protocol=spec.name, spec_id=spec.id, spec=spec.params_json, spec_label=spec.label,
-                    step=step.step, prompt=step.prompt.to_json(),
-                    dice=scores.dice, iou=scores.iou, nsd=scores.nsd, hd95=scores.hd95,
-                    gt_area_px=gt_area, pred_area_px=int(step.mask.sum()), model_score=step.score,
-                    encode_s=encode_s[run.z], decode_s=sum(run.timer) / max(len(run.timer), 1),
-                    run_id=stamp.run_id, code_version=stamp.code_version,
-                    modality=obj.modality, anatomy=obj.anatomy,
-                ))
-        for z in slices[first : first + group]:
-            result.instances += slice_instances(planes[z], kept[z], specs, (dataset, case_id, z), model, stamp,
-                                                by_slice[z][0].modality)
+    # each slice's image and label plane, read on a background thread while the model runs
+    with closing(prefetched(slices, lambda z: (slice_rgb(case, z, window), case.mask_slice(z)))) as reads:
+        for first in range(0, len(slices), group):
+            runs: list[_Run] = []
+            steps_of = []
+            encode_s: dict[int, float] = {}
+            planes: dict[int, np.ndarray] = {}
+            for z, (image, plane) in itertools.islice(reads, len(slices[first : first + group])):
+                planes[z] = plane
+                start = time.perf_counter()
+                embedding = model.encode(image)
+                encode_s[z] = time.perf_counter() - start
+                result.encoder_calls += 1
+                for obj in by_slice[z]:
+                    gt = planes[z] == obj.label
+                    for protocol, by_name in _asked(obj, specs):
+                        ctx = object_context(model, embedding, gt, (dataset, case_id, z, obj.label), protocol)
+                        run = _Run(z, obj, gt, by_name, [])
+                        runs.append(run)
+                        steps_of.append(on_embedding(protocol.steps(ctx, frozenset(by_name)), embedding, run.timer))
+            outcomes = drive(lockstep(steps_of), decoder)
+            # spec id -> step -> {label: mask}, per slice, for the specs scored per image too
+            kept: dict[int, dict[str, dict[int, dict[int, np.ndarray]]]] = defaultdict(
+                lambda: defaultdict(lambda: defaultdict(dict)))
+            for run, steps in zip(runs, outcomes):
+                obj, gt = run.obj, run.gt
+                gt_area = int(gt.sum())
+                scored: dict[tuple[MetricConvention, tuple[int, ...], bytes], Scores] = {}
+                for step in steps:
+                    spec = run.by_name.get(step.protocol)
+                    if spec is None:  # a variant computed alongside but not asked for
+                        continue
+                    if spec.params.get("instances"):
+                        kept[run.z][spec.id][step.step][obj.label] = step.mask
+                    # Variants often keep the same mask (an oracle choosing output 0, a prompt decoded once
+                    # for two variants): each distinct mask is scored once per convention.
+                    convention = MetricConvention(**spec.params["scoring"])
+                    key = (convention, np.shape(step.mask), np.packbits(np.asarray(step.mask, dtype=bool)).tobytes())
+                    if key not in scored:
+                        scored[key] = score(step.mask, gt, spacing, convention)
+                    scores = scored[key]
+                    result.rows.append(ResultRow(
+                        dataset=dataset, case_id=case_id, scope=SLICE, slice_index=run.z, label=obj.label,
+                        target=obj.target, model=model.name, model_sha256=model.sha256,
+                        protocol=spec.name, spec_id=spec.id, spec=spec.params_json, spec_label=spec.label,
+                        step=step.step, prompt=step.prompt.to_json(),
+                        dice=scores.dice, iou=scores.iou, nsd=scores.nsd, hd95=scores.hd95,
+                        gt_area_px=gt_area, pred_area_px=int(step.mask.sum()), model_score=step.score,
+                        encode_s=encode_s[run.z], decode_s=sum(run.timer) / max(len(run.timer), 1),
+                        run_id=stamp.run_id, code_version=stamp.code_version,
+                        modality=obj.modality, anatomy=obj.anatomy,
+                    ))
+            for z in slices[first : first + group]:
+                result.instances += slice_instances(planes[z], kept[z], specs, (dataset, case_id, z), model, stamp,
+                                                    by_slice[z][0].modality)
     result.decoding = decoder.tally
     return result
 

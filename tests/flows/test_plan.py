@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from flows.plan import SLICES_PER_UNIT, plan_units, unit_objects
+import numpy as np
+import pytest
+
+from flows.plan import plan_units, unit_objects
+from flows.unit_cost import PIPELINE_S_PER_PROMPT, UNIT_TARGET_S, ModelSpeed, model_speed
 from tasks.protocols import get_protocol
 from tests.synthetic_rows import write_case, write_done
 
@@ -81,13 +85,41 @@ def test_small_objects_and_unselected_cases_are_left_out(tmp_path: Path):
     assert plan_units(tmp_path, "m", "abc", BOX, datasets=["other"]).units == []
 
 
-def test_a_large_case_is_split_into_slice_ranges_that_never_share_a_slice(tmp_path: Path):
-    write_case(tmp_path, "a", range(SLICES_PER_UNIT * 2 + 5), labels=(1, 2))
-    units = plan_units(tmp_path, "m", "abc", BOX).units
-    assert [len(u.slices) for u in units] == [SLICES_PER_UNIT, SLICES_PER_UNIT, 5]
-    assert [u.objects for u in units] == [2 * SLICES_PER_UNIT, 2 * SLICES_PER_UNIT, 10]
+def test_a_case_is_cut_into_units_of_about_the_target_seconds_that_never_share_a_slice(tmp_path: Path):
+    write_case(tmp_path, "a", range(20), labels=(1, 2))
+    # a slice: one encoder pass (0.992 s) + 2 objects x 1 box step x (0 s decoder + 0.004 s pipeline) = 1 s
+    speed = ModelSpeed(1.0 - 2 * PIPELINE_S_PER_PROMPT, 0.0, "test")
+    units = plan_units(tmp_path, "m", "abc", BOX, speed=speed, target_s=4.6).units
+    # a unit starts where the cost before it passes a multiple of 4.6 s: after 0, 5, 10, 14 and 19 s
+    assert [len(u.slices) for u in units] == [5, 5, 4, 5, 1]
+    assert [u.objects for u in units] == [10, 10, 8, 10, 2]
+    np.testing.assert_allclose([u.cost_s for u in units], [5, 5, 4, 5, 1])
     covered = [set(u.slices) for u in units]
-    assert set.union(*covered) == set(range(SLICES_PER_UNIT * 2 + 5)) and sum(map(len, covered)) == SLICES_PER_UNIT * 2 + 5
+    assert set.union(*covered) == set(range(20)) and sum(map(len, covered)) == 20
+    assert all(max(a.slices) < min(b.slices) for a, b in zip(units, units[1:]))  # consecutive ranges
+
+
+def test_units_hold_tens_of_seconds_whatever_the_model_and_device(tmp_path: Path):
+    write_case(tmp_path, "a", range(200), labels=(1, 2))
+    clicks = get_protocol("mazurowski", clicks=3).specs  # 3 prompts per object instead of 1
+
+    def sizes(model: str, device: str, specs=BOX) -> list[int]:
+        return [len(u.slices) for u in plan_units(tmp_path, model, "abc", specs, speed=model_speed(model, device)).units]
+
+    lite_cpu = sizes("litemedsam", "cpu")
+    assert sizes("sam_vit_b", "cpu") == [1] * 200  # 30 s a slice: a slice is a unit
+    assert 20 <= lite_cpu[0] <= 40 and sum(lite_cpu) == 200  # ~1 s a slice
+    assert sizes("litemedsam", "cpu", clicks)[0] < lite_cpu[0]  # more prompts per slice, fewer slices
+    assert sizes("litemedsam", "cuda") == [200]  # milliseconds a slice: the case is one unit
+    for model, device in (("litemedsam", "cpu"), ("sam_vit_b", "cpu"), ("sam2.1_hiera_t", "cpu")):
+        speed = model_speed(model, device)
+        slice_s = speed.encode_s + 2 * speed.prompt_s
+        units = plan_units(tmp_path, model, "abc", BOX, speed=speed).units
+        assert len(units) > 2
+        # every unit but the last (what is left) is within one slice of the target
+        assert all(UNIT_TARGET_S - slice_s < u.cost_s < UNIT_TARGET_S + slice_s for u in units[:-1])
+    with pytest.raises(ValueError, match="target seconds must be positive"):
+        plan_units(tmp_path, "m", "abc", BOX, target_s=0)
 
 
 def test_unknown_model_or_protocol_stops_before_any_work(tmp_path: Path):

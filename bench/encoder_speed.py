@@ -17,7 +17,7 @@ images, and the figures say so), this measures in one process, against one basel
                 "equal"): ``channels_last`` weights and input; one thread instead of the default;
                 the slices stacked in one batch; ``torch.compile`` (inductor; its compile time apart, far
                 shorter where inductor's on-disk cache holds an earlier run's kernels);
-                ONNX Runtime on the CPU (the package's export, ``tasks/models/onnx_encoder.py``), on the
+                ONNX Runtime on the CPU (the package's export, ``tasks/models/onnx_runtime.py``), on the
                 default thread count and on one; bf16 autocast (reported, never kept: it is not equal);
 ``onnx ops``    where the ONNX Runtime encoder's time goes, by operator type (its profiler).
 
@@ -52,7 +52,7 @@ sys.path.insert(0, str(REPO))
 
 from tasks.evaluate_unit import slice_rgb  # noqa: E402
 from tasks.models.litemedsam import LiteMedSAM  # noqa: E402
-from tasks.models.onnx_encoder import ExportKey, onnx_encoder, use_onnxruntime  # noqa: E402
+from tasks.models.onnx_runtime import ExportKey, encoder_spec, exported, use_onnxruntime  # noqa: E402
 from tasks.settings import get_settings  # noqa: E402
 from tasks.store import StoredCase  # noqa: E402
 
@@ -212,19 +212,20 @@ def compiled_encoder(model: LiteMedSAM, image: np.ndarray) -> tuple[Encoder, flo
 
 
 def onnx_encoders(model: LiteMedSAM) -> dict[str, tuple[Encoder, float]]:
-    """The package's ONNX Runtime encoder (``tasks/models/onnx_encoder.py``: what ``encode`` runs on a CPU
+    """The package's ONNX Runtime encoder (``tasks/models/onnx_runtime.py``: what ``encode`` runs on a CPU
     by default) on the torch thread count (``onnxruntime``) and on one thread (``onnxruntime_threads_1``),
     each with the seconds its export (where the model cache lacked it) and session start took."""
     encoders: dict[str, tuple[Encoder, float]] = {}
     for name, threads in (("onnxruntime", torch.get_num_threads()), ("onnxruntime_threads_1", 1)):
         start = time.perf_counter()
-        session = onnx_encoder(model.net.image_encoder, export_key(model), get_settings().model_cache_root, threads)
+        session = exported(encoder_spec(model.net.image_encoder, model.input_size), export_key(model),
+                           get_settings().model_cache_root, threads)
         encoders[name] = (per_slice(model, session), time.perf_counter() - start)
     return encoders
 
 
 def export_key(model: LiteMedSAM) -> ExportKey:
-    return ExportKey(model.name, model.sha256, model.input_size)
+    return ExportKey(model.name, "encoder", model.sha256, model.input_size)
 
 
 def onnx_op_profile(model: LiteMedSAM, image: np.ndarray, runs: int = 3) -> dict[str, float]:
@@ -349,7 +350,7 @@ def main() -> None:
     model = LiteMedSAM(runtime="torch")
     f = encoder_figures(model, images, args.rounds, not args.no_compile)
     fastest = f.fastest
-    package = "onnxruntime" if use_onnxruntime(get_settings().encoder_runtime, "cpu", True) else "default"
+    package = "onnxruntime" if use_onnxruntime(get_settings().model_runtime, "cpu", True) else "default"
     used = next((v for v in f.variants if v.name == package), f.default)
     ops = onnx_op_profile(model, images[0]) if any(v.name == "onnxruntime" for v in f.variants) else {}
     print(f"{source}: {f.slices} slices x {args.rounds} rounds, {f.threads} torch threads, "

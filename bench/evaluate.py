@@ -114,7 +114,9 @@ def root_env(root: Path, downloads: Path, prefect_home: Path) -> dict[str, str]:
     if not (cache / "downloads").exists():
         (cache / "downloads").symlink_to(downloads, target_is_directory=True)
     env = {**os.environ, "SAMATLAS_DATA_ROOT": str(root), "SAMATLAS_CACHE_DIR": str(cache),
-           "PYTHONPATH": str(REPO), "PREFECT_HOME": str(prefect_home)}
+           "PYTHONPATH": str(REPO), "PREFECT_HOME": str(prefect_home),
+           # the encoder export this process made (once per machine, as a user's first run makes it)
+           "SAMATLAS_MODEL_CACHE": str(get_settings().model_cache_root.resolve())}
     env.pop("PREFECT_API_URL", None)  # each command starts its own temporary server, as a user's does
     return env
 
@@ -220,8 +222,7 @@ def time_unit(model, work: list[tuple[WorkUnit, list[PlannedObject]]], specs: di
     (``batched=False``) or as the model does by default (``None``)."""
     stamp = RunStamp("bench", "bench")
     rows = prompts = 0
-    net = model.model.net if isinstance(model, ReEncoding) else model.net
-    with counting(net.mask_decoder) as passes:
+    with counting(model.mask_decoder) as passes:  # ReEncoding passes it on
         start = time.perf_counter()
         for unit, objects in work:
             done = run_unit(as_location(unit.zarr_path), unit.dataset, unit.case_id, objects, model, specs, stamp,

@@ -264,6 +264,8 @@ def evaluate(
         f"{report.model} ({report.model_sha256[:12]}): planned {report.units} units, {report.objects} objects "
         f"on {report.slices} slices; wrote {report.committed} result rows ({report.rows} computed) with "
         f"{report.encoder_calls} encoder calls"
+        + (f"; the first unit began {report.first_unit_after_s:.1f} s after the command started"
+           if report.first_unit_after_s is not None else "")
     )
     for unit, reason in report.failed.items():
         err.print(f"  [red]failed[/] {unit}: {reason}")

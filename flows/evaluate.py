@@ -17,6 +17,7 @@ import os
 import time
 from dataclasses import dataclass, field
 
+import psutil
 import pyarrow as pa
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
@@ -63,6 +64,19 @@ class EvaluateReport:
     failed: dict[str, str] = field(default_factory=dict)
     units_done: dict[str, int] = field(default_factory=dict)  # by dataset
     dataset_rows: dict[str, int] = field(default_factory=dict)  # rows the workers returned, by dataset
+    first_unit_after_s: float | None = None  # from the flow process's start to a worker's first unit work
+
+
+@dataclass(frozen=True)
+class UnitOutput:
+    """What a unit task returns: its result, image-level and volume-step rows, its encoder calls, and
+    when (epoch seconds) its work began, the model built: the run's cold start ends at the first."""
+
+    rows: pa.Table
+    instances: pa.Table
+    steps: pa.Table
+    encoder_calls: int
+    started_at: float
 
 
 def build_protocols(names: list[str], options: dict[str, int | str] | None = None) -> dict[str, AnyProtocol]:
@@ -128,26 +142,26 @@ def evaluate_unit_task(
     unit: WorkUnit, model_name: str, checkpoint: str | None, device: str, protocol_names: list[str],
     options: dict[str, int | str], catalog: str, run_id: str, torch_threads: int, run: RunOptions = RunOptions(),
     store_steps: str = "first-final",
-) -> tuple[pa.Table, pa.Table, pa.Table, int]:
-    """Evaluate one unit's missing (object, spec) pairs; return the result rows, the image-level
-    instance rows, the volume-step rows and the encoder calls."""
+) -> UnitOutput:
+    """Evaluate one unit's missing (object, spec) pairs."""
     import torch
 
     torch.set_num_threads(torch_threads)
     model = load_model(model_name, checkpoint, device)
+    started_at = time.time()
     specs = planned_specs(build_protocols(protocol_names, options), run)
     stamp, wanted = RunStamp(run_id, code_version()), [p.spec for p in specs.values()]
     if unit.scope == VOLUME:
         volumes = unit_volumes(as_location(catalog), unit, model.name, model.sha256, wanted)
         done = run_volume_unit(as_location(unit.zarr_path), unit.dataset, unit.case_id, volumes, model, specs, stamp,
                                run.window_bounds(), store_steps)
-        return (to_table(done.rows, ResultRow), InstanceRow.SCHEMA.empty_table(), to_table(done.steps, VolumeStepRow),
-                done.encoder_calls)
+        return UnitOutput(to_table(done.rows, ResultRow), InstanceRow.SCHEMA.empty_table(),
+                          to_table(done.steps, VolumeStepRow), done.encoder_calls, started_at)
     objects = unit_objects(as_location(catalog), unit, model.name, model.sha256, wanted)
     result = run_unit(as_location(unit.zarr_path), unit.dataset, unit.case_id, objects, model, specs, stamp,
                       run.window_bounds())
-    return (to_table(result.rows, ResultRow), to_table(result.instances, InstanceRow), VolumeStepRow.SCHEMA.empty_table(),
-            result.encoder_calls)
+    return UnitOutput(to_table(result.rows, ResultRow), to_table(result.instances, InstanceRow),
+                      VolumeStepRow.SCHEMA.empty_table(), result.encoder_calls, started_at)
 
 
 def model_identity(model: str, checkpoint: str | None) -> str:
@@ -267,6 +281,7 @@ def evaluate(
     buffer, status = ResultBuffer(catalog, settings.commit_rows, settings.commit_s), "failed"
     threads = max(1, (os.cpu_count() or 1) // max(n_workers, 1))  # no oversubscription of the cores
     largest_first = sorted(plan.units, key=lambda u: -len(u.slices))  # long units start early
+    first_unit_at = float("inf")
     progress = RunProgress(artifact_key("samatlas-evaluate", model, "progress"), f"evaluate {model}: share of planned slices done")
     try:
         with unit_resources(device):  # on CUDA a worker runs one unit at a time on its GPU
@@ -286,10 +301,11 @@ def evaluate(
                     logger.error("unit %s failed: %s", unit.name, report.failed[unit.name])
                     progress.advance(work=len(unit.slices))
                     continue
-                rows, instances, steps, calls = done
-                buffer.add(rows, instances, steps)
+                rows = done.rows
+                buffer.add(rows, done.instances, done.steps)
                 report.rows += rows.num_rows
-                report.encoder_calls += calls
+                report.encoder_calls += done.encoder_calls
+                first_unit_at = min(first_unit_at, done.started_at)
                 report.units_done[unit.dataset] = report.units_done.get(unit.dataset, 0) + 1
                 report.dataset_rows[unit.dataset] = report.dataset_rows.get(unit.dataset, 0) + rows.num_rows
                 progress.advance(work=len(unit.slices), rows=rows.num_rows)
@@ -303,10 +319,14 @@ def evaluate(
         buffer.flush()
         report.committed = buffer.committed
         report.instance_rows = buffer.committed_instances
+        if first_unit_at < float("inf"):
+            report.first_unit_after_s = round(first_unit_at - psutil.Process().create_time(), 2)
+            logger.info("cold start: the first unit began %.1f s after the process started", report.first_unit_after_s)
         record.finish(status, {
             "units": report.units, "objects": report.objects, "rows": report.rows, "committed": report.committed,
             "instance_rows": report.instance_rows,
             "encoder_calls": report.encoder_calls, "distinct_slices": report.slices, "failed": report.failed,
+            "first_unit_after_s": report.first_unit_after_s,
         })
         if status != "interrupted":  # a failed run shows what it did too
             publish_report(catalog, report, run_id, status)

@@ -44,11 +44,11 @@ class Settings(BaseSettings):
         3600, gt=0, description="A work unit running longer is stopped (its worker restarted) and reported failed.")
     n_workers: int | None = Field(None, description="Local Dask workers (default: one per core, at most 4).")
     device: str = Field("cpu", description="cpu or cuda.")
-    encoder_runtime: str = Field(
-        "auto", description="Where a model's image encoder runs: auto (ONNX Runtime on a CPU where the model has an "
-                            "export, else torch), torch, or onnxruntime.")
+    model_runtime: str = Field(
+        "auto", description="Where a model's encoder and mask decoder run: auto (ONNX Runtime on a CPU where the model "
+                            "has an export, else torch), torch, or onnxruntime.")
     model_cache: Path | None = Field(
-        None, description="Encoders exported for ONNX Runtime, one file per checkpoint (default <cache_dir>/models).")
+        None, description="Networks exported for ONNX Runtime, one file per checkpoint and part (default <cache_dir>/models).")
     commit_rows: int = Field(50_000, ge=1, description="Evaluate commits its result rows in batches of this many rows ...")
     commit_s: float = Field(30.0, gt=0, description="... or at least this often (seconds), and when the run ends.")
     query_timeout_s: float = Field(60.0, gt=0, description="Time limit of one `catalog query` (seconds).")
@@ -77,7 +77,7 @@ class Settings(BaseSettings):
 
     @property
     def model_cache_root(self) -> Path:
-        """Exported encoders."""
+        """Exported networks (ONNX files)."""
         return self.model_cache or self.cache_root / "models"
 
 

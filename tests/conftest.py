@@ -19,8 +19,8 @@ REPO = Path(__file__).resolve().parents[1]
 # The downloads `make data` fetched (package files, sha256-checked); tests reuse them, but unpack
 # releases into their own cache so that no test sees another's (or leaves one for the user).
 SHARED_DOWNLOADS = Path(os.environ.get("SAMATLAS_TEST_DOWNLOADS", REPO / "samatlas-data" / "cache" / "downloads"))
-# Encoders exported for ONNX Runtime (tasks/models/onnx_encoder.py), shared as the downloads are: each
-# test's own cache would export LiteMedSAM's encoder again (seconds) in every test that loads it.
+# Networks exported for ONNX Runtime (tasks/models/onnx_runtime.py), shared as the downloads are: each
+# test's own cache would export LiteMedSAM's networks again (seconds) in every test that loads it.
 os.environ.setdefault("SAMATLAS_MODEL_CACHE", str(REPO / "samatlas-data" / "cache" / "models"))
 
 

@@ -28,7 +28,7 @@ from tasks.models.area_resize import area_resize  # noqa: E402
 from tasks.models.base import (  # noqa: E402
     Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, sam_decode_batch,
 )
-from tasks.models.onnx_encoder import ExportKey, fast_encoder  # noqa: E402
+from tasks.models.onnx_runtime import fast_networks  # noqa: E402
 from tasks.models.weights import load_state_dict  # noqa: E402
 from tasks.settings import get_settings  # noqa: E402
 
@@ -36,8 +36,8 @@ from tasks.settings import get_settings  # noqa: E402
 class LiteMedSAM(MaskInputModel):
     """TinyViT encoder distilled from MedSAM; 256x256 input; one encoder pass per slice.
 
-    ``encoder`` is the module ``encode`` calls: ``net.image_encoder`` itself, or its ONNX Runtime
-    export (``encoder_runtime`` says which)."""
+    ``encoder`` and ``mask_decoder`` are the modules it calls: ``net``'s own, or their ONNX Runtime
+    exports (``runtime`` says which)."""
 
     name = "litemedsam"
     input_size = 256
@@ -45,8 +45,8 @@ class LiteMedSAM(MaskInputModel):
     batches_slices = True  # its mask decoder takes one image embedding per prompt
 
     def __init__(self, device: str = "cpu", pretrained: bool = True, runtime: str | None = None):
-        """``runtime``: where the image encoder runs (``SAMATLAS_ENCODER_RUNTIME`` by default:
-        ``auto`` = ONNX Runtime on a CPU, exported once per checkpoint; see tasks/models/onnx_encoder.py)."""
+        """``runtime``: where the encoder and mask decoder run (``SAMATLAS_MODEL_RUNTIME`` by default:
+        ``auto`` = ONNX Runtime on a CPU, exported once per checkpoint; see tasks/models/onnx_runtime.py)."""
         self.device = torch.device(device)
         self.net = build_lite_medsam()
         if pretrained:
@@ -57,9 +57,9 @@ class LiteMedSAM(MaskInputModel):
             self.sha256 = "random-init"
         self.net.to(self.device).eval()
         settings = get_settings()
-        self.encoder, self.encoder_runtime = fast_encoder(
-            self.net.image_encoder, ExportKey(self.name, self.sha256, self.input_size), device, pretrained,
-            runtime or settings.encoder_runtime, settings.model_cache_root)
+        networks = fast_networks(self.net, self.name, self.sha256, self.input_size, device, pretrained,
+                                 runtime or settings.model_runtime, settings.model_cache_root)
+        self.encoder, self.mask_decoder, self.runtime = networks.encoder, networks.mask_decoder, networks.runtime
 
     @property
     def batches_decoding(self) -> bool:
@@ -88,7 +88,8 @@ class LiteMedSAM(MaskInputModel):
     def decode_batch(self, embeddings: Sequence[Embedding], requests: Sequence[DecodeRequest]) -> list[Decoded]:
         # LiteMedSAM's decoder takes one image embedding per prompt: prompts of several slices share a batch.
         out = []
-        decoded = sam_decode_batch(self.net, embeddings, requests, self.device, stacks_images=True)
+        decoded = sam_decode_batch(self.net, embeddings, requests, self.device, stacks_images=True,
+                                   mask_decoder=self.mask_decoder)
         for embedding, (low_res, scores) in zip(embeddings, decoded):
             geometry = embedding.geometry
             h, w = geometry.resized

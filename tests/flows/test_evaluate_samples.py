@@ -74,6 +74,14 @@ def test_runs_record_encoder_calls_equal_to_distinct_slices(evaluated: Path):
     assert sum(c["encoder_calls"] == 8 for c in counts) >= 2  # the fixture's two runs: 4 slices of 2 cases
 
 
+def test_runs_record_the_cold_start_to_the_first_unit(evaluated: Path):
+    runs = query(evaluated, "SELECT counts, duration_s FROM runs WHERE flow = 'evaluate'")
+    computed = [(json.loads(c)["first_unit_after_s"], d) for c, d in runs if json.loads(c)["units"]]
+    # the process start (imports, Prefect, the cluster, the worker's model) comes before the first unit,
+    # which began inside the run (the run's clock starts with the flow, after imports)
+    assert computed and all(first is not None and 1 < first for first, _ in computed)
+
+
 def test_several_protocols_share_one_encoder_pass_per_slice(evaluated: Path):
     done = run_samatlas(
         evaluated, "evaluate", "--case", "brain1", "--max-slices-per-case", "2", "--protocol", "medsam-box",

@@ -127,10 +127,10 @@ def test_a_retried_unit_adds_no_key_twice(ingested_samples: Path, tmp_path: Path
     (unit,) = [u for u in plan_units(catalog, "filled-box", "none", specs).units if u.case_id == "brain1"]
     buffer = ResultBuffer(catalog, rows=10**6, seconds=10**6)
     for _ in range(2):
-        rows, _instances, _steps, _calls = evaluate_unit_task.fn(unit, "filled-box", None, "cpu", ["medsam-box"], {}, str(catalog), "run-x", 1)
+        rows = evaluate_unit_task.fn(unit, "filled-box", None, "cpu", ["medsam-box"], {}, str(catalog), "run-x", 1).rows
         buffer.add(rows)
     buffer.flush()
     assert buffer.committed == rows.num_rows == len(unit.slices)
-    rows, _, _, _ = evaluate_unit_task.fn(unit, "filled-box", None, "cpu", ["medsam-box"], {}, str(catalog), "run-y", 1)
+    rows = evaluate_unit_task.fn(unit, "filled-box", None, "cpu", ["medsam-box"], {}, str(catalog), "run-y", 1).rows
     assert rows.num_rows == 0  # the worker re-reads what is done when it starts
     assert duplicates(tmp_path) == 0

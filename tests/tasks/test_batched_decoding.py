@@ -143,7 +143,7 @@ def test_decode_batch_equals_single_calls_with_mixed_prompts_on_two_slices(lite,
         embeddings += [embedding] * len(these)
         requests += these
     # one pass per (sparse tokens, multimask) over both slices: (2, F) (2, T) (3, F) (4, T) (3, T)
-    assert batch_against_single(lite, lite.net.mask_decoder, embeddings, requests) == 5
+    assert batch_against_single(lite, lite.mask_decoder, embeddings, requests) == 5
 
 
 def test_default_decode_batch_is_one_call_per_request_without_low_res(lesion_slices):

@@ -1,0 +1,248 @@
+"""A model's networks in ONNX Runtime on a CPU: exported once per checkpoint, cached on disk, and kept
+only when their outputs equal torch's.
+
+Why: on this kind of machine (2 cores, fp32) the eager torch encoder of LiteMedSAM reaches about a
+quarter of the machine's dense matmul speed and ONNX Runtime's CPU kernels nearly twice that
+(``bench/encoder_speed.py``; embeddings equal to 3e-6); its mask decoder runs about 1.4x faster
+there too. An export is deterministic for a checkpoint, an input size and a torch version, so its
+file is named by them and made once per machine (seconds); every later worker process opens it in
+well under a second.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+OPSET = 17
+TOLERANCE = 1e-3  # the largest absolute difference in any output an export may have to be kept
+RUNTIMES = ("auto", "torch", "onnxruntime")
+
+
+class OnnxExportError(RuntimeError):
+    """A network that could not be exported, or whose export computes something else."""
+
+
+@dataclass(frozen=True)
+class ExportKey:
+    """What an exported file is the export of: a part (``encoder``, ``decoder``) of a checkpoint."""
+
+    architecture: str
+    part: str
+    sha256: str
+    input_size: int
+
+    @property
+    def filename(self) -> str:
+        """``litemedsam-encoder-<sha16>-256-opset17-torch2.14.1.onnx``: a new torch or checkpoint, a new file."""
+        torch_version = torch.__version__.split("+")[0]
+        return f"{self.architecture}-{self.part}-{self.sha256[:16]}-{self.input_size}-opset{OPSET}-torch{torch_version}.onnx"
+
+
+@dataclass(frozen=True)
+class ExportSpec:
+    """How to export a module: its input and output names, which axes vary (batch, tokens), and the
+    inputs its export is checked on (the first is traced)."""
+
+    module: torch.nn.Module
+    probes: tuple[tuple[torch.Tensor, ...], ...]
+    input_names: tuple[str, ...]
+    output_names: tuple[str, ...]
+    dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
+
+
+def onnxruntime_available() -> bool:
+    """Whether the ``onnxruntime`` package imports here."""
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def use_onnxruntime(runtime: str, device: str, pretrained: bool) -> bool:
+    """Whether a model's networks run in ONNX Runtime: ``auto`` picks it on a CPU for a checkpoint
+    (random weights have no checksum to cache an export by) when the package is installed; ``torch``
+    never; ``onnxruntime`` always, refusing what it cannot do."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"model runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
+    if runtime == "torch":
+        return False
+    possible = torch.device(device).type == "cpu" and pretrained
+    if runtime == "auto":
+        return possible and onnxruntime_available()
+    if not possible:
+        raise ValueError(f"SAMATLAS_MODEL_RUNTIME=onnxruntime runs a checkpoint's networks on the CPU only "
+                         f"(device {device}, {'checkpoint' if pretrained else 'random weights'}); "
+                         "use auto or torch")
+    if not onnxruntime_available():
+        raise ValueError("SAMATLAS_MODEL_RUNTIME=onnxruntime needs the onnxruntime package (pip install onnxruntime)")
+    return True
+
+
+class OnnxSession(torch.nn.Module):
+    """Calls an exported network: tensors in, its output tensor (or tuple of them) out. A module
+    (without parameters) so that forward hooks count its passes as they count the torch network's."""
+
+    def __init__(self, path: Path, threads: int):
+        import onnxruntime as ort
+
+        super().__init__()
+        options = ort.SessionOptions()
+        options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        self.path = path
+        self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self.input_names = [i.name for i in self.session.get_inputs()]
+
+    def forward(self, *tensors: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, ...]:
+        feed = {name: np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32)
+                for name, t in zip(self.input_names, tensors)}
+        out = tuple(torch.from_numpy(o) for o in self.session.run(None, feed))
+        return out[0] if len(out) == 1 else out
+
+
+def exported(spec: ExportSpec, key: ExportKey, cache: Path, threads: int) -> OnnxSession:
+    """``spec.module`` (in eval mode) as an :class:`OnnxSession` on ``threads`` threads, exported into
+    ``cache`` first where that export is not there yet."""
+    path = cache / key.filename
+    if not path.is_file():
+        export_checked(spec, key, path, threads)
+    return OnnxSession(path, threads)
+
+
+def as_tuple(out: torch.Tensor | tuple[torch.Tensor, ...]) -> tuple[torch.Tensor, ...]:
+    return out if isinstance(out, tuple) else (out,)
+
+
+def export_checked(spec: ExportSpec, key: ExportKey, path: Path, threads: int) -> None:
+    """Export ``spec.module`` to ``path``: written beside it under a temporary name, checked against
+    torch on every probe, then renamed into place, so that the cache never holds a partial or wrong
+    file (two workers exporting at once each rename a complete file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    staging = path.with_name(f".{path.name}.{os.getpid()}.partial")
+    name = f"{key.architecture} {key.part}"
+    try:
+        with warnings.catch_warnings(), torch.inference_mode():
+            warnings.simplefilter("ignore")  # the tracer warns on shape asserts and branches: fixed by the axes given
+            torch.onnx.export(spec.module, spec.probes[0], str(staging), input_names=list(spec.input_names),
+                              output_names=list(spec.output_names), dynamic_axes=spec.dynamic_axes or None,
+                              opset_version=OPSET, dynamo=False)
+            expected = [as_tuple(spec.module(*probe)) for probe in spec.probes]
+        session = OnnxSession(staging, threads)
+        for probe, want in zip(spec.probes, expected):
+            got = as_tuple(session(*probe))
+            shapes = [tuple(g.shape) for g in got], [tuple(w.shape) for w in want]
+            if shapes[0] != shapes[1]:
+                raise OnnxExportError(f"{name}: the ONNX export gives shapes {shapes[0]}, torch {shapes[1]}")
+            diff = max(float((g - w).abs().max()) for g, w in zip(got, want))
+            if not diff <= TOLERANCE:
+                raise OnnxExportError(f"{name}: the ONNX export differs from torch by {diff:.2e} "
+                                      f"(more than {TOLERANCE:g}); set SAMATLAS_MODEL_RUNTIME=torch")
+        os.replace(staging, path)
+    except OnnxExportError:
+        raise
+    except Exception as error:  # the exporter and ONNX Runtime raise many unrelated types
+        raise OnnxExportError(f"{name}: exporting to {path} failed ({type(error).__name__}: {error})") from error
+    finally:
+        staging.unlink(missing_ok=True)
+
+
+def probe_image(input_size: int) -> torch.Tensor:
+    """A fixed image an encoder export is checked on: a smooth ramp with noise, in [0, 1] as
+    preprocessed slices are."""
+    generator = torch.Generator().manual_seed(0)
+    ramp = torch.linspace(0, 1, input_size)
+    smooth = (ramp[None, :] + ramp[:, None]) / 2
+    noise = torch.rand((3, input_size, input_size), generator=generator)
+    return (0.7 * smooth + 0.3 * noise).clamp(0, 1)[None]
+
+
+def encoder_spec(encoder: torch.nn.Module, input_size: int) -> ExportSpec:
+    """An image encoder of one fixed-size image."""
+    return ExportSpec(encoder, ((probe_image(input_size),),), ("image",), ("embedding",))
+
+
+class MaskDecoderCore(torch.nn.Module):
+    """A SAM-style mask decoder's ``predict_masks``: every mask and IoU it predicts, one image
+    embedding per prompt (what is exported; the output choice stays in torch)."""
+
+    def __init__(self, mask_decoder: torch.nn.Module):
+        super().__init__()
+        self.mask_decoder = mask_decoder
+
+    def forward(self, image_embeddings, image_pe, sparse, dense):
+        return self.mask_decoder.predict_masks(image_embeddings, image_pe, sparse, dense)
+
+
+def decoder_spec(mask_decoder: torch.nn.Module, image_pe: torch.Tensor) -> ExportSpec:
+    """:class:`MaskDecoderCore` with the batch and the sparse token count free, checked on a batch of
+    two 3-token prompts (a box and its padding point) and a batch of one 6-token prompt (clicks)."""
+    generator = torch.Generator().manual_seed(0)
+    _, channels, height, width = image_pe.shape
+
+    def probe(batch: int, tokens: int) -> tuple[torch.Tensor, ...]:
+        return (torch.randn((batch, channels, height, width), generator=generator), image_pe,
+                torch.randn((batch, tokens, channels), generator=generator),
+                0.1 * torch.randn((batch, channels, height, width), generator=generator))
+
+    batch = {0: "batch"}
+    return ExportSpec(MaskDecoderCore(mask_decoder).eval(), (probe(2, 3), probe(1, 6)),
+                      ("image_embeddings", "image_pe", "sparse", "dense"), ("masks", "iou"),
+                      {"image_embeddings": batch, "sparse": {0: "batch", 1: "tokens"}, "dense": batch,
+                       "masks": batch, "iou": batch})
+
+
+class OnnxMaskDecoder(torch.nn.Module):
+    """An exported :class:`MaskDecoderCore` called as the torch mask decoder is: the image embedding
+    repeated per prompt where one serves several, then SAM's output choice (masks 1..3 for multimask
+    output, else mask 0)."""
+
+    def __init__(self, core: OnnxSession):
+        super().__init__()
+        self.core = core
+
+    def forward(self, image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings, multimask_output):
+        prompts = sparse_prompt_embeddings.shape[0]
+        if image_embeddings.shape[0] != prompts:
+            image_embeddings = torch.repeat_interleave(image_embeddings, prompts, dim=0)
+        masks, iou = self.core(image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings)
+        chosen = slice(1, None) if multimask_output else slice(0, 1)
+        return masks[:, chosen], iou[:, chosen]
+
+
+@dataclass
+class Networks:
+    """The encoder and mask decoder a SAM-style model calls, and the runtime they run on."""
+
+    encoder: torch.nn.Module
+    mask_decoder: torch.nn.Module
+    runtime: str  # torch | onnxruntime
+
+
+def fast_networks(net: torch.nn.Module, architecture: str, sha256: str, input_size: int, device: str,
+                  pretrained: bool, runtime: str, cache: Path) -> Networks:
+    """``net``'s image encoder and mask decoder where ``runtime`` asks them to run
+    (:func:`use_onnxruntime`). Under ``auto`` an export that fails or differs leaves both in torch,
+    with a warning that says why; asked for by name it raises."""
+    torch_networks = Networks(net.image_encoder, net.mask_decoder, "torch")
+    if not use_onnxruntime(runtime, device, pretrained):
+        return torch_networks
+    threads = torch.get_num_threads()
+    try:
+        encoder = exported(encoder_spec(net.image_encoder, input_size),
+                           ExportKey(architecture, "encoder", sha256, input_size), cache, threads)
+        with torch.inference_mode():
+            image_pe = net.prompt_encoder.get_dense_pe()
+        core = exported(decoder_spec(net.mask_decoder, image_pe),
+                        ExportKey(architecture, "decoder", sha256, input_size), cache, threads)
+    except OnnxExportError as error:
+        if runtime == "onnxruntime":
+            raise
+        warnings.warn(f"{error}; torch is used instead", RuntimeWarning, stacklevel=2)
+        return torch_networks
+    return Networks(encoder, OnnxMaskDecoder(core), "onnxruntime")

@@ -1,0 +1,155 @@
+"""LiteMedSAM's networks in ONNX Runtime: equal to torch on real slices (box, clicks, multimask, mask
+input, batches), exported once per checkpoint into the cache, and refused (never cached) where an export
+computes something else.
+
+The equality tests run the real LiteMedSAM on real CT and MR lesion slices (the pyradiomics sample);
+the cache and refusal tests use tiny stand-in modules, which test plumbing only.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from tasks.models.base import DecodeRequest, Prompt
+from tasks.models.litemedsam import LiteMedSAM
+from tasks.models.onnx_runtime import (
+    TOLERANCE, ExportKey, OnnxExportError, OnnxMaskDecoder, OnnxSession, encoder_spec, exported, fast_networks,
+    use_onnxruntime,
+)
+from tests.tasks.test_litemedsam_reference import sample_slices
+
+
+@pytest.fixture(scope="module")
+def both() -> tuple[LiteMedSAM, LiteMedSAM]:
+    return LiteMedSAM(runtime="torch"), LiteMedSAM(runtime="onnxruntime")
+
+
+def requests_for(gt: np.ndarray, mask_size: tuple[int, int]) -> list[DecodeRequest]:
+    """A box, the box as multimask, two clicks (one negative), and the box with a mask input."""
+    ys, xs = np.nonzero(gt)
+    box = (float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max()))
+    centre = (float(xs.mean()), float(ys.mean()))
+    clicks = Prompt(points=(centre, (box[0] - 3, box[1] - 3)), point_labels=(1, 0))
+    return [DecodeRequest(Prompt(box=box)), DecodeRequest(Prompt(box=box), multimask=True), DecodeRequest(clicks),
+            DecodeRequest(Prompt(box=box), mask_input=np.full(mask_size, 0.5, np.float32))]
+
+
+@pytest.mark.parametrize("case_id", ["lung2", "brain1"])
+def test_onnxruntime_equals_torch_on_real_slices(both, case_id: str, tmp_path: Path):
+    on_torch, on_ort = both
+    assert (on_torch.runtime, on_ort.runtime) == ("torch", "onnxruntime")
+    assert isinstance(on_ort.encoder, OnnxSession) and isinstance(on_ort.mask_decoder, OnnxMaskDecoder)
+    mask_size = tuple(on_torch.net.prompt_encoder.mask_input_size)
+    for _, image, gt in sample_slices(case_id, tmp_path, count=1):
+        a, b = on_torch.encode(image), on_ort.encode(image)
+        diff = float((a.features - b.features).abs().max())
+        assert 0 < diff <= TOLERANCE  # two runtimes really ran, and agree
+        requests = requests_for(gt, mask_size)
+        for da, db in zip(on_torch.decode_batch([a] * len(requests), requests),
+                          on_ort.decode_batch([b] * len(requests), requests)):
+            assert da.masks.shape == db.masks.shape
+            assert float(np.abs(da.low_res - db.low_res).max()) <= TOLERANCE
+            np.testing.assert_allclose(da.scores, db.scores, atol=TOLERANCE)
+            assert np.mean(da.masks != db.masks) <= 1e-4
+        assert da.masks.sum() > 0.3 * gt.sum()  # the masks compared are the lesion's, not empty
+
+
+def test_batched_onnx_decoding_equals_one_call_per_prompt(both, tmp_path: Path):
+    _, on_ort = both
+    (_, image, gt), = sample_slices("lung2", tmp_path, count=1)
+    embedding = on_ort.encode(image)
+    requests = requests_for(gt, tuple(on_ort.net.prompt_encoder.mask_input_size))
+    from tasks.models.base import sam_decode_batch
+
+    # several prompts on one embedding: the exported decoder gets that embedding repeated per prompt
+    batched = sam_decode_batch(on_ort.net, [embedding] * 3, [requests[0]] * 3, on_ort.device, stacks_images=False,
+                               mask_decoder=on_ort.mask_decoder)
+    single = on_ort.decode_batch([embedding], [requests[0]])[0]
+    for low_res, _ in batched:
+        assert float(np.abs(low_res[0].numpy() - single.low_res).max()) <= 1e-4
+
+
+class Doubler(torch.nn.Module):
+    """A stand-in encoder: a 1x1 convolution, exportable and equal in both runtimes."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.conv(x) * 2
+
+
+class Drifting(torch.nn.Module):
+    """A stand-in whose output depends on a Python counter: the traced export freezes it, so the export
+    computes something else than the module (as an export with a wrong op would)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return x * self.calls
+
+
+KEY = ExportKey("stand-in", "encoder", "ab" * 32, 16)
+
+
+def test_an_export_is_made_once_and_named_by_what_it_exports(tmp_path: Path):
+    module = Doubler().eval()
+    first = exported(encoder_spec(module, 16), KEY, tmp_path, threads=1)
+    path = tmp_path / KEY.filename
+    assert first.path == path and path.is_file()
+    assert KEY.filename.startswith("stand-in-encoder-abababababababab-16-opset17-torch")
+    assert sorted(p.name for p in tmp_path.iterdir()) == [KEY.filename]  # no staging file left
+    stamp = path.stat().st_mtime_ns
+    second = exported(encoder_spec(module, 16), KEY, tmp_path, threads=1)
+    assert path.stat().st_mtime_ns == stamp  # opened, not exported again
+    x = torch.rand(1, 3, 16, 16)
+    with torch.inference_mode():
+        np.testing.assert_allclose(second(x).numpy(), module(x).numpy(), atol=1e-6)
+    assert ExportKey("stand-in", "encoder", "cd" * 32, 16).filename != KEY.filename  # another checkpoint
+    assert ExportKey("stand-in", "decoder", "ab" * 32, 16).filename != KEY.filename  # another part
+
+
+def test_an_export_that_differs_is_refused_and_not_cached(tmp_path: Path):
+    with pytest.raises(OnnxExportError, match=r"stand-in encoder: the ONNX export differs from torch by .*SAMATLAS_MODEL_RUNTIME=torch"):
+        exported(encoder_spec(Drifting(), 16), KEY, tmp_path, threads=1)
+    assert list(tmp_path.iterdir()) == []  # neither the export nor its staging file
+
+
+class StandInNet(torch.nn.Module):
+    """What fast_networks reads off a SAM-style net: an encoder that cannot be exported faithfully."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.image_encoder, self.mask_decoder = Drifting(), torch.nn.Identity()
+
+
+def test_auto_falls_back_to_torch_with_a_warning_and_onnxruntime_by_name_raises(tmp_path: Path):
+    net = StandInNet()
+    with pytest.warns(RuntimeWarning, match="differs from torch.*torch is used instead"):
+        networks = fast_networks(net, "stand-in", "ab" * 32, 16, "cpu", True, "auto", tmp_path)
+    assert networks.runtime == "torch" and networks.encoder is net.image_encoder and networks.mask_decoder is net.mask_decoder
+    with pytest.raises(OnnxExportError):
+        fast_networks(StandInNet(), "stand-in", "ab" * 32, 16, "cpu", True, "onnxruntime", tmp_path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing to warn about where nothing is exported
+        assert fast_networks(StandInNet(), "stand-in", "ab" * 32, 16, "cpu", True, "torch", tmp_path).runtime == "torch"
+
+
+def test_which_runtime_each_setting_picks():
+    assert use_onnxruntime("auto", "cpu", pretrained=True)
+    assert not use_onnxruntime("auto", "cpu", pretrained=False)  # random weights: no checksum to cache by
+    assert not use_onnxruntime("auto", "cuda", pretrained=True)  # the GPU path stays torch (bf16 batches)
+    assert not use_onnxruntime("torch", "cpu", pretrained=True)
+    with pytest.raises(ValueError, match="CPU only"):
+        use_onnxruntime("onnxruntime", "cuda", pretrained=True)
+    with pytest.raises(ValueError, match="'fast' is not one of auto, torch, onnxruntime"):
+        use_onnxruntime("fast", "cpu", pretrained=True)

@@ -63,7 +63,9 @@ class LiteMedSAM(MaskInputModel):
 
     @property
     def batches_decoding(self) -> bool:
-        return self.device.type != "cpu"
+        """On a GPU, and on a CPU in ONNX Runtime, whose decoder costs less per prompt in batches (53 ms
+        a prompt in batches of 8 against 60 ms alone; torch's costs more: 130 against 85 ms)."""
+        return self.device.type != "cpu" or self.runtime == "onnxruntime"
 
     def geometry(self, height: int, width: int) -> Geometry:
         return Geometry.longest_side(height, width, self.input_size)

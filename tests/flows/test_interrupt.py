@@ -137,5 +137,7 @@ def test_evaluate_leaves_no_server_or_dask_worker(ingested: Path, how: str):
         assert code == 130, output
         assert seconds < 5
         assert "interrupted: results of finished work units are kept" in output
-        assert "Traceback" not in output and len(output.splitlines()) < 10, output
+        # short: the flow's 5 start lines (run, link, work estimate, plan, cluster), Dask's 4-line notice
+        # where a parallel test holds the dashboard port, the message; no traceback
+        assert "Traceback" not in output and len(output.splitlines()) < 12, output
     _gone(children, ports)

@@ -32,7 +32,7 @@ from flows.plan import DatasetPlan, Plan, WorkUnit, plan_units, plan_volume_unit
 from flows.progress import RunProgress
 from flows.runinfo import code_version, current_run_id, start_run
 from flows.timeouts import results_within
-from flows.unit_cost import model_speed
+from flows.unit_cost import ModelSpeed, model_speed
 from records.rows import VOLUME, InstanceRow, ResultRow, VolumeStepRow, to_table
 from tasks.evaluate_unit import PlannedSpec, RunStamp, run_unit
 from tasks.evaluate_volume import run_volume_unit
@@ -207,11 +207,10 @@ class ResultBuffer:
         self.since = time.monotonic()
 
 
-def _log_plan(plan: Plan, model: str, device: str) -> None:
+def _log_plan(plan: Plan, speed: ModelSpeed, device: str) -> None:
     logger = get_run_logger()
     sliced = [u for u in plan.units if u.cost_s > 0]
     if sliced:
-        speed = model_speed(model, device)
         logger.info("slice work of about %.0f s on one %s worker, in %d units (%s: %.3g s per encoder pass, %.3g s per prompt)",
                     sum(u.cost_s for u in sliced), device, len(sliced), speed.source, speed.encode_s, speed.prompt_s)
     for d in plan.datasets:
@@ -260,12 +259,13 @@ def evaluate(
     slice_specs = [p.spec for p in specs.values() if not is_volumetric(p.protocol)]
     volume_specs = [p.spec for p in specs.values() if is_volumetric(p.protocol)]
     plan = plan_volume_units(catalog, model, sha256, volume_specs, datasets or (), cases or ())
+    speed = model_speed(model, device)
     if slice_specs:
         plan = plan_units(catalog, model, sha256, slice_specs, datasets or (), cases or (), max_slices_per_case,
-                          model_speed(model, device)) + plan
+                          speed) + plan
     report = EvaluateReport(model, sha256, plan.datasets, len(plan.units), sum(u.objects for u in plan.units),
                             sum(len(u.slices) for u in plan.units))
-    _log_plan(plan, model, device)
+    _log_plan(plan, speed, device)
     run_id = current_run_id()
     if dry_run or not plan.units:
         if not dry_run:

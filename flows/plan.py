@@ -133,6 +133,8 @@ def plan_units(
     default). A unit starts where the cost before it reaches a multiple of ``target_s``, so it holds at
     most ``target_s`` plus one slice's cost.
     """
+    if target_s <= 0:
+        raise ValueError(f"a unit's target seconds must be positive, got {target_s}")
     speed = speed or model_speed(model, "cpu")
     con = connect(catalog)
     con.register("specs", _specs_table(specs))
@@ -157,8 +159,6 @@ def plan_units(
                list_sort(list_distinct(flatten(list(spec_ids)))), sum(objects)::BIGINT, sum(cost)
         FROM numbered GROUP BY dataset, case_id, unit ORDER BY dataset, case_id, unit
     """
-    if target_s <= 0:
-        raise ValueError(f"a unit's target seconds must be positive, got {target_s}")
     costs = {"encode_s": speed.encode_s, "prompt_s": speed.prompt_s, "target_s": target_s}
     units = [WorkUnit(d, c, p, tuple(z), tuple(s), int(n), cost_s=float(cost))
              for d, c, p, z, s, n, cost in con.execute(units_sql, costs).fetchall()]

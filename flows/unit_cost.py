@@ -10,8 +10,8 @@ metrics, rows).
 
 The figures are estimates for sizing only; they move no result. ``measured`` ones come from this
 project's benches on its 2-core CPU machine (bench/evaluate.py, bench/encoder_speed.py,
-bench/pipeline.py); the others are scaled from them by encoder FLOPs or taken from the models'
-papers (GPU: A100 figures), and say so.
+bench/pipeline.py), ``given`` ones from the project's dependency notes; the others are scaled
+from them by encoder FLOPs or taken from the models' papers (GPU: A100 figures), and say so.
 """
 
 from __future__ import annotations
@@ -40,8 +40,8 @@ CPU_DECODER_S = 0.07  # measured: LiteMedSAM's mask decoder, ~68 ms per prompt; 
 SPEEDS: dict[tuple[str, str], ModelSpeed] = {
     ("litemedsam", "cpu"): ModelSpeed(0.9, CPU_DECODER_S, "measured: ONNX Runtime encoder, 2 threads"),
     ("filled-box", "cpu"): ModelSpeed(0.0, 0.0, "no network"),
-    ("sam_vit_b", "cpu"): ModelSpeed(30.0, CPU_DECODER_S, "measured: ViT-B at 1024"),
-    ("medsam_vit_b", "cpu"): ModelSpeed(30.0, CPU_DECODER_S, "measured: ViT-B at 1024"),
+    ("sam_vit_b", "cpu"): ModelSpeed(30.0, CPU_DECODER_S, "given: ~30 s for ViT-B at 1024 (not measured here)"),
+    ("medsam_vit_b", "cpu"): ModelSpeed(30.0, CPU_DECODER_S, "given: ~30 s for ViT-B at 1024 (not measured here)"),
     ("sam_vit_l", "cpu"): ModelSpeed(90.0, CPU_DECODER_S, "estimate: ViT-B x 3 (encoder FLOPs)"),
     ("sam_vit_h", "cpu"): ModelSpeed(180.0, CPU_DECODER_S, "estimate: ViT-B x 6 (encoder FLOPs)"),
     ("sam2.1_hiera_t", "cpu"): ModelSpeed(6.0, CPU_DECODER_S, "estimate: ViT-B / 5 (encoder FLOPs)"),

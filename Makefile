@@ -32,13 +32,15 @@ test: data
 
 # evaluate's cost against the bare encoder on one sample case and on 100 template slices, and the
 # non-model part's speed with a 1 ms stand-in model (bench/pipeline.py) (minutes), the encoder against
-# the machine's matmul and its faster variants (a minute; torch.compile's cold minutes skipped), then the bounded embedding
+# the machine's matmul and its faster variants (a minute; torch.compile's cold minutes skipped), the encoder in a
+# Dask worker against this process (a minute), then the bounded embedding
 # cache's peak memory against holding every embedding (seconds), then ingest's MB/s against a bare
 # SimpleITK read, its 2-worker speed-up and its peak memory on a 600-slice CT (minutes, synthetic
 # volumes in a temporary folder); each prints one JSON line last
 bench: data
 	$(BIN)/python bench/evaluate.py
 	$(BIN)/python bench/encoder_speed.py --no-compile
+	$(BIN)/python bench/worker_speed.py
 	$(BIN)/python bench/volume_memory.py
 	$(BIN)/python bench/ingest.py
 

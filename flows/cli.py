@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Annotated, Optional
 
@@ -201,12 +203,12 @@ def evaluate(
     window: Annotated[Optional[str], typer.Option(help="CT window preset name or L,W replacing each case's stored window")] = None,
 ) -> None:
     """Evaluate a model under prompt protocols on every object not yet in the results."""
-    from flows.cluster import local_workers, make_task_runner
+    from flows.cluster import local_workers, make_task_runner, started_task_runner, unit_threads
     from flows.evaluate import RunOptions, build_protocols, check_video_protocols, flat_datasets_skipped, planned_specs
     from flows.evaluate import evaluate as evaluate_flow
     from flows.interrupt import exit_on_interrupt
     from flows.server import prefect_api
-    from tasks.models import check_model_args
+    from tasks.models import check_model_args, worker_model
     from tasks.evaluate_volume import STORE_STEPS
     from tasks.models.weights import CheckpointError
     from tasks.storage_errors import StorageError
@@ -241,12 +243,17 @@ def evaluate(
 
         if not torch.cuda.is_available():
             fail("--device cuda, but this machine has no usable CUDA device; use --device cpu, or a cluster with GPU workers")
+    checkpoint_arg = str(checkpoint) if checkpoint else None
+    # the workers build the model while the Prefect server starts; a dry run starts no cluster
+    warm_up = functools.partial(worker_model, model, checkpoint_arg, device, unit_threads(n_workers))
     try:
-        runner = make_task_runner(cluster, n_workers, device, dashboard, cluster_spec)
         kept = "results of finished work units are kept; run the same command again to evaluate the rest"
-        with exit_on_interrupt(kept), prefect_api():
+        with exit_on_interrupt(kept), \
+                (nullcontext(make_task_runner(cluster, n_workers, device, dashboard, cluster_spec)) if dry_run else
+                 started_task_runner(cluster, n_workers, device, dashboard, cluster_spec, warm_up)) as runner, \
+                prefect_api():
             report = evaluate_flow.with_options(task_runner=runner)(
-                model=model, checkpoint=str(checkpoint) if checkpoint else None, protocols=protocol,
+                model=model, checkpoint=checkpoint_arg, protocols=protocol,
                 datasets=dataset, cases=case, options=options, max_slices_per_case=max_slices_per_case,
                 device=device, n_workers=n_workers, dry_run=dry_run, metrics=metrics, window=window,
                 store_steps=store_steps,

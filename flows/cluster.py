@@ -14,11 +14,16 @@ import inspect
 import logging
 import os
 import sys
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import dask
+import distributed
 import yaml
 from prefect_dask import DaskTaskRunner
 
@@ -31,6 +36,11 @@ CLUSTER_CLASSES = {"slurm": "dask_jobqueue.SLURMCluster", "kubernetes": "dask_ku
 def local_workers(requested: int | None = None) -> int:
     """Worker processes for a local cluster: one per core (at most 4) unless asked otherwise."""
     return requested or max(1, min(4, os.cpu_count() or 1))
+
+
+def unit_threads(n_workers: int) -> int:
+    """Torch threads of each unit when ``n_workers`` worker processes share this machine's cores."""
+    return max(1, (os.cpu_count() or 1) // max(n_workers, 1))  # no oversubscription of the cores
 
 
 def unit_resources(device: str) -> AbstractContextManager:
@@ -122,21 +132,145 @@ class _NoFalseDashboardLink(logging.Filter):
 _DASHBOARD_FILTER = _NoFalseDashboardLink()
 
 
+# glibc's adaptive rule raises the mmap threshold to the largest freed chunk, up to 32 MiB on 64-bit
+# (DEFAULT_MMAP_THRESHOLD_MAX), and the trim threshold to twice that; set explicitly, as their ceiling.
+MALLOC_ENVIRON = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESHOLD_": str(64 * 2**20)}
+
+
+@contextmanager
+def model_worker_settings() -> Iterator[None]:
+    """For the block: Dask settings for worker processes that run model networks on their CPU cores.
+
+    Two of Dask's defaults slow a worker's encoder down against the same code in a plain process
+    (``bench/worker_speed.py`` measures it):
+    - the nanny exports ``MALLOC_TRIM_THRESHOLD_=65536`` before it spawns a worker (to hand freed
+      memory back soon); setting it turns glibc's adaptive mmap threshold off, so every tensor above
+      128 KiB a network allocates is a fresh ``mmap`` whose pages fault in again. Workers get glibc's
+      own ceilings instead (``MALLOC_ENVIRON``), as explicit values. The nanny takes a variable from
+      this process's environment over its configuration, and leaves its own exports there, so the
+      environment is set too for the block (and restored after it);
+    - the statistical profiler samples every thread's stack every 10 ms, which stalls a network
+      whose threads fill every core. The dashboard's Profile page stays empty.
+    A nanny reads both when it is made and uses them for every (re)spawn of its worker; ``dask
+    worker`` processes started elsewhere keep their own configuration (see infra/).
+    """
+    environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **MALLOC_ENVIRON}
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, "distributed.worker.profile.enabled": False}), \
+            mock.patch.dict(os.environ, MALLOC_ENVIRON):
+        yield
+
+
+def make_cluster(cluster_class: str, **kwargs: Any) -> Any:
+    """``cluster_class(**kwargs)`` (a dotted name) under :func:`model_worker_settings`."""
+    logging.getLogger("prefect.task_runner.dask").addFilter(_DASHBOARD_FILTER)
+    module, _, name = cluster_class.rpartition(".")
+    with model_worker_settings():
+        return getattr(importlib.import_module(module), name)(**kwargs)
+
+
+def print_dashboard_link(cluster: Any, kwargs: dict[str, Any]) -> None:
+    """Print the dashboard link of ``cluster``, made with ``kwargs``, if it serves one."""
+    if kwargs.get("dashboard_address", "") is not None and cluster.dashboard_link:
+        # Written, not print()ed: flows with log_prints would turn a print into a run log line.
+        sys.stderr.write(f"Dask dashboard: {cluster.dashboard_link}\n")
+        sys.stderr.flush()
+
+
 def start_cluster(cluster_class: str, **kwargs: Any) -> Any:
-    """Start ``cluster_class(**kwargs)`` and print its dashboard link (if it serves one).
+    """Make the cluster (:func:`make_cluster`) and print its dashboard link (if it serves one).
 
     prefect-dask calls this (as ``cluster_class``) when the first unit is submitted, so runs that
     submit nothing (``--dry-run``, nothing planned) start no cluster and print no link.
     """
-    logging.getLogger("prefect.task_runner.dask").addFilter(_DASHBOARD_FILTER)
-    module, _, name = cluster_class.rpartition(".")
-    cluster = getattr(importlib.import_module(module), name)(**kwargs)
-    serves_dashboard = kwargs.get("dashboard_address", "") is not None
-    if serves_dashboard and cluster.dashboard_link:
-        # Written, not print()ed: flows with log_prints would turn a print into a run log line.
-        sys.stderr.write(f"Dask dashboard: {cluster.dashboard_link}\n")
-        sys.stderr.flush()
+    cluster = make_cluster(cluster_class, **kwargs)
+    print_dashboard_link(cluster, kwargs)
     return cluster
+
+
+class EarlyCluster:
+    """A cluster started on a background thread when made, handed to prefect-dask at the first submit.
+
+    A command starts its local cluster this way beside its Prefect server, instead of after it when
+    the flow submits its first unit; the workers also build the model meanwhile (``warm_up``, one task
+    pinned to each worker), so the first unit finds it built. A cluster never handed over (nothing
+    was planned, or the flow failed first) is closed by :meth:`close`.
+    """
+
+    def __init__(self, kwargs: dict[str, Any], warm_up: Callable[[], object] | None = None):
+        self.kwargs = kwargs
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="samatlas-cluster")
+        self._started = self._pool.submit(self._start, warm_up)
+        self._handed_over = False
+
+    def _start(self, warm_up: Callable[[], object] | None) -> _Started:
+        from distributed import Client
+
+        cluster = make_cluster(**self.kwargs)
+        if warm_up is None:
+            return _Started(cluster)
+        # set_as_default=False: prefect-dask would take a default client for its own
+        client = Client(cluster, set_as_default=False)
+        return _Started(cluster, client, [client.submit(warm_up, workers=[w], allow_other_workers=False, pure=False)
+                                          for w in client.scheduler_info()["workers"]])
+
+    def hand_over(self) -> Any:
+        """The started cluster, once its workers are warm, its dashboard link printed: the
+        ``cluster_class`` of the prefect-dask runner. What a warm-up raised is the first unit's to
+        report (it builds the model the same way), so it is not raised here."""
+        started = self._started.result()
+        if started.client is not None:
+            with started.client.as_current():  # distributed.wait looks for the current client
+                distributed.wait(started.warm_ups)
+        started.close_client()
+        self._handed_over = True
+        print_dashboard_link(started.cluster, self.kwargs)
+        return started.cluster
+
+    def __getstate__(self) -> dict[str, Any]:
+        # Prefect sends the flow's task runner, so this object, along with each unit: the copy a
+        # worker unpickles only describes the cluster (its thread and cluster stay here).
+        return {"kwargs": self.kwargs, "_handed_over": True}
+
+    def runner(self) -> DaskTaskRunner:
+        """A prefect-dask runner that takes this cluster when the flow submits its first unit."""
+        return DaskTaskRunner(cluster_class=self.hand_over)
+
+    def close(self) -> None:
+        """Close the cluster (waiting for it to start) unless prefect-dask took it: it closes it itself."""
+        self._pool.shutdown(wait=True)
+        if not self._handed_over and self._started.exception() is None:
+            started = self._started.result()
+            started.close_client()
+            started.cluster.close()
+
+
+@dataclass
+class _Started:
+    """An early cluster, and the client and futures of its workers' warm-up (if any)."""
+
+    cluster: Any
+    client: Any = None
+    warm_ups: list = field(default_factory=list)
+
+    def close_client(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+
+def local_cluster_kwargs(n_workers: int | None, device: str, dashboard: bool | None) -> dict[str, Any]:
+    """:func:`make_cluster` arguments of a local cluster: ``n_workers`` single-threaded worker processes
+    on 127.0.0.1, each with a ``GPU`` on CUDA, the dashboard served if ``dashboard`` (default: the setting)."""
+    settings = get_settings()
+    serve = settings.dashboard if dashboard is None else dashboard
+    kwargs = {
+        "cluster_class": "distributed.LocalCluster", "n_workers": local_workers(n_workers),
+        "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
+        "dashboard_address": settings.dashboard_address if serve else None,
+    }
+    if device == "cuda":
+        kwargs["resources"] = {"GPU": 1}
+    return kwargs
 
 
 def make_task_runner(
@@ -153,15 +287,7 @@ def make_task_runner(
     if cluster.startswith(("tcp://", "tls://")):
         return DaskTaskRunner(address=cluster)
     if cluster == "local":
-        serve = settings.dashboard if dashboard is None else dashboard
-        kwargs = {
-            "cluster_class": "distributed.LocalCluster", "n_workers": local_workers(n_workers),
-            "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
-            "dashboard_address": settings.dashboard_address if serve else None,
-        }
-        if device == "cuda":
-            kwargs["resources"] = {"GPU": 1}
-        return DaskTaskRunner(cluster_class=start_cluster, cluster_kwargs=kwargs)
+        return DaskTaskRunner(cluster_class=start_cluster, cluster_kwargs=local_cluster_kwargs(n_workers, device, dashboard))
     if cluster in OPTIONAL:
         module, extra = OPTIONAL[cluster]
         if importlib.util.find_spec(module) is None:
@@ -176,3 +302,21 @@ def make_task_runner(
             cluster_class=start_cluster, cluster_kwargs={"cluster_class": CLUSTER_CLASSES[cluster], **kwargs},
             adapt_kwargs={"minimum": settings.cluster_min_workers, "maximum": settings.cluster_max_workers})
     raise ValueError(f"unknown cluster {cluster!r}: use local, tcp://HOST:PORT, slurm or kubernetes")
+
+
+@contextmanager
+def started_task_runner(
+    cluster: str, n_workers: int | None, device: str, dashboard: bool | None, spec: Path | None,
+    warm_up: Callable[[], object] | None = None,
+) -> Iterator[DaskTaskRunner]:
+    """:func:`make_task_runner`'s runner for the block, a local cluster started at once on a
+    background thread (:class:`EarlyCluster`, its workers running ``warm_up``) and closed after the
+    block if the flow never took it."""
+    if cluster != "local":
+        yield make_task_runner(cluster, n_workers, device, dashboard, spec)
+        return
+    early = EarlyCluster(local_cluster_kwargs(n_workers, device, dashboard), warm_up)
+    try:
+        yield early.runner()
+    finally:
+        early.close()

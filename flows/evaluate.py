@@ -13,7 +13,6 @@ the case by the worker before its rows come back.
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass, field
 
@@ -27,7 +26,7 @@ from catalog import tables
 from catalog.query import connect
 from catalog.registry import REGISTRY, get_card
 from flows.artifacts import Headline, artifact_key, evaluate_markdown, evaluate_table, publish
-from flows.cluster import unit_resources
+from flows.cluster import unit_resources, unit_threads
 from flows.plan import DatasetPlan, Plan, WorkUnit, plan_units, plan_volume_units, unit_objects, unit_volumes
 from flows.progress import RunProgress
 from flows.runinfo import code_version, current_run_id, start_run
@@ -39,7 +38,7 @@ from tasks.evaluate_volume import run_volume_unit
 from tasks.intensity import parse_window
 from tasks.locations import Location, as_location
 from tasks.metrics import convention
-from tasks.models import load_model
+from tasks.models import worker_model
 from tasks.models.identity import CACHE_NAME, model_sha256
 from tasks.models.weights import CheckpointError
 from tasks.protocols import PROTOCOLS, AnyProtocol, VolumeProtocol, get_protocol, is_volumetric
@@ -144,10 +143,7 @@ def evaluate_unit_task(
     store_steps: str = "first-final",
 ) -> UnitOutput:
     """Evaluate one unit's missing (object, spec) pairs."""
-    import torch
-
-    torch.set_num_threads(torch_threads)
-    model = load_model(model_name, checkpoint, device)
+    model = worker_model(model_name, checkpoint, device, torch_threads)
     started_at = time.time()
     specs = planned_specs(build_protocols(protocol_names, options), run)
     stamp, wanted = RunStamp(run_id, code_version()), [p.spec for p in specs.values()]
@@ -279,7 +275,7 @@ def evaluate(
         "specs": {s.spec.id: s.spec.label for s in specs.values()},
     })
     buffer, status = ResultBuffer(catalog, settings.commit_rows, settings.commit_s), "failed"
-    threads = max(1, (os.cpu_count() or 1) // max(n_workers, 1))  # no oversubscription of the cores
+    threads = unit_threads(n_workers)
     largest_first = sorted(plan.units, key=lambda u: -len(u.slices))  # long units start early
     first_unit_at = float("inf")
     progress = RunProgress(artifact_key("samatlas-evaluate", model, "progress"), f"evaluate {model}: share of planned slices done")

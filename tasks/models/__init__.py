@@ -60,3 +60,15 @@ def load_model(name: str, checkpoint: str | None = None, device: str = "cpu") ->
 
 
 __all__ = ["Embedding", "Geometry", "Prompt", "SegmentationModel", "check_model_args", "load_model", "MODEL_NAMES"]
+
+
+def worker_model(name: str, checkpoint: str | None, device: str, threads: int) -> SegmentationModel:
+    """The model a worker process runs its units with, on ``threads`` torch (and ONNX Runtime) threads.
+
+    The thread count is set before the model is first built, as ONNX Runtime sessions take theirs
+    when they are made. Called by each unit, and by a local cluster's warm-up before the first unit.
+    """
+    import torch
+
+    torch.set_num_threads(threads)
+    return load_model(name, checkpoint, device)

@@ -182,3 +182,33 @@ def test_gpu_units_run_one_at_a_time_per_worker(prefect_server: None):
 
     assert not _overlaps(fan_out.with_options(task_runner=runner())("cuda"))
     assert _overlaps(fan_out.with_options(task_runner=runner())("cpu"))
+
+
+def _worker_settings() -> tuple[dict[str, str | None], bool]:
+    import dask
+
+    return ({k: os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")},
+            dask.config.get("distributed.worker.profile.enabled"))
+
+
+def test_local_workers_get_glibc_malloc_ceilings_and_no_profiler(monkeypatch: pytest.MonkeyPatch):
+    """A local cluster's worker process gets glibc's own malloc ceilings instead of the nanny's
+    MALLOC_TRIM_THRESHOLD_=65536 (which makes every large tensor a fresh mmap), even after a default
+    cluster exported Dask's value into this process, and runs no sampling profiler; the speed this
+    buys is measured by bench/worker_speed.py, not here."""
+    from distributed import Client, LocalCluster
+
+    from flows.cluster import MALLOC_ENVIRON, start_cluster
+
+    for name in MALLOC_ENVIRON:  # the nannies export into this process: restored after the test
+        monkeypatch.delenv(name, raising=False)
+    options = {"n_workers": 1, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1", "dashboard_address": None}
+    with LocalCluster(**options):  # Dask's nanny exports its MALLOC_TRIM_THRESHOLD_ into this process
+        pass
+    with start_cluster("distributed.LocalCluster", **options) as cluster, Client(cluster) as client:
+        expected = (MALLOC_ENVIRON, False)
+        assert list(client.run(_worker_settings).values()) == [expected]
+    import dask
+
+    assert dask.config.get("distributed.worker.profile.enabled")  # only the cluster's workers changed
+    assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == "65536"  # this process's environment as it was

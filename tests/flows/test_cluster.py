@@ -212,3 +212,36 @@ def test_local_workers_get_glibc_malloc_ceilings_and_no_profiler(monkeypatch: py
 
     assert dask.config.get("distributed.worker.profile.enabled")  # only the cluster's workers changed
     assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == "65536"  # this process's environment as it was
+
+
+def _models_built() -> int:
+    from tasks.models import load_model
+
+    return load_model.cache_info().currsize
+
+
+def test_an_early_cluster_is_warm_when_taken_and_closed_when_never_taken():
+    """The cluster evaluate starts beside its Prefect server: its workers have built the model when
+    prefect-dask takes it, and one that is never taken leaves no worker process behind."""
+    import functools
+
+    import psutil
+    from distributed import Client
+
+    from flows.cluster import EarlyCluster, local_cluster_kwargs
+    from tasks.models import worker_model
+
+    early = EarlyCluster(local_cluster_kwargs(1, "cpu", False), functools.partial(worker_model, "filled-box", None, "cpu", 1))
+    with early.hand_over() as cluster, Client(cluster) as client:
+        assert list(client.run(_models_built).values()) == [1]
+    early.close()  # taken: closing it is the taker's (here the with block's)
+    before = set(psutil.Process().children(recursive=True))  # multiprocessing's resource tracker stays
+    never = EarlyCluster(local_cluster_kwargs(1, "cpu", False))
+    deadline, started = time.monotonic() + 60, set()
+    while not started and time.monotonic() < deadline:  # it starts at once, unasked
+        started = set(psutil.Process().children(recursive=True)) - before
+        time.sleep(0.2)
+    assert started
+    never.close()
+    _, alive = psutil.wait_procs(started, timeout=10)
+    assert not alive

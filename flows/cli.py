@@ -207,7 +207,7 @@ def evaluate(
 ) -> None:
     """Evaluate a model under prompt protocols on every object not yet in the results."""
     from flows.cluster import local_workers, make_task_runner, started_task_runner, unit_threads
-    from flows.evaluate import RunOptions, build_protocols, check_video_protocols, flat_datasets_skipped, planned_specs
+    from flows.evaluate import RunOptions, build_protocols, check_video_protocols, flat_datasets_skipped, plan_run, planned_specs
     from flows.evaluate import evaluate as evaluate_flow
     from flows.interrupt import exit_on_interrupt
     from flows.server import prefect_api
@@ -247,13 +247,19 @@ def evaluate(
         if not torch.cuda.is_available():
             fail("--device cuda, but this machine has no usable CUDA device; use --device cpu, or a cluster with GPU workers")
     checkpoint_arg = str(checkpoint) if checkpoint else None
-    # the workers build the model while the Prefect server starts; a dry run starts no cluster
+    # With work planned, the cluster starts now and its workers build the model while the Prefect
+    # server starts; otherwise (a dry run, nothing missing) none starts, as the flow submits nothing;
+    # other clusters start when the flow submits its first unit.
     warm_up = functools.partial(worker_model, model, checkpoint_arg, device, unit_threads(n_workers))
     try:
+        starts_early = cluster == "local" and not dry_run and bool(plan_run(
+            settings.catalog_root, model, checkpoint_arg, planned_specs(build_protocols(protocol or ["medsam-box"], options),
+                                                                        RunOptions(metrics, window)),
+            dataset, case, max_slices_per_case, device)[1].units)
         kept = "results of finished work units are kept; run the same command again to evaluate the rest"
         with exit_on_interrupt(kept), \
-                (nullcontext(make_task_runner(cluster, n_workers, device, dashboard, cluster_spec)) if dry_run else
-                 started_task_runner(cluster, n_workers, device, dashboard, cluster_spec, warm_up)) as runner, \
+                (started_task_runner(cluster, n_workers, device, dashboard, cluster_spec, warm_up) if starts_early else
+                 nullcontext(make_task_runner(cluster, n_workers, device, dashboard, cluster_spec))) as runner, \
                 prefect_api():
             report = evaluate_flow.with_options(task_runner=runner)(
                 model=model, checkpoint=checkpoint_arg, protocols=protocol,

@@ -166,6 +166,24 @@ def model_identity(model: str, checkpoint: str | None) -> str:
     return model_sha256(model, checkpoint, get_settings().cache_root / CACHE_NAME)
 
 
+def plan_run(
+    catalog: Location, model: str, checkpoint: str | None, specs: dict[str, PlannedSpec], datasets: list[str] | None,
+    cases: list[str] | None, max_slices_per_case: int, device: str,
+) -> tuple[str, Plan, ModelSpeed]:
+    """The model's identity, the units of every missing result key (volume units last) and the model
+    speed they were sized by. The flow plans with it; ``samatlas evaluate`` asks it first whether
+    there is work, to start its cluster at once only then."""
+    sha256 = model_identity(model, checkpoint)
+    slice_specs = [p.spec for p in specs.values() if not is_volumetric(p.protocol)]
+    volume_specs = [p.spec for p in specs.values() if is_volumetric(p.protocol)]
+    plan = plan_volume_units(catalog, model, sha256, volume_specs, datasets or (), cases or ())
+    speed = model_speed(model, device)
+    if slice_specs:
+        plan = plan_units(catalog, model, sha256, slice_specs, datasets or (), cases or (), max_slices_per_case,
+                          speed) + plan
+    return sha256, plan, speed
+
+
 class ResultBuffer:
     """Rows waiting to be committed; committed when large or old enough, and on ``flush``."""
 
@@ -251,14 +269,7 @@ def evaluate(
     check_video_protocols(model, protocol_names)
     run = RunOptions(metrics, window)
     specs = planned_specs(build_protocols(protocol_names, options), run)
-    sha256 = model_identity(model, checkpoint)
-    slice_specs = [p.spec for p in specs.values() if not is_volumetric(p.protocol)]
-    volume_specs = [p.spec for p in specs.values() if is_volumetric(p.protocol)]
-    plan = plan_volume_units(catalog, model, sha256, volume_specs, datasets or (), cases or ())
-    speed = model_speed(model, device)
-    if slice_specs:
-        plan = plan_units(catalog, model, sha256, slice_specs, datasets or (), cases or (), max_slices_per_case,
-                          speed) + plan
+    sha256, plan, speed = plan_run(catalog, model, checkpoint, specs, datasets, cases, max_slices_per_case, device)
     report = EvaluateReport(model, sha256, plan.datasets, len(plan.units), sum(u.objects for u in plan.units),
                             sum(len(u.slices) for u in plan.units))
     _log_plan(plan, speed, device)

@@ -25,7 +25,7 @@ def test_flow_identity_of_a_built_in_model_is_its_loaded_sha256(name, data_root,
     import flows.evaluate
 
     loaded = load_model(name).sha256
-    monkeypatch.setattr(flows.evaluate, "load_model", _no_model_load)
+    monkeypatch.setattr(flows.evaluate, "worker_model", _no_model_load)
     monkeypatch.setattr("tasks.models.load_model", _no_model_load)
     assert flows.evaluate.model_identity(name, None) == loaded
 

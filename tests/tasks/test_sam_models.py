@@ -157,7 +157,7 @@ def test_sha256_is_the_checkpoint_files(sam, medsam, vit_b_file):
 def test_flow_identity_of_a_checkpoint_is_the_loaded_models_sha256(sam, medsam, vit_b_file, data_root, monkeypatch):
     import flows.evaluate
 
-    monkeypatch.setattr(flows.evaluate, "load_model", lambda *a, **k: pytest.fail("the flow must not load the model"))
+    monkeypatch.setattr(flows.evaluate, "worker_model", lambda *a, **k: pytest.fail("the flow must not load the model"))
     assert flows.evaluate.model_identity("sam_vit_b", str(vit_b_file)) == sam.sha256
     assert flows.evaluate.model_identity("medsam_vit_b", str(vit_b_file)) == medsam.sha256  # the cached checksum
 

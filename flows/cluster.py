@@ -14,13 +14,12 @@ import inspect
 import logging
 import os
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import dask
 import distributed
@@ -138,6 +137,22 @@ MALLOC_ENVIRON = {"MALLOC_MMAP_THRESHOLD_": str(32 * 2**20), "MALLOC_TRIM_THRESH
 
 
 @contextmanager
+def environ_set(values: Mapping[str, str]) -> Iterator[None]:
+    """Set ``values`` in this process's environment for the block, then put those variables back as
+    they were. Only they are restored: other threads may set variables meanwhile (the Prefect API URL)."""
+    before = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in before.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextmanager
 def model_worker_settings() -> Iterator[None]:
     """For the block: Dask settings for worker processes that run model networks on their CPU cores.
 
@@ -156,7 +171,7 @@ def model_worker_settings() -> Iterator[None]:
     """
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **MALLOC_ENVIRON}
     with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, "distributed.worker.profile.enabled": False}), \
-            mock.patch.dict(os.environ, MALLOC_ENVIRON):
+            environ_set(MALLOC_ENVIRON):
         yield
 
 
@@ -203,13 +218,11 @@ class EarlyCluster:
         self._handed_over = False
 
     def _start(self, warm_up: Callable[[], object] | None) -> _Started:
-        from distributed import Client
-
         cluster = make_cluster(**self.kwargs)
         if warm_up is None:
             return _Started(cluster)
         # set_as_default=False: prefect-dask would take a default client for its own
-        client = Client(cluster, set_as_default=False)
+        client = distributed.Client(cluster, set_as_default=False)
         return _Started(cluster, client, [client.submit(warm_up, workers=[w], allow_other_workers=False, pure=False)
                                           for w in client.scheduler_info()["workers"]])
 

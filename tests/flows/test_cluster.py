@@ -245,3 +245,18 @@ def test_an_early_cluster_is_warm_when_taken_and_closed_when_never_taken():
     never.close()
     _, alive = psutil.wait_procs(started, timeout=10)
     assert not alive
+
+
+def test_environ_set_puts_back_only_its_own_variables(monkeypatch: pytest.MonkeyPatch):
+    """The cluster's malloc variables are set while another thread may set others (the command sets
+    PREFECT_API_URL while its cluster starts): only they are put back afterwards."""
+    from flows.cluster import MALLOC_ENVIRON, environ_set
+
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "65536")
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    monkeypatch.delenv("SAMATLAS_SET_MEANWHILE", raising=False)
+    with environ_set(MALLOC_ENVIRON):
+        assert {k: os.environ[k] for k in MALLOC_ENVIRON} == MALLOC_ENVIRON
+        monkeypatch.setenv("SAMATLAS_SET_MEANWHILE", "kept")
+    assert os.environ["SAMATLAS_SET_MEANWHILE"] == "kept"
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "65536" and "MALLOC_MMAP_THRESHOLD_" not in os.environ

@@ -38,7 +38,7 @@ from tasks.evaluate_volume import run_volume_unit
 from tasks.intensity import parse_window
 from tasks.locations import Location, as_location
 from tasks.metrics import convention
-from tasks.models import worker_model
+from tasks.models import VIDEO_MODELS, no_video_mode, worker_model
 from tasks.models.identity import CACHE_NAME, model_sha256
 from tasks.models.weights import CheckpointError
 from tasks.protocols import PROTOCOLS, AnyProtocol, VolumeProtocol, get_protocol, is_volumetric
@@ -104,8 +104,6 @@ def flat_datasets_skipped(datasets: list[str], protocol_names: list[str]) -> str
 def check_video_protocols(model: str, protocol_names: list[str]) -> None:
     """Refuse (ValueError) protocols that propagate with SAM 2's video memory for a model without a
     video mode, before anything is planned, naming the models that have one."""
-    from tasks.models.sam2_video import VIDEO_MODELS, no_video_mode
-
     needing = [p for p in dict.fromkeys(protocol_names) if p in PROTOCOLS and getattr(PROTOCOLS[p], "needs_video", False)]
     if needing and model not in VIDEO_MODELS:
         raise ValueError(no_video_mode(model, needing))

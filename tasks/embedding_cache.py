@@ -19,7 +19,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-import torch
 
 from tasks.models.base import Embedding, SegmentationModel
 
@@ -53,6 +52,8 @@ class EmbeddingCache:
             self._ram.move_to_end(z)
             return self._ram[z]
         if z in self._spilled:
+            import torch  # here, not at the top: the flow process imports this module and plans without torch
+
             embedding = torch.load(self._path(z), weights_only=False)
         else:
             start = time.perf_counter()
@@ -67,6 +68,8 @@ class EmbeddingCache:
 
     def _spill(self, z: int, embedding: Embedding) -> None:
         if z not in self._spilled:  # an embedding's bytes never change: write once, read many times
+            import torch
+
             torch.save(embedding, self._path(z))
             self._spilled.add(z)
 

@@ -33,7 +33,7 @@ from tasks.embedding_cache import RAM_SLOTS, EmbeddingCache
 from tasks.evaluate_unit import PlannedSpec, RunStamp, slice_rgb
 from tasks.locations import Location
 from tasks.metrics import MetricConvention, score
-from tasks.models import SegmentationModel
+from tasks.models import SegmentationModel, no_video_mode
 from tasks.models.base import Prompt
 from tasks.predictions import PredictionInfo, paint, prediction_name, store_label_map
 from tasks.protocols.volumetric import StepActivity, VolumeContext, VolumeProtocol, VolumeStep, volume_seed
@@ -148,8 +148,6 @@ def _video_session(
     if not needing:
         return nullcontext(None)
     if not getattr(model, "supports_video", False):
-        from tasks.models.sam2_video import no_video_mode
-
         raise ValueError(no_video_mode(model.name, needing))
     depth, height, width = shape
     return model.video_session(lambda z: slice_rgb(case, z, window), depth, height, width)

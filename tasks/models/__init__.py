@@ -13,6 +13,14 @@ SAM_FAMILY = ("sam_vit_b", "sam_vit_l", "sam_vit_h", "medsam_vit_b")  # tasks.mo
 SAM2_FAMILY = ("sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l", "medsam2")  # tasks.models.sam2_image
 NEEDS_CHECKPOINT = SAM_FAMILY + SAM2_FAMILY
 MODEL_NAMES = BUILT_IN + NEEDS_CHECKPOINT
+VIDEO_MODELS = SAM2_FAMILY
+"""The models with a video mode: the SAM 2 family (``tasks.models.sam2_video.Sam2VideoMode``)."""
+
+
+def no_video_mode(model: str, protocols: list[str]) -> str:
+    """Why ``model`` cannot run ``protocols`` (which propagate with SAM 2's memory), naming the models that can."""
+    return (f"{', '.join(protocols)}: propagation by SAM 2's video memory needs a video-capable model; "
+            f"{model} has no video mode (video-capable models: {', '.join(VIDEO_MODELS)})")
 
 
 def checkpoint_unused(name: str) -> str:

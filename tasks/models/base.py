@@ -6,10 +6,12 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # torch is imported where a network runs: the flow process plans without it
+    import torch
 
 
 @dataclass(frozen=True)
@@ -127,6 +129,8 @@ def sam_decode_batch(
     rounding (batched matrix products sum in another order: ~1e-6 in the logits). ``mask_decoder``
     replaces ``net.mask_decoder`` with a module called alike (its ONNX Runtime export).
     """
+    import torch
+
     if len(embeddings) != len(requests):
         raise ValueError(f"{len(requests)} requests need as many embeddings, got {len(embeddings)}")
     prompt_encoder = net.prompt_encoder
@@ -162,6 +166,8 @@ def sam_decode_batch(
 
 def prompt_tensors(prompt: Prompt, geometry: Geometry, device: torch.device) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, torch.Tensor | None]:
     """(points, boxes) for a SAM-style prompt encoder, in model input coordinates, batch of one."""
+    import torch
+
     boxes = points = None
     if prompt.box is not None:
         corners = geometry.to_model(np.reshape(prompt.box, (2, 2))).reshape(1, 1, 4)

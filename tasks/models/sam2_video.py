@@ -38,7 +38,7 @@ was prompted on, long evicted from the package's cache, so the session keeps tha
 each frame of an object's range is encoded once per object. Frames are not shared between objects
 (each ``track`` pass encodes its frames again, as the package would).
 
-Models: every SAM 2 model samatlas builds (:data:`VIDEO_MODELS`, ``tasks.models.sam2_image.Sam2Image``)
+Models: every SAM 2 model samatlas builds (:data:`tasks.models.VIDEO_MODELS`, ``tasks.models.sam2_image.Sam2Image``)
 has a video mode through :class:`Sam2VideoMode`: the package's ``SAM2VideoPredictor`` built from the
 same config with the video builder's overrides (:data:`VIDEO_OVERRIDES`), sharing the image-mode
 network's weight tensors (no second copy).
@@ -65,7 +65,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from tasks.models import SAM2_FAMILY
 from tasks.models.base import Prompt
 
 VIDEO_MEAN = (0.485, 0.456, 0.406)  # load_video_frames' img_mean / img_std
@@ -79,15 +78,6 @@ VIDEO_OVERRIDES = (  # what sam2.build_sam.build_sam2_video_predictor(apply_post
     "++model.fill_hole_area=8",
 )
 OBJECT_ID = 1  # one object per session pass
-VIDEO_MODELS = SAM2_FAMILY
-"""The models with a video mode: the SAM 2 family (``tasks.models.sam2_image.Sam2Image``)."""
-
-def no_video_mode(model: str, protocols: list[str]) -> str:
-    """Why ``model`` cannot run ``protocols`` (which propagate with SAM 2's memory), naming the models that can."""
-    return (f"{', '.join(protocols)}: propagation by SAM 2's video memory needs a video-capable model; "
-            f"{model} has no video mode (video-capable models: {', '.join(VIDEO_MODELS)})")
-
-
 SliceImage = Callable[[int], np.ndarray]
 """Slice index in; that slice as the (H, W, 3) uint8 image the model sees out."""
 

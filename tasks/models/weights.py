@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from pathlib import Path
-
-import torch
+from typing import TYPE_CHECKING
 
 from tasks.fetch import sha256_file
+
+if TYPE_CHECKING:  # imported where a checkpoint is loaded: the flow process only reads CheckpointError
+    import torch
 
 
 SHOWN_PER_KIND = 5  # keys listed per kind of mismatch
@@ -44,6 +46,8 @@ def load_state_dict(path: str | Path, architecture: str, expected_sha256: str | 
         raise CheckpointError(f"{path}: checkpoint file not found (for {architecture})")
     if expected_sha256 is not None and sha256_file(path) != expected_sha256:
         raise CheckpointError(f"{path}: sha256 does not match the expected {expected_sha256} for {architecture}")
+    import torch
+
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises several unrelated types for non-checkpoint files

@@ -31,10 +31,11 @@ from records.units import PlannedVolume
 from sam2.sam2_video_predictor import SAM2VideoPredictor
 from tasks.evaluate_volume import _video_session
 from tasks.models.base import Geometry, Prompt
+from tasks.models import VIDEO_MODELS
 from tasks.models.filled_box import FilledBox
 from tasks.models.sam2_build import CONFIGS, IMAGE_OVERRIDES, compose_config
 from tasks.models.sam2_video import (
-    VIDEO_MEAN, VIDEO_MODELS, VIDEO_STD, TrackedFrame, VideoSession, memory_reach, video_frame, video_predictor,
+    VIDEO_MEAN, VIDEO_STD, TrackedFrame, VideoSession, memory_reach, video_frame, video_predictor,
 )
 from tasks.protocols import get_protocol
 from tasks.protocols.clicks3d import next_click

@@ -247,15 +247,18 @@ def evaluate(
         if not torch.cuda.is_available():
             fail("--device cuda, but this machine has no usable CUDA device; use --device cpu, or a cluster with GPU workers")
     checkpoint_arg = str(checkpoint) if checkpoint else None
-    # With work planned, the cluster starts now and its workers build the model while the Prefect
-    # server starts; otherwise (a dry run, nothing missing) none starts, as the flow submits nothing;
-    # other clusters start when the flow submits its first unit.
-    warm_up = functools.partial(worker_model, model, checkpoint_arg, device, unit_threads(n_workers))
     try:
-        starts_early = cluster == "local" and not dry_run and bool(plan_run(
+        # With work planned, a local cluster starts now and its workers build the model while the
+        # Prefect server starts, no more workers than units (an idle one costs a process start and a
+        # model build); otherwise (a dry run, nothing missing) none starts, as the flow submits
+        # nothing. Other clusters start when the flow submits its first unit.
+        planned = 0 if cluster != "local" or dry_run else len(plan_run(
             settings.catalog_root, model, checkpoint_arg, planned_specs(build_protocols(protocol or ["medsam-box"], options),
                                                                         RunOptions(metrics, window)),
             dataset, case, max_slices_per_case, device)[1].units)
+        starts_early = planned > 0
+        n_workers = min(n_workers, planned) if starts_early else n_workers
+        warm_up = functools.partial(worker_model, model, checkpoint_arg, device, unit_threads(n_workers))
         kept = "results of finished work units are kept; run the same command again to evaluate the rest"
         with exit_on_interrupt(kept), \
                 (started_task_runner(cluster, n_workers, device, dashboard, cluster_spec, warm_up) if starts_early else

@@ -1,7 +1,7 @@
 """Measurement (not a test): the model's speed inside a Dask worker against the same code in this process.
 
 Evaluate's units run in Dask worker processes, so the encoder speed a run sees is the worker's. Two of
-Dask's defaults slow a worker that runs a network on all of its cores (``flows.cluster.model_worker_config``
+Dask's defaults slow a worker that runs a network on all of its cores (``flows.cluster.model_worker_settings``
 says why); this measures LiteMedSAM's ``encode`` (the runtime samatlas picks: ONNX Runtime on a CPU)
 on one random uint8 256x256x3 image (its content does not change the encoder's work) after a warm-up,
 in interleaved rounds (a fresh one-worker cluster each time), keeping each variant's fastest round:

@@ -225,7 +225,7 @@ def evaluate(
     except ValueError as exc:
         fail(str(exc))
     try:
-        planned_specs(build_protocols(protocol or ["medsam-box"], options), RunOptions(metrics, window))  # bad names fail here
+        specs = planned_specs(build_protocols(protocol or ["medsam-box"], options), RunOptions(metrics, window))  # bad names fail here
         check_video_protocols(model, protocol or ["medsam-box"])
     except (ValueError, KeyError) as exc:
         fail(str(exc).strip("'\""))
@@ -253,9 +253,7 @@ def evaluate(
         # model build); otherwise (a dry run, nothing missing) none starts, as the flow submits
         # nothing. Other clusters start when the flow submits its first unit.
         planned = 0 if cluster != "local" or dry_run else len(plan_run(
-            settings.catalog_root, model, checkpoint_arg, planned_specs(build_protocols(protocol or ["medsam-box"], options),
-                                                                        RunOptions(metrics, window)),
-            dataset, case, max_slices_per_case, device)[1].units)
+            settings.catalog_root, model, checkpoint_arg, specs, dataset, case, max_slices_per_case, device)[1].units)
         starts_early = planned > 0
         n_workers = min(n_workers, planned) if starts_early else n_workers
         warm_up = functools.partial(worker_model, model, checkpoint_arg, device, unit_threads(n_workers))

@@ -23,6 +23,7 @@ from typing import Any
 
 import dask
 import distributed
+import psutil
 import yaml
 from prefect_dask import DaskTaskRunner
 
@@ -32,9 +33,17 @@ OPTIONAL = {"slurm": ("dask_jobqueue", "samatlas[slurm]"), "kubernetes": ("dask_
 CLUSTER_CLASSES = {"slurm": "dask_jobqueue.SLURMCluster", "kubernetes": "dask_kubernetes.operator.KubeCluster"}
 
 
+# A local worker's share of the machine's memory (Dask's default limit, total / workers) should hold
+# a model worker: about 1.5 GiB with LiteMedSAM (libraries, networks, a unit's activations; measured
+# in a worker process), more with SAM's ViT-B; 4 workers on an 8 GiB laptop would swap.
+WORKER_MEMORY = 3 * 2**30
+
+
 def local_workers(requested: int | None = None) -> int:
-    """Worker processes for a local cluster: one per core (at most 4) unless asked otherwise."""
-    return requested or max(1, min(4, os.cpu_count() or 1))
+    """Worker processes for a local cluster: one per core, at most 4 and one per ``WORKER_MEMORY`` of
+    the machine's memory, unless asked otherwise."""
+    by_memory = psutil.virtual_memory().total // WORKER_MEMORY
+    return requested or max(1, min(4, os.cpu_count() or 1, by_memory))
 
 
 def unit_threads(n_workers: int) -> int:
@@ -166,11 +175,15 @@ def model_worker_settings() -> Iterator[None]:
       environment is set too for the block (and restored after it);
     - the statistical profiler samples every thread's stack every 10 ms, which stalls a network
       whose threads fill every core. The dashboard's Profile page stays empty.
-    A nanny reads both when it is made and uses them for every (re)spawn of its worker; ``dask
+    And one of its defaults can stall a run: a worker past 80 % of its memory limit is paused until
+    its memory drops, but a model worker's memory is its model and libraries, which stay; pausing is
+    off (the nanny still restarts a worker past 95 %).
+    A nanny reads them when it is made and uses them for every (re)spawn of its worker; ``dask
     worker`` processes started elsewhere keep their own configuration (see infra/).
     """
     environ = {**dask.config.get("distributed.nanny.pre-spawn-environ"), **MALLOC_ENVIRON}
-    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, "distributed.worker.profile.enabled": False}), \
+    with dask.config.set({"distributed.nanny.pre-spawn-environ": environ, "distributed.worker.profile.enabled": False,
+                          "distributed.worker.memory.pause": False}), \
             environ_set(MALLOC_ENVIRON):
         yield
 

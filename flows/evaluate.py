@@ -297,7 +297,7 @@ def evaluate(
             }
         with progress:
             progress.begin(model, len(futures), report.slices)
-            for finished, (future, done) in enumerate(results_within(futures, settings.unit_timeout_s), start=1):
+            for finished, (future, done) in enumerate(results_within(futures, settings.unit_timeout_s, paused_limit_s=settings.paused_limit_s), start=1):
                 unit = futures[future]
                 if isinstance(done, CheckpointError):  # every unit would fail alike: the run stops here
                     raise done

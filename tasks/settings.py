@@ -42,6 +42,9 @@ class Settings(BaseSettings):
         "127.0.0.1:8787", description="Where a local cluster serves its dashboard (loopback; a busy port moves).")
     unit_timeout_s: float = Field(
         3600, gt=0, description="A work unit running longer is stopped (its worker restarted) and reported failed.")
+    paused_limit_s: float = Field(
+        120, gt=0, description="When every Dask worker has been paused for memory this long, the units still waiting "
+                               "are given up and reported failed (they stay planned).")
     n_workers: int | None = Field(None, description="Local Dask workers (default: one per core, at most 4).")
     device: str = Field("cpu", description="cpu or cuda.")
     model_runtime: str = Field(

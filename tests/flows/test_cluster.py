@@ -44,10 +44,12 @@ def scheduler(tmp_path: Path, prefect_server: None) -> Iterator[Scheduler]:
         deadline = time.monotonic() + 60
         while not sched_file.exists() and time.monotonic() < deadline:
             time.sleep(0.2)
-        for _ in range(2):  # two worker processes of their own (no nanny), so a test can kill one for good
+        # two worker processes of their own (no nanny), so a test can kill one for good; a LiteMedSAM
+        # worker holds about 1.5 GiB, and Dask pauses one past 80 % of its limit
+        for _ in range(2):
             procs.append(subprocess.Popen(
                 [BIN / "dask", "worker", "--scheduler-file", sched_file, "--host", "127.0.0.1", "--no-nanny",
-                 "--nthreads", "1", "--no-dashboard", "--memory-limit", "2GiB", "--death-timeout", "30"],
+                 "--nthreads", "1", "--no-dashboard", "--memory-limit", "4GiB", "--death-timeout", "30"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
         from distributed import Client
 
@@ -184,18 +186,18 @@ def test_gpu_units_run_one_at_a_time_per_worker(prefect_server: None):
     assert _overlaps(fan_out.with_options(task_runner=runner())("cpu"))
 
 
-def _worker_settings() -> tuple[dict[str, str | None], bool]:
+def _worker_settings() -> tuple[dict[str, str | None], bool, bool | float]:
     import dask
 
     return ({k: os.environ.get(k) for k in ("MALLOC_MMAP_THRESHOLD_", "MALLOC_TRIM_THRESHOLD_")},
-            dask.config.get("distributed.worker.profile.enabled"))
+            dask.config.get("distributed.worker.profile.enabled"), dask.config.get("distributed.worker.memory.pause"))
 
 
 def test_local_workers_get_glibc_malloc_ceilings_and_no_profiler(monkeypatch: pytest.MonkeyPatch):
     """A local cluster's worker process gets glibc's own malloc ceilings instead of the nanny's
     MALLOC_TRIM_THRESHOLD_=65536 (which makes every large tensor a fresh mmap), even after a default
-    cluster exported Dask's value into this process, and runs no sampling profiler; the speed this
-    buys is measured by bench/worker_speed.py, not here."""
+    cluster exported Dask's value into this process, runs no sampling profiler (the speed this buys
+    is measured by bench/worker_speed.py, not here), and is never paused for its memory."""
     from distributed import Client, LocalCluster
 
     from flows.cluster import MALLOC_ENVIRON, start_cluster
@@ -206,7 +208,7 @@ def test_local_workers_get_glibc_malloc_ceilings_and_no_profiler(monkeypatch: py
     with LocalCluster(**options):  # Dask's nanny exports its MALLOC_TRIM_THRESHOLD_ into this process
         pass
     with start_cluster("distributed.LocalCluster", **options) as cluster, Client(cluster) as client:
-        expected = (MALLOC_ENVIRON, False)
+        expected = (MALLOC_ENVIRON, False, False)
         assert list(client.run(_worker_settings).values()) == [expected]
     import dask
 

@@ -3,7 +3,9 @@
 In no-server mode every process that needs the API would start its own temporary server on the
 same SQLite file, Dask worker processes included. When no ``PREFECT_API_URL`` is set, the command
 starts one temporary server and exports its URL, so workers inherit it; logs and events are drained
-before the server stops (otherwise the log worker retries against a dead server for a minute).
+before the server stops (otherwise the log worker retries against a dead server for a minute), and
+before the command ends on a server of the user's: the console script ends without the
+interpreter's teardown (``flows.cli.main``), which would otherwise send what Prefect still queues.
 Prefect announces that temporary server on every command ("Starting temporary server ... See
 https://docs.prefect.io/... for more information on running a dedicated Prefect server", then
 "Stopping temporary server"); a user who did not ask for a server is spared those lines, here only.
@@ -83,6 +85,7 @@ def prefect_api() -> Iterator[str]:
     current = PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL")
     if current:
         yield current
+        run_coro_as_sync(_drain())  # the console script's exit skips the interpreter's own drain
         return
     server = _tied_server()
     with _quiet():

@@ -7,6 +7,7 @@ The replica is a synthetic QaTa-COV19 v2 release (``Train Set/Images/<id>.png`` 
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from uuid import UUID
 
@@ -44,14 +45,20 @@ def write_qata(root: Path, n: int) -> Path:
     return top
 
 
-def task_runs(flow_run_id: str) -> int:
-    """How many task runs the Prefect API recorded for a flow run."""
+def task_runs(flow_run_id: str, expected: int, wait_s: float = 60) -> int:
+    """How many task runs the Prefect API recorded for a flow run, once it has ``expected`` of them
+    or ``wait_s`` has passed: a task run reaches the API as events, which the server records in the
+    background, possibly after the command that sent them has ended."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
+    deadline = time.monotonic() + wait_s
     with get_client(sync_client=True) as client:
-        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)])), limit=200)
-    return len(runs)
+        while True:
+            runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[UUID(flow_run_id)])), limit=200)
+            if len(runs) >= expected or time.monotonic() > deadline:
+                return len(runs)
+            time.sleep(0.5)
 
 
 def data_files(root: Path, table: str) -> set[str]:
@@ -78,7 +85,7 @@ def test_many_images_few_tasks_quarantine_and_clean_rerun(cli, data_root: Path, 
     run_id, counts = query(data_root, "SELECT run_id, counts FROM runs")[0]
     tasks = json.loads(counts)["qata_cov19"]["tasks"]
     buckets = len({bucket_of(f"train-covid_{k}") for k in range(IMAGES)})
-    assert tasks == buckets <= BUCKETS and task_runs(run_id) == tasks < IMAGES / 2
+    assert tasks == buckets <= BUCKETS and task_runs(run_id, tasks) == tasks < IMAGES / 2
     assert len(data_files(data_root, "cases")) <= 2  # rows committed in batches, not one file per image
     expected_objects = sum(1 for k in range(IMAGES) if k % 7 and k not in (5, 9))
     assert query(data_root, "SELECT count(*) FROM objects")[0][0] == expected_objects

@@ -42,8 +42,9 @@ WORKER_MEMORY = 3 * 2**30
 def local_workers(requested: int | None = None) -> int:
     """Worker processes for a local cluster: one per core, at most 4 and one per ``WORKER_MEMORY`` of
     the machine's memory, unless asked otherwise."""
-    by_memory = psutil.virtual_memory().total // WORKER_MEMORY
-    return requested or max(1, min(4, os.cpu_count() or 1, by_memory))
+    if requested:
+        return requested
+    return max(1, min(4, os.cpu_count() or 1, psutil.virtual_memory().total // WORKER_MEMORY))
 
 
 def unit_threads(n_workers: int) -> int:

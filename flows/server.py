@@ -68,6 +68,21 @@ async def _drain() -> None:
 
 
 @contextmanager
+def _drained() -> Iterator[None]:
+    """Send what Prefect queued in the block (events, logs) when it ends, a failure too (a failed run's
+    states are what its user looks for), but not on Ctrl-C: the user wants out now."""
+    interrupted = False
+    try:
+        yield
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        if not interrupted:
+            run_coro_as_sync(_drain())
+
+
+@contextmanager
 def _quiet(logger_name: str = "prefect") -> Iterator[None]:
     """Raise ``logger_name`` to WARNING for the block: Prefect logs its server notices there at INFO."""
     logger = logging.getLogger(logger_name)
@@ -84,17 +99,16 @@ def prefect_api() -> Iterator[str]:
     """Yield the API URL in use, starting (and afterwards stopping) a temporary server if needed."""
     current = PREFECT_API_URL.value() or os.environ.get("PREFECT_API_URL")
     if current:
-        yield current
-        run_coro_as_sync(_drain())  # the console script's exit skips the interpreter's own drain
+        with _drained():
+            yield current
         return
     server = _tied_server()
     with _quiet():
         server.start(timeout=int(os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")))
     os.environ["PREFECT_API_URL"] = server.api_url
     try:
-        with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
+        with temporary_settings(updates={PREFECT_API_URL: server.api_url}), _drained():
             yield server.api_url
-            run_coro_as_sync(_drain())
     finally:
         os.environ.pop("PREFECT_API_URL", None)
         with _quiet():

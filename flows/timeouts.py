@@ -101,8 +101,6 @@ def _stop(client: Client, future: PrefectDaskFuture, worker: str, message: str) 
     return message + ("; its worker was restarted" if restarted else "; its worker could not be restarted (no nanny)")
 
 
-
-
 def results_within(futures: Iterable[PrefectDaskFuture], timeout_s: float, poll_s: float = 1.0,
                    paused_limit_s: float = 120.0) -> Iterator[tuple[PrefectDaskFuture, Any]]:
     """Yield ``(future, result)`` as units finish, as ``prefect.futures.as_completed`` would.

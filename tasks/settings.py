@@ -45,7 +45,7 @@ class Settings(BaseSettings):
     paused_limit_s: float = Field(
         120, gt=0, description="When every Dask worker has been paused for memory this long, the units still waiting "
                                "are given up and reported failed (they stay planned).")
-    n_workers: int | None = Field(None, description="Local Dask workers (default: one per core, at most 4).")
+    n_workers: int | None = Field(None, description="Local Dask workers (default: one per core, at most 4 and one per 3 GiB of memory).")
     device: str = Field("cpu", description="cpu or cuda.")
     model_runtime: str = Field(
         "auto", description="Where a model's encoder and mask decoder run: auto (ONNX Runtime on a CPU where the model "

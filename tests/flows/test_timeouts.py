@@ -8,6 +8,7 @@ finish if the hanging one is really stopped, not merely abandoned.
 
 from __future__ import annotations
 
+import threading
 import time
 
 import pytest
@@ -74,7 +75,13 @@ def test_units_no_paused_worker_starts_are_given_up_and_reported(prefect_server:
     runner = DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
         "n_workers": 1, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
         "dashboard_address": None, "memory_limit": "1.5GiB"})
-    outcomes = fill_up.with_options(task_runner=runner)(paused_limit_s=3)
+    outcomes: list[tuple[str, object]] = []
+    # in a thread of its own, so that a wait that never ends fails the test instead of hanging the suite
+    waiting = threading.Thread(target=lambda: outcomes.extend(fill_up.with_options(task_runner=runner)(paused_limit_s=3)),
+                               daemon=True)
+    waiting.start()
+    waiting.join(timeout=180)
+    assert not waiting.is_alive(), "the units queued on the paused worker were never given up"
     given_up = [(run_id, o) for run_id, o in outcomes if isinstance(o, WorkersPaused)]
     assert [o for _, o in outcomes if not isinstance(o, BaseException)] == [0] and len(given_up) == 2
     message = str(given_up[0][1])

@@ -11,6 +11,7 @@ import os
 import re
 import subprocess
 import sys
+import textwrap
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -216,28 +217,40 @@ def test_local_workers_get_glibc_malloc_ceilings_and_no_profiler(monkeypatch: py
     assert os.environ.get("MALLOC_TRIM_THRESHOLD_") == "65536"  # this process's environment as it was
 
 
-def _models_built() -> int:
-    from tasks.models import load_model
+WARMED = textwrap.dedent("""
+    import functools, json, sys
+    from distributed import Client
+    from flows.cluster import EarlyCluster, local_cluster_kwargs
+    from tasks.models import warm_up_model
 
-    return load_model.cache_info().currsize
+    def models_built():
+        from tasks.models import load_model
+        return load_model.cache_info().currsize
+
+    early = EarlyCluster(local_cluster_kwargs(1, "cpu", False), functools.partial(warm_up_model, "filled-box", None, "cpu", 1))
+    with early.hand_over() as cluster, Client(cluster) as client:
+        built = list(client.run(models_built).values())
+    early.close()  # taken: closing it is the taker's (here the with block's)
+    print(json.dumps({"built": built, "model_imported_here": "tasks.models.filled_box" in sys.modules}))
+""")
 
 
 def test_an_early_cluster_is_warm_when_taken_and_closed_when_never_taken():
     """The cluster evaluate starts beside its Prefect server: its workers have built the model when
-    prefect-dask takes it, and one that is never taken leaves no worker process behind."""
-    import functools
+    prefect-dask takes it, without the model's module in the flow process (a client unpickles the
+    type of each result: a model's would import its package there, 7.5 s for LiteMedSAM's), and
+    one that is never taken leaves no worker process behind."""
+    from multiprocessing import resource_tracker
 
     import psutil
-    from distributed import Client
 
     from flows.cluster import EarlyCluster, local_cluster_kwargs
-    from tasks.models import worker_model
 
-    early = EarlyCluster(local_cluster_kwargs(1, "cpu", False), functools.partial(worker_model, "filled-box", None, "cpu", 1))
-    with early.hand_over() as cluster, Client(cluster) as client:
-        assert list(client.run(_models_built).values()) == [1]
-    early.close()  # taken: closing it is the taker's (here the with block's)
-    before = set(psutil.Process().children(recursive=True))  # multiprocessing's resource tracker stays
+    done = subprocess.run([sys.executable, "-c", WARMED], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.splitlines()[-1]) == {"built": [1], "model_imported_here": False}
+    resource_tracker.ensure_running()  # multiprocessing's resource tracker stays: not one of the cluster's
+    before = set(psutil.Process().children(recursive=True))
     never = EarlyCluster(local_cluster_kwargs(1, "cpu", False))
     deadline, started = time.monotonic() + 60, set()
     while not started and time.monotonic() < deadline:  # it starts at once, unasked

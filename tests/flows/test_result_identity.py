@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from catalog.query import connect
+from flows.plan import Plan
 from records.rows import RESULT_KEY
 from tests.conftest import copy_catalog, run_samatlas, seed_cache
 
@@ -42,16 +43,16 @@ def root(ingested_samples: Path, tmp_path: Path) -> Path:
     return copy_catalog(ingested_samples, tmp_path / "samatlas-data")
 
 
-def planned_objects(catalog: Path, max_slices_per_case: int) -> int:
-    """Objects LiteMedSAM's default protocol has still to do, planned in this process as evaluate
-    plans them (a ``--dry-run`` command would cost a process start and a Prefect run)."""
+def plan_of(root: Path, model: str, protocol: str, max_slices_per_case: int = 0, cases: tuple[str, ...] = (),
+            **options: int) -> Plan:
+    """What evaluate would still compute, planned in this process as the command plans it (a command
+    costs a process start, a Prefect run and, with a model, a cluster)."""
     from flows.plan import plan_units
     from tasks.models.identity import model_sha256
     from tasks.protocols import get_protocol
 
-    plan = plan_units(catalog, "litemedsam", model_sha256("litemedsam"), get_protocol("medsam-box").specs,
-                      max_slices_per_case=max_slices_per_case)
-    return sum(u.objects for u in plan.units)
+    return plan_units(root / "catalog", model, model_sha256(model), get_protocol(protocol, **options).specs,
+                      cases=cases, max_slices_per_case=max_slices_per_case)
 
 
 def evaluate(root: Path, *args: str) -> str:
@@ -61,13 +62,13 @@ def evaluate(root: Path, *args: str) -> str:
 
 
 def test_options_changed_then_restored(root: Path):
-    """--clicks 3, then 2, then 3 again: the click sequences of each count exist once, the modes
-    (which do not depend on the count) once, and the third run computes nothing."""
+    """--clicks 3, then 2: the click sequences of each count exist once, the modes (which do not
+    depend on the count) once, and --clicks 3 again has nothing left to compute."""
     one = ("--case", "brain1", "--max-slices-per-case", "1", "--protocol", "mazurowski")
     evaluate(root, *one, "--clicks", "3")
     second = evaluate(root, *one, "--clicks", "2")
     assert "wrote 4 result rows" in second  # clicks 1-2, default and oracle; the modes are done
-    assert "planned 0 units" in evaluate(root, *one, "--clicks", "3")
+    assert not plan_of(root, "litemedsam", "mazurowski", 1, ("brain1",), clicks=3).units
     rows = dict(query(root, "SELECT protocol || ' ' || spec, count(*) FROM results GROUP BY ALL"))
     clicks = {k: v for k, v in rows.items() if k.startswith("mazurowski-clicks ")}
     assert sorted(clicks.values()) == [2, 3] and sorted(json.loads(k.split(" ", 1)[1])["clicks"] for k in clicks) == [2, 3]
@@ -89,14 +90,14 @@ def test_two_overlapping_runs(root: Path):
     expected = query(root, "SELECT count(*) FROM objects WHERE area_px >= 10")[0][0]
     assert query(root, "SELECT count(*) FROM results")[0][0] == expected
     assert duplicates(root) == 0 and orphans(root) == 0
-    assert "planned 0 units" in evaluate(root, "--model", "filled-box")
+    assert not plan_of(root, "filled-box", "medsam-box").units
 
 
 def test_killed_run_is_completed_by_a_rerun_that_computes_only_the_missing_keys(root: Path):
     env = {**os.environ, "SAMATLAS_DATA_ROOT": str(root), "SAMATLAS_CACHE_DIR": str(seed_cache(root)),
            "SAMATLAS_COMMIT_ROWS": "1"}
     slices = ("--max-slices-per-case", "2")
-    expected = planned_objects(root / "catalog", 2)  # medsam-box has one step: one row per planned object
+    expected = sum(u.objects for u in plan_of(root, "litemedsam", "medsam-box", 2).units)  # one step: a row per object
     exe = str(Path(sys.executable).with_name("samatlas"))
     # LiteMedSAM on two slices per case: a unit takes seconds, so the run is still going after its
     # first commit (filled-box would finish before the kill), and the re-run stays short.

@@ -221,8 +221,9 @@ class EarlyCluster:
 
     A command starts its local cluster this way beside its Prefect server, instead of after it when
     the flow submits its first unit; the workers also build the model meanwhile (``warm_up``, one task
-    pinned to each worker), so the first unit finds it built. A cluster never handed over (nothing
-    was planned, or the flow failed first) is closed by :meth:`close`.
+    pinned to each worker), so the first unit finds it built; ``warm_up`` returns nothing, since this
+    process unpickles each result's type (:func:`tasks.models.warm_up_model`). A cluster never handed
+    over (nothing was planned, or the flow failed first) is closed by :meth:`close`.
     """
 
     def __init__(self, kwargs: dict[str, Any], warm_up: Callable[[], object] | None = None):

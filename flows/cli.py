@@ -211,7 +211,7 @@ def evaluate(
     from flows.evaluate import evaluate as evaluate_flow
     from flows.interrupt import exit_on_interrupt
     from flows.server import prefect_api
-    from tasks.models import check_model_args, warm_up_model
+    from tasks.models import check_model_args, worker_model
     from tasks.evaluate_volume import STORE_STEPS
     from tasks.models.weights import CheckpointError
     from tasks.storage_errors import StorageError
@@ -256,7 +256,7 @@ def evaluate(
             settings.catalog_root, model, checkpoint_arg, specs, dataset, case, max_slices_per_case, device)[1].units)
         starts_early = planned > 0
         n_workers = min(n_workers, planned) if starts_early else n_workers
-        warm_up = functools.partial(warm_up_model, model, checkpoint_arg, device, unit_threads(n_workers))
+        warm_up = functools.partial(worker_model, model, checkpoint_arg, device, unit_threads(n_workers))
         kept = "results of finished work units are kept; run the same command again to evaluate the rest"
         with exit_on_interrupt(kept), \
                 (started_task_runner(cluster, n_workers, device, dashboard, cluster_spec, warm_up) if starts_early else

@@ -216,14 +216,28 @@ def start_cluster(cluster_class: str, **kwargs: Any) -> Any:
     return cluster
 
 
+def _warm(warm_up: Callable[[], object]) -> None:
+    """Run ``warm_up`` on a worker and return nothing, not even its error.
+
+    Dask tells a client the type of each result it holds, and the client unpickles that type: a
+    model's would import torch and the model's package into the command's process, on the thread
+    that carries its Dask messages, while the command waits for the warm-up (LiteMedSAM: 7.5 s of
+    the cold start on 2 cores, measured with py-spy). An error is the first unit's to report: it
+    builds the model the same way (the worker logs the warm-up's too, as a failed task).
+    """
+    try:
+        warm_up()
+    except Exception:  # noqa: BLE001 (reported by the first unit, see above)
+        return
+
+
 class EarlyCluster:
     """A cluster started on a background thread when made, handed to prefect-dask at the first submit.
 
     A command starts its local cluster this way beside its Prefect server, instead of after it when
     the flow submits its first unit; the workers also build the model meanwhile (``warm_up``, one task
-    pinned to each worker), so the first unit finds it built; ``warm_up`` returns nothing, since this
-    process unpickles each result's type (:func:`tasks.models.warm_up_model`). A cluster never handed
-    over (nothing was planned, or the flow failed first) is closed by :meth:`close`.
+    pinned to each worker), so the first unit finds it built. A cluster never handed over (nothing
+    was planned, or the flow failed first) is closed by :meth:`close`.
     """
 
     def __init__(self, kwargs: dict[str, Any], warm_up: Callable[[], object] | None = None):
@@ -238,7 +252,7 @@ class EarlyCluster:
             return _Started(cluster)
         # set_as_default=False: prefect-dask would take a default client for its own
         client = distributed.Client(cluster, set_as_default=False)
-        return _Started(cluster, client, [client.submit(warm_up, workers=[w], allow_other_workers=False, pure=False)
+        return _Started(cluster, client, [client.submit(_warm, warm_up, workers=[w], allow_other_workers=False, pure=False)
                                           for w in client.scheduler_info()["workers"]])
 
     def hand_over(self) -> Any:

@@ -81,17 +81,3 @@ def worker_model(name: str, checkpoint: str | None, device: str, threads: int) -
     torch.set_num_threads(threads)
     return load_model(name, checkpoint, device)
 
-
-def warm_up_model(name: str, checkpoint: str | None, device: str, threads: int) -> None:
-    """Build the worker's model (:func:`worker_model`) before its first unit, returning nothing.
-
-    Dask tells a client the type of each result it holds, and the client unpickles that type: a
-    model's would import torch and the model's package into the flow process, on the thread that
-    runs its Dask communication (LiteMedSAM: 7.5 s of the cold start on 2 cores, measured with
-    py-spy). A build that fails is left to the first unit, which builds the model the same way and
-    reports the error: a warm-up's would only be a worker's log lines.
-    """
-    try:
-        worker_model(name, checkpoint, device, threads)
-    except Exception:  # noqa: BLE001 (reported by the first unit, see above)
-        return

@@ -221,13 +221,13 @@ WARMED = textwrap.dedent("""
     import functools, json, sys
     from distributed import Client
     from flows.cluster import EarlyCluster, local_cluster_kwargs
-    from tasks.models import warm_up_model
+    from tasks.models import worker_model
 
     def models_built():
         from tasks.models import load_model
         return load_model.cache_info().currsize
 
-    early = EarlyCluster(local_cluster_kwargs(1, "cpu", False), functools.partial(warm_up_model, "filled-box", None, "cpu", 1))
+    early = EarlyCluster(local_cluster_kwargs(1, "cpu", False), functools.partial(worker_model, "filled-box", None, "cpu", 1))
     with early.hand_over() as cluster, Client(cluster) as client:
         built = list(client.run(models_built).values())
     early.close()  # taken: closing it is the taker's (here the with block's)
@@ -237,8 +237,8 @@ WARMED = textwrap.dedent("""
 
 def test_an_early_cluster_is_warm_when_taken_and_closed_when_never_taken():
     """The cluster evaluate starts beside its Prefect server: its workers have built the model when
-    prefect-dask takes it, without the model's module in the flow process (a client unpickles the
-    type of each result: a model's would import its package there, 7.5 s for LiteMedSAM's), and
+    prefect-dask takes it, without the model's module in the flow process though the warm-up returns
+    the model (a client unpickles each result's type: 7.5 s of imports for LiteMedSAM's), and
     one that is never taken leaves no worker process behind."""
     from multiprocessing import resource_tracker
 

@@ -38,21 +38,20 @@ def orphans(root: Path) -> int:
 
 
 @pytest.fixture
-def root(ingested_samples: Path, tmp_path: Path) -> Path:
-    """A private copy of the ingested catalog (its store is shared and only read)."""
-    return copy_catalog(ingested_samples, tmp_path / "samatlas-data")
+def root(ingested_samples: Path, data_root: Path) -> Path:
+    """This test's data root (its settings point there) with a private copy of the ingested catalog
+    (its store is shared and only read)."""
+    return copy_catalog(ingested_samples, data_root)
 
 
 def plan_of(root: Path, model: str, protocol: str, max_slices_per_case: int = 0, cases: tuple[str, ...] = (),
             **options: int) -> Plan:
-    """What evaluate would still compute, planned in this process as the command plans it (a command
-    costs a process start, a Prefect run and, with a model, a cluster)."""
-    from flows.plan import plan_units
-    from tasks.models.identity import model_sha256
-    from tasks.protocols import get_protocol
+    """What ``samatlas evaluate`` would still compute, planned in this process by the function the
+    command plans with (a command costs a process start, a Prefect run and, with a model, a cluster)."""
+    from flows.evaluate import build_protocols, plan_run, planned_specs
 
-    return plan_units(root / "catalog", model, model_sha256(model), get_protocol(protocol, **options).specs,
-                      cases=cases, max_slices_per_case=max_slices_per_case)
+    specs = planned_specs(build_protocols([protocol], options))
+    return plan_run(root / "catalog", model, None, specs, None, list(cases), max_slices_per_case, "cpu")[1]
 
 
 def evaluate(root: Path, *args: str) -> str:

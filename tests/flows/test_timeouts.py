@@ -66,23 +66,23 @@ def fill(i: int) -> int:
 
 
 @flow
-def fill_up(paused_limit_s: float) -> list[tuple[str, object]]:
+def fill_up(paused_limit_s: float) -> list[object]:
     futures = [fill.submit(i) for i in range(3)]
-    return [(str(f.task_run_id), outcome) for f, outcome in results_within(futures, 600, paused_limit_s=paused_limit_s)]
+    return [outcome for _, outcome in results_within(futures, 600, paused_limit_s=paused_limit_s)]
 
 
 def test_units_no_paused_worker_starts_are_given_up_and_reported(prefect_server: None):
     runner = DaskTaskRunner(cluster_class="distributed.LocalCluster", cluster_kwargs={
         "n_workers": 1, "threads_per_worker": 1, "processes": True, "host": "127.0.0.1",
         "dashboard_address": None, "memory_limit": "1.5GiB"})
-    outcomes: list[tuple[str, object]] = []
+    outcomes: list[object] = []
     # in a thread of its own, so that a wait that never ends fails the test instead of hanging the suite
     waiting = threading.Thread(target=lambda: outcomes.extend(fill_up.with_options(task_runner=runner)(paused_limit_s=3)),
                                daemon=True)
     waiting.start()
     waiting.join(timeout=180)
     assert not waiting.is_alive(), "the units queued on the paused worker were never given up"
-    given_up = [(run_id, o) for run_id, o in outcomes if isinstance(o, WorkersPaused)]
-    assert [o for _, o in outcomes if not isinstance(o, BaseException)] == [0] and len(given_up) == 2
-    message = str(given_up[0][1])
+    given_up = [o for o in outcomes if isinstance(o, WorkersPaused)]
+    assert [o for o in outcomes if not isinstance(o, BaseException)] == [0] and len(given_up) == 2
+    message = str(given_up[0])
     assert "stayed paused" in message and "of 1.5 GiB" in message and "--memory-limit" in message

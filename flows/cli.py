@@ -200,6 +200,7 @@ def evaluate(
     cluster_spec: Annotated[Optional[Path], typer.Option(help="spec file of slurm|kubernetes (default infra/<cluster>.yaml)")] = None,
     workers: Annotated[Optional[int], typer.Option(help="local Dask worker processes")] = None,
     device: Annotated[Optional[str], typer.Option(help="cpu or cuda")] = None,
+    bf16: Annotated[Optional[bool], typer.Option("--bf16/--fp32", help="--device cuda: the image encoder under bf16 autocast, rows keyed apart (default: fp32, or SAMATLAS_BF16)")] = None,
     dashboard: Annotated[Optional[bool], typer.Option("--dashboard/--no-dashboard", help="serve a local cluster's Dask dashboard on 127.0.0.1 (default: on)")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="only print the plan")] = False,
     metrics: Annotated[Optional[str], typer.Option(help="metric convention preset for NSD/HD95 (default: each protocol's source's; see README)")] = None,
@@ -220,8 +221,10 @@ def evaluate(
                                  "z_range": z_range, "margin_slices": margin_slices}.items() if v is not None}
     if store_steps not in STORE_STEPS:
         fail(f"--store-steps must be one of {', '.join(STORE_STEPS)}, not {store_steps!r}")
+    settings = get_settings()
+    bf16 = settings.bf16 if bf16 is None else bf16
     try:
-        check_model_args(model, checkpoint)  # an unknown model, a broken plugin or a missing/unused checkpoint
+        check_model_args(model, checkpoint, bf16)  # an unknown model, a broken plugin, a missing/unused checkpoint
     except ValueError as exc:
         fail(str(exc))
     try:
@@ -237,9 +240,10 @@ def evaluate(
             fail(str(exc))
         if skipped:
             err.print(f"[yellow]note[/]: {skipped}")
-    settings = get_settings()
     cluster = cluster or settings.cluster
     device = device or settings.device
+    if bf16 and device != "cuda":
+        fail(f"--bf16 runs the encoder under CUDA autocast; it needs --device cuda (the device is {device})")
     n_workers = local_workers(workers or settings.n_workers) if cluster == "local" else 1
     if device == "cuda" and cluster == "local":
         import torch
@@ -253,10 +257,10 @@ def evaluate(
         # model build); otherwise (a dry run, nothing missing) none starts, as the flow submits
         # nothing. Other clusters start when the flow submits its first unit.
         planned = 0 if cluster != "local" or dry_run else len(plan_run(
-            settings.catalog_root, model, checkpoint_arg, specs, dataset, case, max_slices_per_case, device)[1].units)
+            settings.catalog_root, model, checkpoint_arg, specs, dataset, case, max_slices_per_case, device, bf16)[1].units)
         starts_early = planned > 0
         n_workers = min(n_workers, planned) if starts_early else n_workers
-        warm_up = functools.partial(worker_model, model, checkpoint_arg, device, unit_threads(n_workers))
+        warm_up = functools.partial(worker_model, model, checkpoint_arg, device, unit_threads(n_workers), bf16)
         kept = "results of finished work units are kept; run the same command again to evaluate the rest"
         with exit_on_interrupt(kept), \
                 (started_task_runner(cluster, n_workers, device, dashboard, cluster_spec, warm_up) if starts_early else
@@ -266,7 +270,7 @@ def evaluate(
                 model=model, checkpoint=checkpoint_arg, protocols=protocol,
                 datasets=dataset, cases=case, options=options, max_slices_per_case=max_slices_per_case,
                 device=device, n_workers=n_workers, dry_run=dry_run, metrics=metrics, window=window,
-                store_steps=store_steps,
+                store_steps=store_steps, bf16=bf16,
             )
     except StorageError as exc:
         fail(f"storage error: {exc}", code=1)

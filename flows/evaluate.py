@@ -138,10 +138,10 @@ def planned_specs(protocols: dict[str, AnyProtocol], run: RunOptions = RunOption
 def evaluate_unit_task(
     unit: WorkUnit, model_name: str, checkpoint: str | None, device: str, protocol_names: list[str],
     options: dict[str, int | str], catalog: str, run_id: str, torch_threads: int, run: RunOptions = RunOptions(),
-    store_steps: str = "first-final",
+    store_steps: str = "first-final", bf16: bool = False,
 ) -> UnitOutput:
     """Evaluate one unit's missing (object, spec) pairs."""
-    model = worker_model(model_name, checkpoint, device, torch_threads)
+    model = worker_model(model_name, checkpoint, device, torch_threads, bf16)
     started_at = time.time()
     specs = planned_specs(build_protocols(protocol_names, options), run)
     stamp, wanted = RunStamp(run_id, code_version()), [p.spec for p in specs.values()]
@@ -158,20 +158,20 @@ def evaluate_unit_task(
                       VolumeStepRow.SCHEMA.empty_table(), result.encoder_calls, started_at)
 
 
-def model_identity(model: str, checkpoint: str | None) -> str:
-    """The sha256 that identifies the model's weights (decides what re-evaluation recomputes), read
-    from the checkpoint file: only workers build the model."""
-    return model_sha256(model, checkpoint, get_settings().cache_root / CACHE_NAME)
+def model_identity(model: str, checkpoint: str | None, bf16: bool = False) -> str:
+    """The sha256 that identifies the model's weights and precision (decides what re-evaluation
+    recomputes), read from the checkpoint file: only workers build the model."""
+    return model_sha256(model, checkpoint, get_settings().cache_root / CACHE_NAME, bf16)
 
 
 def plan_run(
     catalog: Location, model: str, checkpoint: str | None, specs: dict[str, PlannedSpec], datasets: list[str] | None,
-    cases: list[str] | None, max_slices_per_case: int, device: str,
+    cases: list[str] | None, max_slices_per_case: int, device: str, bf16: bool = False,
 ) -> tuple[str, Plan, ModelSpeed]:
     """The model's identity, the units of every missing result key (volume units last) and the model
     speed they were sized by. The flow plans with it; ``samatlas evaluate`` asks it first whether
     there is work, to start its cluster at once only then."""
-    sha256 = model_identity(model, checkpoint)
+    sha256 = model_identity(model, checkpoint, bf16)
     slice_specs = [p.spec for p in specs.values() if not is_volumetric(p.protocol)]
     volume_specs = [p.spec for p in specs.values() if is_volumetric(p.protocol)]
     plan = plan_volume_units(catalog, model, sha256, volume_specs, datasets or (), cases or ())
@@ -252,12 +252,13 @@ def evaluate(
     model: str = "litemedsam", checkpoint: str | None = None, protocols: list[str] | None = None,
     datasets: list[str] | None = None, cases: list[str] | None = None, options: dict[str, int | str] | None = None,
     max_slices_per_case: int = 0, device: str = "cpu", n_workers: int = 1, dry_run: bool = False,
-    metrics: str | None = None, window: str | None = None, store_steps: str = "first-final",
+    metrics: str | None = None, window: str | None = None, store_steps: str = "first-final", bf16: bool = False,
 ) -> EvaluateReport:
     """Evaluate ``model`` under ``protocols`` on every planned object whose result keys are missing.
 
     Volumetric protocols plan over the 3D cases' volume objects; ``store_steps`` says which of their
-    steps' predicted volumes are stored in the cases (first-final, all or none).
+    steps' predicted volumes are stored in the cases (first-final, all or none). ``bf16`` runs the
+    model's encoder under CUDA bf16 autocast, its rows keyed apart from fp32's.
     """
     settings = get_settings()
     catalog = settings.catalog_root
@@ -267,7 +268,7 @@ def evaluate(
     check_video_protocols(model, protocol_names)
     run = RunOptions(metrics, window)
     specs = planned_specs(build_protocols(protocol_names, options), run)
-    sha256, plan, speed = plan_run(catalog, model, checkpoint, specs, datasets, cases, max_slices_per_case, device)
+    sha256, plan, speed = plan_run(catalog, model, checkpoint, specs, datasets, cases, max_slices_per_case, device, bf16)
     report = EvaluateReport(model, sha256, plan.datasets, len(plan.units), sum(u.objects for u in plan.units),
                             sum(len(u.slices) for u in plan.units))
     _log_plan(plan, speed, device)
@@ -280,6 +281,7 @@ def evaluate(
     record = start_run(catalog, "evaluate", run_id, {
         "model": model, "checkpoint": checkpoint, "protocols": protocol_names, "datasets": datasets,
         "cases": cases, "options": options, "max_slices_per_case": max_slices_per_case, "device": device,
+        "bf16": bf16,
         "metrics": metrics, "window": window, "store_steps": store_steps,
         "specs": {s.spec.id: s.spec.label for s in specs.values()},
     })
@@ -292,7 +294,7 @@ def evaluate(
         with unit_resources(device):  # on CUDA a worker runs one unit at a time on its GPU
             futures = {
                 evaluate_unit_task.submit(unit, model, checkpoint, device, protocol_names, options, str(catalog), run_id,
-                                          threads, run, store_steps):
+                                          threads, run, store_steps, bf16):
                 unit for unit in largest_first
             }
         with progress:

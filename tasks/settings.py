@@ -47,6 +47,12 @@ class Settings(BaseSettings):
                                "are given up and reported failed (they stay planned).")
     n_workers: int | None = Field(None, description="Local Dask workers (default: one per core, at most 4 and one per 3 GiB of memory).")
     device: str = Field("cpu", description="cpu or cuda.")
+    bf16: bool = Field(
+        False, description="Run the image encoder under bf16 autocast (CUDA only; LiteMedSAM, SAM and SAM 2 "
+                           "families): faster on a GPU, and its rows are keyed apart (model_sha256 + '+bf16').")
+    encoder_batch: int = Field(
+        16, ge=1, description="Slices per image-encoder pass where decoding is batched (a GPU); on a CPU one slice "
+                              "per pass, as a batch is no faster there. Read by each worker.")
     model_runtime: str = Field(
         "auto", description="Where a model's encoder and mask decoder run: auto (ONNX Runtime on a CPU where the model "
                             "has an export, else torch), torch, or onnxruntime.")

@@ -14,6 +14,8 @@ SAM2_FAMILY = ("sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hi
 NEEDS_CHECKPOINT = SAM_FAMILY + SAM2_FAMILY
 MODEL_NAMES = BUILT_IN + NEEDS_CHECKPOINT
 VIDEO_MODELS = SAM2_FAMILY
+BF16_MODELS = ("litemedsam",) + SAM_FAMILY + SAM2_FAMILY
+"""The models whose image encoder can run under CUDA bf16 autocast (``--bf16``)."""
 """The models with a video mode: the SAM 2 family (``tasks.models.sam2_video.Sam2VideoMode``)."""
 
 
@@ -29,10 +31,13 @@ def checkpoint_unused(name: str) -> str:
             "--checkpoint is for the SAM and SAM 2 families (sam_vit_*, medsam_vit_b, sam2.1_hiera_*, medsam2)")
 
 
-def check_model_args(name: str, checkpoint: str | os.PathLike | None) -> None:
+def check_model_args(name: str, checkpoint: str | os.PathLike | None, bf16: bool = False) -> None:
     """Refuse an unknown model, a checkpoint for a built-in model (whose weights ship with samatlas;
-    ignoring it would be silent) and a SAM- or SAM 2-family model without one. A name that is no built-in
-    model's is looked up among the installed plugins (tasks/model_plugins.py), checked alike."""
+    ignoring it would be silent), a SAM- or SAM 2-family model without one and bf16 for a model without
+    a bf16 encoder. A name that is no built-in model's is looked up among the installed plugins
+    (tasks/model_plugins.py), checked alike."""
+    if bf16 and name not in BF16_MODELS:
+        raise ValueError(f"model {name} has no bf16 encoder; bf16 is for {', '.join(BF16_MODELS)}")
     if name not in MODEL_NAMES:
         check_plugin_args(name, checkpoint)
         return
@@ -43,17 +48,17 @@ def check_model_args(name: str, checkpoint: str | os.PathLike | None) -> None:
 
 
 @lru_cache(maxsize=4)
-def load_model(name: str, checkpoint: str | None = None, device: str = "cpu") -> SegmentationModel:
+def load_model(name: str, checkpoint: str | None = None, device: str = "cpu", bf16: bool = False) -> SegmentationModel:
     """Build ``name`` once per process: a Dask worker keeps it between work units (the cache key is
-    (name, checkpoint, device)). The arguments are checked by :func:`check_model_args`. A plugin
+    (name, checkpoint, device, bf16)). The arguments are checked by :func:`check_model_args`. A plugin
     model is imported here by its entry point, from its name: the flow never sends its class."""
-    check_model_args(name, checkpoint)
+    check_model_args(name, checkpoint, bf16)
     if name not in MODEL_NAMES:
         return build_plugin_model(name, checkpoint, device)
     if name == "litemedsam":
         from tasks.models.litemedsam import LiteMedSAM
 
-        return LiteMedSAM(device=device)
+        return LiteMedSAM(device=device, bf16=bf16)
     if name == "filled-box":
         from tasks.models.filled_box import FilledBox
 
@@ -61,16 +66,17 @@ def load_model(name: str, checkpoint: str | None = None, device: str = "cpu") ->
     if name in SAM2_FAMILY:
         from tasks.models.sam2_image import Sam2Image
 
-        return Sam2Image(name, checkpoint, device=device)
+        return Sam2Image(name, checkpoint, device=device, bf16=bf16)
     from tasks.models.sam import SamFamily
 
-    return SamFamily(name, checkpoint, device=device)
+    return SamFamily(name, checkpoint, device=device, bf16=bf16)
 
 
-__all__ = ["Embedding", "Geometry", "Prompt", "SegmentationModel", "check_model_args", "load_model", "MODEL_NAMES"]
+__all__ = ["Embedding", "Geometry", "Prompt", "SegmentationModel", "check_model_args", "load_model", "MODEL_NAMES",
+           "BF16_MODELS"]
 
 
-def worker_model(name: str, checkpoint: str | None, device: str, threads: int) -> SegmentationModel:
+def worker_model(name: str, checkpoint: str | None, device: str, threads: int, bf16: bool = False) -> SegmentationModel:
     """The model a worker process runs its units with, on ``threads`` torch (and ONNX Runtime) threads.
 
     The thread count is set before the model is first built, as ONNX Runtime sessions take theirs
@@ -79,5 +85,5 @@ def worker_model(name: str, checkpoint: str | None, device: str, threads: int) -
     import torch
 
     torch.set_num_threads(threads)
-    return load_model(name, checkpoint, device)
+    return load_model(name, checkpoint, device, bf16)
 

@@ -164,6 +164,24 @@ def sam_decode_batch(
     return out
 
 
+@dataclass(frozen=True)
+class Prepared:
+    """One slice made ready on the CPU for a model's encoder (:meth:`SegmentationModel.prepare`): the
+    encoder's input (a batch-of-one CPU tensor, or the image itself for a model without a CPU stage)
+    and the slice's geometry."""
+
+    input: Any
+    geometry: Geometry
+
+
+def batch_rows(batch: torch.Tensor) -> list[torch.Tensor]:
+    """A batched tensor's rows as batches of one; each its own copy where the batch holds several, so
+    that one slice's embedding, held or spilled to disk, does not keep the whole batch's memory."""
+    if len(batch) == 1:
+        return [batch]
+    return [batch[i : i + 1].clone() for i in range(len(batch))]
+
+
 def prompt_tensors(prompt: Prompt, geometry: Geometry, device: torch.device) -> tuple[tuple[torch.Tensor, torch.Tensor] | None, torch.Tensor | None]:
     """(points, boxes) for a SAM-style prompt encoder, in model input coordinates, batch of one."""
     import torch
@@ -209,6 +227,23 @@ class SegmentationModel(ABC):
     @abstractmethod
     def encode(self, image: np.ndarray) -> Embedding:
         """Embed one uint8 slice of shape (H, W, 3)."""
+
+    def prepare(self, image: np.ndarray) -> Prepared:
+        """The CPU stage of encoding one uint8 (H, W, 3) slice (resizing, normalising), safe to run on
+        another thread: ``run_unit`` runs it on its read-ahead thread, so that on a GPU the next slices
+        are prepared while the encoder works on these. This default leaves everything to :meth:`encode`."""
+        return Prepared(image, self.geometry(*np.shape(image)[:2]))
+
+    def encode_prepared(self, prepared: Sequence[Prepared]) -> list[Embedding]:
+        """Embed slices :meth:`prepare` made, ``encode_prepared([prepare(image)])[0]`` equal to
+        ``encode(image)`` up to float rounding. This default encodes one at a time; a model whose encoder
+        takes a batch overrides it with one pass, which pays on a GPU (a single slice leaves most of the
+        chip idle), not on a CPU."""
+        return [self.encode(p.input) for p in prepared]
+
+    def encode_batch(self, images: Sequence[np.ndarray]) -> list[Embedding]:
+        """Embed several slices: :meth:`prepare` each, then :meth:`encode_prepared` them."""
+        return self.encode_prepared([self.prepare(image) for image in images])
 
     @abstractmethod
     def decode(self, embedding: Embedding, prompt: Prompt, multimask: bool = False) -> tuple[np.ndarray, np.ndarray]:

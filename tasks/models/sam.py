@@ -54,8 +54,11 @@ from segment_anything.modeling import Sam
 from segment_anything.utils.transforms import ResizeLongestSide
 from skimage.transform import resize as skimage_resize
 
-from tasks.models.base import Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, sam_decode_batch
+from tasks.models.base import (
+    Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, Prepared, batch_rows, sam_decode_batch,
+)
 from tasks.fetch import sha256_file
+from tasks.models.identity import precision_key
 from tasks.models.weights import CheckpointError, load_state_dict, state_dict_mismatch
 
 # Our model name -> (segment-anything registry key, preprocessing recipe).
@@ -97,7 +100,9 @@ class SamFamily(MaskInputModel):
         self.name = name
         self.checkpoint = Path(checkpoint)
         self.device = torch.device(device)
-        self.bf16 = bf16 and self.device.type == "cuda"
+        if bf16 and self.device.type != "cuda":
+            raise ValueError(f"{name}: bf16 is a CUDA option, the device is {self.device}")
+        self.bf16 = bf16
         state = load_state_dict(self.checkpoint, architecture=name)
         with torch.device("meta"):  # shapes only: no random init, no second copy of the weights
             net: Sam = sam_model_registry[registry_key](checkpoint=None)
@@ -109,7 +114,7 @@ class SamFamily(MaskInputModel):
         del state
         # Non-persistent buffers (pixel mean/std) are created on the CPU by the builder; fp16/bf16 files -> fp32.
         self.net = net.float().to(self.device).eval().requires_grad_(False)
-        self.sha256 = sha256_file(self.checkpoint)
+        self.sha256 = precision_key(sha256_file(self.checkpoint), bf16)
         self._resize = ResizeLongestSide(self.input_size)
 
     @property
@@ -125,6 +130,12 @@ class SamFamily(MaskInputModel):
 
     def preprocess(self, image: np.ndarray) -> tuple[torch.Tensor, Geometry]:
         """(H, W, 3) uint8 -> (1, 3, 1024, 1024) float32 encoder input on the model's device."""
+        prepared = self.prepare(image)
+        return self._on_device(prepared.input), prepared.geometry
+
+    def prepare(self, image: np.ndarray) -> Prepared:
+        """The CPU stage: MedSAM's stretched, min-max normalised (1, 3, 1024, 1024) float input, or SAM's
+        resized (1, 3, h, w) uint8 slice (normalised and padded on the device by ``Sam.preprocess``)."""
         image = np.asarray(image)
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=-1)
@@ -137,19 +148,27 @@ class SamFamily(MaskInputModel):
             ).astype(np.uint8)
             low, high = resized.min(), resized.max()
             scaled = (resized - low) / np.clip(high - low, a_min=1e-8, a_max=None)
-            tensor = torch.from_numpy(scaled).float().permute(2, 0, 1)[None]
-            return tensor.to(self.device), geometry
+            return Prepared(torch.from_numpy(scaled).float().permute(2, 0, 1)[None], geometry)
         # SamPredictor.set_image: ResizeLongestSide.apply_image, then Sam.preprocess (mean/std, pad).
         resized = self._resize.apply_image(image)
-        tensor = torch.as_tensor(resized, device=self.device).permute(2, 0, 1).contiguous()[None]
-        return self.net.preprocess(tensor.float()), geometry
+        return Prepared(torch.as_tensor(resized).permute(2, 0, 1).contiguous()[None], geometry)
+
+    def _on_device(self, tensor: torch.Tensor) -> torch.Tensor:
+        """A prepared input as the encoder takes it, on the model's device."""
+        tensor = tensor.to(self.device)
+        return tensor if self.recipe == "medsam" else self.net.preprocess(tensor.float())
 
     @torch.inference_mode()
     def encode(self, image: np.ndarray) -> Embedding:
-        tensor, geometry = self.preprocess(image)
+        return self.encode_batch([image])[0]
+
+    @torch.inference_mode()
+    def encode_prepared(self, prepared: Sequence[Prepared]) -> list[Embedding]:
+        """One image-encoder pass over the stacked slices."""
+        batch = torch.cat([self._on_device(p.input) for p in prepared])
         with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-            features = self.net.image_encoder(tensor)
-        return Embedding(geometry, features.float())
+            features = self.net.image_encoder(batch)
+        return [Embedding(p.geometry, f) for p, f in zip(prepared, batch_rows(features.float()))]
 
     @torch.inference_mode()
     def decode_batch(self, embeddings: Sequence[Embedding], requests: Sequence[DecodeRequest]) -> list[Decoded]:

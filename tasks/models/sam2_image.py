@@ -56,7 +56,8 @@ from PIL import Image
 from sam2.utils.transforms import SAM2Transforms
 
 from tasks.fetch import sha256_file
-from tasks.models.base import Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, Prompt
+from tasks.models.base import Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, Prepared, Prompt, batch_rows
+from tasks.models.identity import precision_key
 from tasks.models.sam2_build import CONFIGS, IMAGE_OVERRIDES, load_sam2
 from tasks.models.sam2_video import Sam2VideoMode
 
@@ -98,7 +99,7 @@ class Sam2Image(Sam2VideoMode, MaskInputModel):
             self.net.image_encoder.forward = torch.compile(
                 self.net.image_encoder.forward, mode="max-autotune", fullgraph=True, dynamic=False
             )
-        self.sha256 = sha256_file(self.checkpoint)
+        self.sha256 = precision_key(sha256_file(self.checkpoint), bf16)
         with warnings.catch_warnings():  # SAM2Transforms scripts its resize; torch 2.9 warns that jit is deprecated
             warnings.filterwarnings("ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning)
             self._transforms = SAM2Transforms(resolution=self.input_size, mask_threshold=0.0)
@@ -113,8 +114,8 @@ class Sam2Image(Sam2VideoMode, MaskInputModel):
     def _autocast(self):
         return torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else nullcontext()
 
-    def preprocess(self, image: np.ndarray) -> torch.Tensor:
-        """(H, W, 3) uint8 -> (1, 3, s, s) float32 encoder input on the model's device."""
+    def prepare(self, image: np.ndarray) -> Prepared:
+        """(H, W, 3) uint8 -> (1, 3, s, s) float32 encoder input, on the CPU."""
         image = np.asarray(image)
         if image.ndim == 2:
             image = np.repeat(image[..., None], 3, axis=-1)
@@ -128,19 +129,24 @@ class Sam2Image(Sam2VideoMode, MaskInputModel):
             tensor = (tensor - mean) / std
         else:  # SAM2ImagePredictor.set_image
             tensor = self._transforms(image)
-        return tensor[None].to(self.device)
+        return Prepared(tensor[None], self.geometry(*image.shape[:2]))
 
     @torch.inference_mode()
     def encode(self, image: np.ndarray) -> Embedding:
-        geometry = self.geometry(*np.asarray(image).shape[:2])
-        tensor = self.preprocess(image)
+        return self.encode_batch([image])[0]
+
+    @torch.inference_mode()
+    def encode_prepared(self, prepared: Sequence[Prepared]) -> list[Embedding]:
+        """One backbone pass over the stacked slices (as ``SAM2ImagePredictor.set_image_batch``)."""
+        tensor = torch.cat([p.input for p in prepared]).to(self.device)
         with self._autocast():  # SAM2ImagePredictor.set_image from forward_image on
             backbone_out = self.net.forward_image(tensor)
             _, vision_feats, _, feat_sizes = self.net._prepare_backbone_features(backbone_out)
             if self.net.directly_add_no_mem_embed:
                 vision_feats[-1] = vision_feats[-1] + self.net.no_mem_embed
-        maps = [feat.permute(1, 2, 0).reshape(1, -1, *size).float() for feat, size in zip(vision_feats, feat_sizes)]
-        return Embedding(geometry, Sam2Features(maps[-1], tuple(maps[:-1])))
+        maps = [batch_rows(feat.permute(1, 2, 0).reshape(len(prepared), -1, *size).float())
+                for feat, size in zip(vision_feats, feat_sizes)]
+        return [Embedding(p.geometry, Sam2Features(rows[-1], tuple(rows[:-1]))) for p, rows in zip(prepared, zip(*maps))]
 
     def prompt_points(self, prompt: Prompt, geometry: Geometry) -> tuple[torch.Tensor, torch.Tensor]:
         """(coords (1, n, 2) float32, labels (1, n) int32) in input pixels: box corners (labels 2, 3) first,

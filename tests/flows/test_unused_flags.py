@@ -25,3 +25,14 @@ def test_load_model_refuses_a_checkpoint_for_a_built_in_model():
 
     with pytest.raises(ValueError, match="does not take --checkpoint"):
         load_model("filled-box", "/some/weights.pth")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--model", "litemedsam", "--bf16"], "--bf16 runs the encoder under CUDA autocast; it needs --device cuda (the device is cpu)"),
+    (["--model", "filled-box", "--bf16"], "model filled-box has no bf16 encoder"),
+])
+def test_bf16_where_it_cannot_run_is_an_error(data_root: Path, args: list[str], message: str):
+    done = run_samatlas(data_root, "evaluate", *args, "--dry-run", timeout=120)
+    assert done.exit_code == 2, done.output
+    assert message in done.output
+    assert len(done.output.strip().splitlines()) == 1, done.output

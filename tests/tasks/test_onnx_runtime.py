@@ -153,3 +153,19 @@ def test_which_runtime_each_setting_picks():
         use_onnxruntime("onnxruntime", "cuda", pretrained=True)
     with pytest.raises(ValueError, match="'fast' is not one of auto, torch, onnxruntime"):
         use_onnxruntime("fast", "cpu", pretrained=True)
+
+
+def test_encode_batch_equals_one_pass_per_slice_on_both_runtimes(both, tmp_path: Path):
+    """torch stacks the slices in one encoder pass; the ONNX export takes one image, so ONNX Runtime
+    runs one pass per slice. Either way each slice gets its own pass's embedding, in its own memory."""
+    on_torch, on_ort = both
+    images = [image for _, image, _ in sample_slices("lung2", tmp_path, count=2)]
+    alone = [on_torch.encode(image) for image in images]
+    for model, tolerance in ((on_torch, 1e-5), (on_ort, TOLERANCE)):
+        batched = model.encode_batch(images)
+        assert len(batched) == 2
+        for b, a in zip(batched, alone):
+            assert b.geometry == a.geometry and b.features.shape == a.features.shape == (1, 256, 64, 64)
+            assert float((b.features - a.features).abs().max()) <= tolerance
+            assert b.features.untyped_storage().nbytes() == b.features.numel() * b.features.element_size()
+    assert float((alone[0].features - alone[1].features).abs().max()) > 0.1  # two different slices

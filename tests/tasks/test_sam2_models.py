@@ -374,3 +374,20 @@ def test_medsam2_encoding_is_deterministic(medsam2, medsam2_encoded, image):
     assert torch.equal(again.image_embed, medsam2_encoded.embedding.features.image_embed)
     assert all(torch.equal(a, b) for a, b in zip(again.high_res_feats, medsam2_encoded.embedding.features.high_res_feats))
     assert len(medsam2_encoded.encoder_inputs) == 2
+
+
+@pytest.mark.slow
+def test_a_batch_of_slices_encodes_as_each_slice_alone(medsam2, medsam2_encoded, image):
+    """``encode_batch`` (one backbone pass over two slices) gives each slice the features of its own
+    pass, each in its own memory (a held embedding does not keep the whole batch's)."""
+    flipped = np.ascontiguousarray(image[::-1])
+    first, second = medsam2.encode_batch([image, flipped])
+    alone = medsam2.encode(flipped)
+    for batched, single in ((first, medsam2_encoded.embedding), (second, alone)):
+        assert batched.geometry == single.geometry
+        ours, theirs = batched.features, single.features
+        for a, b in zip((ours.image_embed, *ours.high_res_feats), (theirs.image_embed, *theirs.high_res_feats), strict=True):
+            assert a.shape == b.shape and a.shape[0] == 1
+            torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+            assert a.untyped_storage().nbytes() == a.numel() * a.element_size()
+    assert not torch.allclose(first.features.image_embed, second.features.image_embed)  # two slices, two answers

@@ -34,10 +34,11 @@ from tasks.intensity import to_uint8
 from tasks.locations import Location
 from tasks.metrics import MetricConvention, Scores, score
 from tasks.models import SegmentationModel
-from tasks.models.base import Decoded, Embedding, Prompt
-from tasks.prefetch import prefetched
+from tasks.models.base import Decoded, Embedding, Prepared, Prompt
+from tasks.prefetch import AHEAD, PREPARE_THREADS, prefetched
 from tasks.protocols import AnyProtocol, Context, PromptProtocol, object_seed
 from tasks.protocols.base import drive, lockstep
+from tasks.settings import get_settings
 from tasks.store import StoredCase
 
 
@@ -144,6 +145,17 @@ class _Run:
     timer: list[float]
 
 
+@dataclass(frozen=True)
+class _Encoded:
+    """One slice of a unit, read and encoded: its label plane, its embedding and its share of the
+    encoder pass that made it (seconds)."""
+
+    z: int
+    plane: np.ndarray
+    embedding: Embedding
+    encode_s: float
+
+
 def run_unit(
     case_path: Location,
     dataset: str,
@@ -154,6 +166,7 @@ def run_unit(
     stamp: RunStamp,
     window: tuple[float, float] | None = None,
     batched: bool | None = None,
+    encoder_batch: int | None = None,
 ) -> UnitResult:
     """Evaluate ``objects`` of one stored case with ``model`` under the spec ids each object lacks.
 
@@ -168,11 +181,15 @@ def run_unit(
     each); by default as the model says pays (``batches_decoding``: on a GPU, not on a CPU). A
     batched group is up to :data:`SLICE_GROUP` slices for a model whose decoder batches prompts of
     several slices (``batches_slices``), else one slice; their embeddings are held together.
+    ``encoder_batch`` slices go through the encoder in one pass (``encoder_batch`` of the settings
+    where decoding is batched, else 1: a CPU is no faster on a batch); their embeddings are held
+    until their groups are decoded.
     """
     if batched is None:
         batched = model.batches_decoding
+    if encoder_batch is None:
+        encoder_batch = get_settings().encoder_batch if batched else 1
     case = StoredCase(case_path)
-    spacing = case.spacing[1:]
     by_slice: dict[int, list[PlannedObject]] = defaultdict(list)
     for obj in objects:
         by_slice[obj.slice_index].append(obj)
@@ -180,63 +197,96 @@ def run_unit(
     decoder = RoundDecoder(model, batched)
     slices = sorted(by_slice)
     group = SLICE_GROUP if batched and model.batches_slices else 1
-    # each slice's image and label plane, read on a background thread while the model runs
-    with closing(prefetched(slices, lambda z: (slice_rgb(case, z, window), case.mask_slice(z)))) as reads:
-        for first in range(0, len(slices), group):
-            runs: list[_Run] = []
-            steps_of = []
-            encode_s: dict[int, float] = {}
-            planes: dict[int, np.ndarray] = {}
-            for z, (image, plane) in itertools.islice(reads, len(slices[first : first + group])):
-                planes[z] = plane
-                start = time.perf_counter()
-                embedding = model.encode(image)
-                encode_s[z] = time.perf_counter() - start
-                result.encoder_calls += 1
-                for obj in by_slice[z]:
-                    gt = planes[z] == obj.label
-                    for protocol, by_name in _asked(obj, specs):
-                        ctx = object_context(model, embedding, gt, (dataset, case_id, z, obj.label), protocol)
-                        run = _Run(z, obj, gt, by_name, [])
-                        runs.append(run)
-                        steps_of.append(on_embedding(protocol.steps(ctx, frozenset(by_name)), embedding, run.timer))
-            outcomes = drive(lockstep(steps_of), decoder)
-            # spec id -> step -> {label: mask}, per slice, for the specs scored per image too
-            kept: dict[int, dict[str, dict[int, dict[int, np.ndarray]]]] = defaultdict(
-                lambda: defaultdict(lambda: defaultdict(dict)))
-            for run, steps in zip(runs, outcomes):
-                obj, gt = run.obj, run.gt
-                gt_area = int(gt.sum())
-                scored: dict[tuple[MetricConvention, tuple[int, ...], bytes], Scores] = {}
-                for step in steps:
-                    spec = run.by_name.get(step.protocol)
-                    if spec is None:  # a variant computed alongside but not asked for
-                        continue
-                    if spec.params.get("instances"):
-                        kept[run.z][spec.id][step.step][obj.label] = step.mask
-                    # Variants often keep the same mask (an oracle choosing output 0, a prompt decoded once
-                    # for two variants): each distinct mask is scored once per convention.
-                    convention = MetricConvention(**spec.params["scoring"])
-                    key = (convention, np.shape(step.mask), np.packbits(np.asarray(step.mask, dtype=bool)).tobytes())
-                    if key not in scored:
-                        scored[key] = score(step.mask, gt, spacing, convention)
-                    scores = scored[key]
-                    result.rows.append(ResultRow(
-                        dataset=dataset, case_id=case_id, scope=SLICE, slice_index=run.z, label=obj.label,
-                        target=obj.target, model=model.name, model_sha256=model.sha256,
-                        protocol=spec.name, spec_id=spec.id, spec=spec.params_json, spec_label=spec.label,
-                        step=step.step, prompt=step.prompt.to_json(),
-                        dice=scores.dice, iou=scores.iou, nsd=scores.nsd, hd95=scores.hd95,
-                        gt_area_px=gt_area, pred_area_px=int(step.mask.sum()), model_score=step.score,
-                        encode_s=encode_s[run.z], decode_s=sum(run.timer) / max(len(run.timer), 1),
-                        run_id=stamp.run_id, code_version=stamp.code_version,
-                        modality=obj.modality, anatomy=obj.anatomy,
-                    ))
-            for z in slices[first : first + group]:
-                result.instances += slice_instances(planes[z], kept[z], specs, (dataset, case_id, z), model, stamp,
-                                                    by_slice[z][0].modality)
+    span = max(group, encoder_batch)  # slices read and encoded before their groups are decoded
+    unit = _Unit(dataset, case_id, model, specs, stamp, case.spacing[1:], by_slice)
+    # each slice read and prepared for the encoder, with its label plane, on background threads while the model runs
+    reads = prefetched(slices, lambda z: (model.prepare(slice_rgb(case, z, window)), case.mask_slice(z)),
+                       ahead=max(AHEAD, span), threads=PREPARE_THREADS if batched else 1)
+    with closing(reads):
+        for first in range(0, len(slices), span):
+            encoded = _encode(model, list(itertools.islice(reads, len(slices[first : first + span]))), encoder_batch)
+            result.encoder_calls += len(encoded)
+            for start in range(0, len(encoded), group):
+                unit.score_group(encoded[start : start + group], decoder, result)
     result.decoding = decoder.tally
     return result
+
+
+def _encode(model: SegmentationModel, read: Sequence[tuple[int, tuple[Prepared, np.ndarray]]],
+            encoder_batch: int) -> list[_Encoded]:
+    """The read slices encoded ``encoder_batch`` at a time, each charged its share of its pass."""
+    out = []
+    for first in range(0, len(read), encoder_batch):
+        batch = read[first : first + encoder_batch]
+        start = time.perf_counter()
+        embeddings = model.encode_prepared([prepared for _, (prepared, _) in batch])
+        share = (time.perf_counter() - start) / len(batch)
+        out += [_Encoded(z, plane, embedding, share) for (z, (_, plane)), embedding in zip(batch, embeddings)]
+    return out
+
+
+@dataclass(frozen=True)
+class _Unit:
+    """What every slice group of one :func:`run_unit` call is scored with."""
+
+    dataset: str
+    case_id: str
+    model: SegmentationModel
+    specs: Mapping[str, PlannedSpec]
+    stamp: RunStamp
+    spacing: Sequence[float]
+    by_slice: Mapping[int, Sequence[PlannedObject]]
+
+    def score_group(self, encoded: Sequence[_Encoded], decoder: RoundDecoder, result: UnitResult) -> None:
+        """Run every (object, protocol) of these slices in lockstep and append their rows to ``result``."""
+        model, dataset, case_id = self.model, self.dataset, self.case_id
+        runs: list[_Run] = []
+        steps_of = []
+        for slice_ in encoded:
+            for obj in self.by_slice[slice_.z]:
+                gt = slice_.plane == obj.label
+                for protocol, by_name in _asked(obj, self.specs):
+                    ctx = object_context(model, slice_.embedding, gt, (dataset, case_id, slice_.z, obj.label), protocol)
+                    run = _Run(slice_.z, obj, gt, by_name, [])
+                    runs.append(run)
+                    steps_of.append(on_embedding(protocol.steps(ctx, frozenset(by_name)), slice_.embedding, run.timer))
+        outcomes = drive(lockstep(steps_of), decoder)
+        encode_s = {slice_.z: slice_.encode_s for slice_ in encoded}
+        # spec id -> step -> {label: mask}, per slice, for the specs scored per image too
+        kept: dict[int, dict[str, dict[int, dict[int, np.ndarray]]]] = defaultdict(
+            lambda: defaultdict(lambda: defaultdict(dict)))
+        for run, steps in zip(runs, outcomes):
+            obj, gt = run.obj, run.gt
+            gt_area = int(gt.sum())
+            scored: dict[tuple[MetricConvention, tuple[int, ...], bytes], Scores] = {}
+            for step in steps:
+                spec = run.by_name.get(step.protocol)
+                if spec is None:  # a variant computed alongside but not asked for
+                    continue
+                if spec.params.get("instances"):
+                    kept[run.z][spec.id][step.step][obj.label] = step.mask
+                # Variants often keep the same mask (an oracle choosing output 0, a prompt decoded once
+                # for two variants): each distinct mask is scored once per convention.
+                convention = MetricConvention(**spec.params["scoring"])
+                key = (convention, np.shape(step.mask), np.packbits(np.asarray(step.mask, dtype=bool)).tobytes())
+                if key not in scored:
+                    scored[key] = score(step.mask, gt, self.spacing, convention)
+                scores = scored[key]
+                result.rows.append(ResultRow(
+                    dataset=dataset, case_id=case_id, scope=SLICE, slice_index=run.z, label=obj.label,
+                    target=obj.target, model=model.name, model_sha256=model.sha256,
+                    protocol=spec.name, spec_id=spec.id, spec=spec.params_json, spec_label=spec.label,
+                    step=step.step, prompt=step.prompt.to_json(),
+                    dice=scores.dice, iou=scores.iou, nsd=scores.nsd, hd95=scores.hd95,
+                    gt_area_px=gt_area, pred_area_px=int(step.mask.sum()), model_score=step.score,
+                    encode_s=encode_s[run.z], decode_s=sum(run.timer) / max(len(run.timer), 1),
+                    run_id=self.stamp.run_id, code_version=self.stamp.code_version,
+                    modality=obj.modality, anatomy=obj.anatomy,
+                ))
+        for slice_ in encoded:
+            result.instances += slice_instances(slice_.plane, kept[slice_.z], self.specs,
+                                                (dataset, case_id, slice_.z), model, self.stamp,
+                                                self.by_slice[slice_.z][0].modality)
 
 
 def slice_instances(

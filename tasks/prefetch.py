@@ -16,17 +16,22 @@ K = TypeVar("K")
 T = TypeVar("T")
 
 AHEAD = 2  # slices read ahead: enough to cover one read's jitter, little memory (a slice and its mask each)
+PREPARE_THREADS = 4
+"""Read-ahead threads of a unit whose model runs on a GPU: each slice's read, windowing and the model's
+CPU stage (:meth:`~tasks.models.base.SegmentationModel.prepare`, 5 to 25 ms a slice) would otherwise
+bound a GPU encoder that takes a few ms a slice. On a CPU one thread, as the encoder is the bound there."""
 
 
-def prefetched(keys: Iterable[K], read: Callable[[K], T], ahead: int = AHEAD) -> Iterator[tuple[K, T]]:
-    """``(key, read(key))`` for each key in order, each read started up to ``ahead`` keys early on one
-    background thread. A read's exception is raised where its key is reached; reads not yet consumed
-    when the loop stops early are cancelled or left to finish, and the thread ends with the generator."""
-    if ahead < 1:
-        raise ValueError(f"ahead must be at least 1, got {ahead}")
+def prefetched(keys: Iterable[K], read: Callable[[K], T], ahead: int = AHEAD, threads: int = 1) -> Iterator[tuple[K, T]]:
+    """``(key, read(key))`` for each key in order, each read started up to ``ahead`` keys early on
+    ``threads`` background threads. A read's exception is raised where its key is reached; reads not yet
+    consumed when the loop stops early are cancelled or left to finish, and the threads end with the
+    generator."""
+    if ahead < 1 or threads < 1:
+        raise ValueError(f"ahead and threads must be at least 1, got {ahead} and {threads}")
     pending: deque[tuple[K, Future[T]]] = deque()
     todo = iter(keys)
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="samatlas-prefetch") as pool:
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="samatlas-prefetch") as pool:
         try:
             for key in todo:
                 pending.append((key, pool.submit(read, key)))

@@ -17,6 +17,7 @@ import pytest
 
 from tasks.models import load_model
 from tasks.models.base import DecodeRequest, Prompt
+from tasks.models.filled_box import FilledBox
 from tasks.protocols.base import drive, lockstep
 from tasks.protocols.sammed2d import sigmoid
 
@@ -211,3 +212,63 @@ def test_run_unit_batched_gives_the_rows_of_one_call_per_prompt(lite, two_slice_
     assert {r.protocol for r in batched.rows} == {spec.spec.name for spec in specs.values()}
     assert [dataclasses.asdict(r) for r in batched.instances] == [dataclasses.asdict(r) for r in single.instances]
     assert len(batched.instances) == 2 * sum(p.spec.steps for p in specs.values() if p.spec.params.get("instances"))
+
+
+# ---------------------------------------------------------------- run_unit, several slices per encoder pass
+
+
+class PassCountingBox(FilledBox):
+    """The filled-box baseline recording how many slices each encoder pass took (plumbing only: the
+    baseline has no network, so this tests how run_unit groups slices, not a model's batch)."""
+
+    def __init__(self) -> None:
+        self.passes: list[int] = []
+
+    def encode_prepared(self, prepared):
+        self.passes.append(len(prepared))
+        return super().encode_prepared(prepared)
+
+
+@pytest.fixture(scope="module")
+def five_slice_case(tmp_path_factory):
+    """A synthetic 5-slice case, one square object per slice (its size varies with the slice)."""
+    from tasks.store import write_case
+    from tasks.volume import Volume
+
+    images = np.zeros((5, 48, 64), np.float32)
+    mask = np.zeros((5, 48, 64), np.uint8)
+    for z in range(5):
+        mask[z, 10 : 20 + 2 * z, 12 : 24 + z] = 1
+        images[z][mask[z] == 1] = 200.0
+    volume = Volume(image=images[None], mask=mask, spacing=(1.0, 1.0, 1.0), origin=(0.0, 0.0, 0.0),
+                    original_affine=np.eye(4).tolist())
+    return write_case(tmp_path_factory.mktemp("store5"), "ds", "c5", volume, {"window": [[0.0, 255.0]]})
+
+
+def test_run_unit_encodes_encoder_batch_slices_per_pass_with_the_same_rows(five_slice_case):
+    from records.units import PlannedObject
+    from tasks.evaluate_unit import PlannedSpec, RunStamp, run_unit
+    from tasks.protocols import get_protocol
+    from tasks.settings import get_settings
+
+    protocol = get_protocol("medsam-box")
+    specs = {spec.id: PlannedSpec(spec, protocol) for spec in protocol.specs}
+    objects = [PlannedObject(z, 1, "t1", "CT", "chest", tuple(specs)) for z in range(5)]
+    stamp = RunStamp("run-1", "test")
+    results, passes = {}, {}
+    for batch in (1, 3):
+        model = PassCountingBox()
+        results[batch] = run_unit(five_slice_case, "ds", "c5", objects, model, specs, stamp, batched=False,
+                                  encoder_batch=batch)
+        passes[batch] = model.passes
+    assert passes == {1: [1, 1, 1, 1, 1], 3: [3, 2]}
+    assert results[1].encoder_calls == results[3].encoder_calls == 5
+    timing = {"encode_s", "decode_s"}
+    one, three = ([{k: v for k, v in dataclasses.asdict(r).items() if k not in timing} for r in results[b].rows]
+                  for b in (1, 3))
+    assert one == three and len(one) == 5 * len(specs)
+    assert {r["dice"] for r in one} != {None}  # the rows were scored
+    # A unit that decodes in batches (a GPU's) takes its encoder batch from the settings (16 by default).
+    model = PassCountingBox()
+    run_unit(five_slice_case, "ds", "c5", objects, model, specs, stamp, batched=True)
+    assert get_settings().encoder_batch == 16 and model.passes == [5]

@@ -51,5 +51,21 @@ def test_stopping_early_leaves_no_thread():
 
 
 def test_ahead_must_be_positive():
-    with pytest.raises(ValueError, match="ahead must be at least 1"):
+    with pytest.raises(ValueError, match="ahead and threads must be at least 1"):
         list(prefetched(range(3), lambda k: k, ahead=0))
+
+
+def test_several_threads_read_at_once_and_keep_the_order():
+    """With ``threads=3`` three reads are under way together (each waits for the other two), and the
+    values still come back in key order."""
+    barrier = threading.Barrier(3, timeout=5)
+
+    def read(k: int) -> int:
+        if k < 3:
+            barrier.wait()  # a single reader thread would stall here and break the barrier
+        return -k
+
+    assert list(prefetched(range(6), read, ahead=3, threads=3)) == [(k, -k) for k in range(6)]
+    assert prefetch_threads() == []
+    with pytest.raises(ValueError, match="threads must be at least 1"):
+        list(prefetched(range(3), lambda k: k, threads=0))

@@ -8,9 +8,9 @@ checkpoint is; speed does not depend on the weights' values), on the same slices
                at each batch size of ``--batches``, in fp32 and in bf16 (the path ``samatlas evaluate
                --device cuda --bf16`` takes, ``SAMATLAS_ENCODER_BATCH`` slices per pass); CUDA
                synchronised, each the fastest of ``--rounds`` rounds after a warm-up pass. At the
-               batch sizes of ``--pipelined``, also ``pipelined``: the slices prepared (the model's CPU
-               stage) on ``PREPARE_THREADS`` read-ahead threads while the encoder runs, as ``run_unit``
-               does on a GPU; and ``network``: the encoder passes alone on slices prepared beforehand,
+               batch sizes of ``--pipelined``, also ``pipelined xT``: the slices prepared (the model's CPU
+               stage) on T read-ahead threads (``--threads``; ``run_unit`` runs ``PREPARE_THREADS``)
+               while the encoder runs, as ``run_unit`` does on a GPU; and ``network``: the encoder passes alone on slices prepared beforehand,
                the GPU's bound.
 ``decoder``    box prompts/s: one prompt per ``decode_batch`` call against every slice's prompt in one
                call (as ``run_unit`` decodes a round of a slice group on a GPU).
@@ -25,7 +25,8 @@ its largest label's bounding box. Without a file, random uint8 images with a cen
 say so). The slices are cycled to ``--count`` images so that the largest batch fills. Prints the figures,
 then ONE JSON line ``{"bench": "gpu", ...}``. Without CUDA it says so and exits 2.
 
-    python bench/gpu.py [--slices FILE.npz] [--count 64] [--batches 1,4,8,16,32] [--rounds 2]
+    python bench/gpu.py [--slices FILE.npz] [--count 64] [--batches 1,4,8,16,32] [--pipelined 8,16]
+                        [--threads 4] [--rounds 2] [--models litemedsam,sam_vit_b,sam2.1_hiera_t]
     python bench/gpu.py --export-slices FILE.npz [--store DIR] [--case lung2]
 """
 
@@ -164,10 +165,12 @@ def encode_in_batches(model: SegmentationModel, images: Sequence[np.ndarray], ba
     return out
 
 
-def encode_pipelined(model: SegmentationModel, images: Sequence[np.ndarray], batch: int) -> list[Embedding]:
-    """As ``run_unit`` encodes on a GPU: each slice prepared on read-ahead threads, ``batch`` per pass."""
+def encode_pipelined(model: SegmentationModel, images: Sequence[np.ndarray], batch: int,
+                     threads: int) -> list[Embedding]:
+    """As ``run_unit`` encodes on a GPU: each slice prepared on ``threads`` read-ahead threads, ``batch``
+    per pass."""
     reads = prefetched(range(len(images)), lambda i: model.prepare(images[i]), ahead=max(AHEAD, batch),
-                       threads=PREPARE_THREADS)
+                       threads=threads)
     out = []
     with closing(reads):
         for first in range(0, len(images), batch):
@@ -193,8 +196,8 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
     return 1.0 if total == 0 else float(2 * np.logical_and(a, b).sum() / total)
 
 
-def measure(name: str, slices: Slices, batches: Sequence[int], pipelined: Sequence[int], rounds: int,
-            folder: Path) -> ModelFigures:
+def measure(name: str, slices: Slices, batches: Sequence[int], pipelined: Sequence[int], threads: Sequence[int],
+            rounds: int, folder: Path) -> ModelFigures:
     """Every figure of one model: an fp32 and a bf16 instance on the same checkpoint."""
     checkpoint = None if name == "litemedsam" else random_checkpoint(name, folder)
     fp32, bf16 = build(name, checkpoint, False), build(name, checkpoint, True)
@@ -205,8 +208,9 @@ def measure(name: str, slices: Slices, batches: Sequence[int], pipelined: Sequen
             rates[f"{label}/{batch}"] = len(images) / seconds(lambda: encode_in_batches(model, images, batch), rounds)
     for batch in pipelined:
         for label, model in (("fp32", fp32), ("bf16", bf16)):
-            rates[f"{label}/{batch} pipelined"] = len(images) / seconds(
-                lambda: encode_pipelined(model, images, batch), rounds)
+            for count in threads:
+                rates[f"{label}/{batch} pipelined x{count}"] = len(images) / seconds(
+                    lambda: encode_pipelined(model, images, batch, count), rounds)
             rates[f"{label}/{batch} network"] = network_rate(model, images, batch, rounds)
     fastest = max((key for key in rates if not key.endswith("network")), key=rates.get)
     few = images[: min(len(images), 16)]
@@ -263,6 +267,7 @@ def main() -> int:
     parser.add_argument("--count", type=int, default=64, help="images per timed pass (the slices cycled)")
     parser.add_argument("--batches", default="1,4,8,16,32", help="encoder batch sizes")
     parser.add_argument("--pipelined", default="8,16", help="batch sizes also measured pipelined and network alone")
+    parser.add_argument("--threads", default=str(PREPARE_THREADS), help="read-ahead thread counts of the pipelined runs")
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--models", default=",".join(MODELS))
     args = parser.parse_args()
@@ -282,8 +287,8 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="samatlas-gpu-") as folder:
         for name in args.models.split(","):
             try:
-                figures = measure(name, slices, batches, [int(b) for b in args.pipelined.split(",") if b], args.rounds,
-                                  Path(folder))
+                figures = measure(name, slices, batches, [int(b) for b in args.pipelined.split(",") if b],
+                                  [int(t) for t in args.threads.split(",")], args.rounds, Path(folder))
             except Exception as exc:  # one model's failure is reported; the others are still measured
                 failures[name] = f"{type(exc).__name__}: {exc}"
                 print(f"{name}: FAILED {failures[name]}")

@@ -219,10 +219,27 @@ def _encode(model: SegmentationModel, read: Sequence[tuple[int, tuple[Prepared, 
     for first in range(0, len(read), encoder_batch):
         batch = read[first : first + encoder_batch]
         start = time.perf_counter()
-        embeddings = model.encode_prepared([prepared for _, (prepared, _) in batch])
+        embeddings = encode_within_memory(model, [prepared for _, (prepared, _) in batch])
         share = (time.perf_counter() - start) / len(batch)
         out += [_Encoded(z, plane, embedding, share) for (z, (_, plane)), embedding in zip(batch, embeddings)]
     return out
+
+
+def encode_within_memory(model: SegmentationModel, prepared: Sequence[Prepared]) -> list[Embedding]:
+    """``model.encode_prepared(prepared)``, in halves (and their halves) where the device runs out of
+    memory on the whole batch: a large model at a large ``encoder_batch`` on a small GPU (SAM ViT-H's
+    global attention holds about 1 GiB per slice in fp32) slows down instead of failing the unit. A
+    single slice that does not fit still fails."""
+    try:
+        return model.encode_prepared(prepared)
+    except RuntimeError as exc:  # torch.OutOfMemoryError, named here: this module is imported without torch
+        if type(exc).__name__ != "OutOfMemoryError" or len(prepared) == 1:
+            raise
+    import torch
+
+    torch.cuda.empty_cache()
+    half = len(prepared) // 2
+    return encode_within_memory(model, prepared[:half]) + encode_within_memory(model, prepared[half:])
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,8 @@ class Settings(BaseSettings):
         False, description="Run the image encoder under bf16 autocast (CUDA only; LiteMedSAM, SAM and SAM 2 "
                            "families): faster on a GPU, and its rows are keyed apart (model_sha256 + '+bf16').")
     encoder_batch: int = Field(
-        16, ge=1, description="Slices per image-encoder pass where decoding is batched (a GPU); on a CPU one slice "
-                              "per pass, as a batch is no faster there. Read by each worker.")
+        8, ge=1, description="Slices per image-encoder pass where decoding is batched (a GPU; a pass that runs out of "
+                             "memory is split); on a CPU one slice per pass, as a batch is no faster there. Read by each worker.")
     model_runtime: str = Field(
         "auto", description="Where a model's encoder and mask decoder run: auto (ONNX Runtime on a CPU where the model "
                             "has an export, else torch), torch, or onnxruntime.")

@@ -268,7 +268,42 @@ def test_run_unit_encodes_encoder_batch_slices_per_pass_with_the_same_rows(five_
                   for b in (1, 3))
     assert one == three and len(one) == 5 * len(specs)
     assert {r["dice"] for r in one} != {None}  # the rows were scored
-    # A unit that decodes in batches (a GPU's) takes its encoder batch from the settings (16 by default).
+    # A unit that decodes in batches (a GPU's) takes its encoder batch from the settings (8 by default).
     model = PassCountingBox()
     run_unit(five_slice_case, "ds", "c5", objects, model, specs, stamp, batched=True)
-    assert get_settings().encoder_batch == 16 and model.passes == [5]
+    assert get_settings().encoder_batch == 8 and model.passes == [5]
+
+
+class OutOfMemoryAbove(PassCountingBox):
+    """Runs out of (device) memory on a pass of more than ``fits`` slices, as torch does on a GPU."""
+
+    def __init__(self, fits: int) -> None:
+        super().__init__()
+        self.fits = fits
+
+    def encode_prepared(self, prepared):
+        import torch
+
+        if len(prepared) > self.fits:
+            self.passes.append(-len(prepared))  # a failed pass
+            raise torch.OutOfMemoryError(f"CUDA out of memory on {len(prepared)} slices (stand-in)")
+        return super().encode_prepared(prepared)
+
+
+def test_a_pass_out_of_memory_is_split_until_it_fits():
+    from tasks.evaluate_unit import encode_within_memory
+
+    images = [np.zeros((48, 64, 3), np.uint8)] * 5
+    model = OutOfMemoryAbove(fits=2)
+    embeddings = encode_within_memory(model, [model.prepare(image) for image in images])
+    assert len(embeddings) == 5
+    assert model.passes == [-5, 2, -3, 1, 2]  # 5 fails, then 2 + 3; 3 fails, then 1 + 2
+    with pytest.raises(RuntimeError, match="out of memory on 1 slices"):
+        encode_within_memory(OutOfMemoryAbove(fits=0), [model.prepare(images[0])])
+    with pytest.raises(ValueError, match="not memory"):  # any other error is the model's: never split
+        encode_within_memory(Failing(), [model.prepare(image) for image in images])
+
+
+class Failing(FilledBox):
+    def encode_prepared(self, prepared):
+        raise ValueError("not memory")

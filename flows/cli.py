@@ -475,8 +475,8 @@ def serve(
     ingest_every: Annotated[Optional[float], typer.Option(min=1, help="run the ingest refresh every this many seconds instead of on its cron")] = None,
     evaluate_every: Annotated[Optional[float], typer.Option(min=1, help="run the re-evaluation every this many seconds instead of on its cron")] = None,
 ) -> None:
-    """Serve the scheduled deployments (weekly ingest, nightly evaluate) until stopped."""
-    from prefect import serve as prefect_serve
+    """Serve the scheduled deployments (weekly ingest, nightly evaluate) until Ctrl-C."""
+    from flows.serving import serve_until_stopped
 
     if not os.environ.get("PREFECT_API_URL"):
         fail("schedules fire only on a running Prefect server: start `samatlas server`, then "
@@ -496,7 +496,8 @@ def serve(
                                         ingest_cron, evaluate_cron, ingest_every, evaluate_every)
     except ValueError as exc:  # a cluster that cannot be built (a missing package, a bad spec file)
         fail(str(exc))
-    prefect_serve(*deployments)
+    err.print(f"serving {', '.join(d.name for d in deployments)} on {os.environ['PREFECT_API_URL']}; Ctrl-C stops")
+    serve_until_stopped(deployments, lambda: err.print("stopping: no new runs; the running ones are cancelled"))
 
 
 @app.command()

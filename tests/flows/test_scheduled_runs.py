@@ -115,7 +115,7 @@ def test_a_scheduled_evaluate_run_completes_and_everything_stops(data_root: Path
         leftover += stop(server)
     assert run["state_type"] == "COMPLETED", logs[1].read_text()[-4000:]
     assert run["auto_scheduled"] and run["parameters"]["model"] == "filled-box"
-    assert not leftover, leftover
+    assert not leftover, (leftover, logs[1].read_text()[-4000:])
     assert port_free(port)
     con = connect(data_root / "catalog")
     assert con.execute("SELECT status FROM runs WHERE run_id = ?", [run["id"]]).fetchall() == [("completed",)]

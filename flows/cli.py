@@ -229,7 +229,7 @@ def evaluate(
         fail(str(exc))
     try:
         specs = planned_specs(build_protocols(protocol or ["medsam-box"], options), RunOptions(metrics, window))  # bad names fail here
-        check_video_protocols(model, protocol or ["medsam-box"])
+        check_video_protocols(model, protocol or ["medsam-box"], bf16)
     except (ValueError, KeyError) as exc:
         fail(str(exc).strip("'\""))
     if dataset:

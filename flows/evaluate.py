@@ -101,12 +101,15 @@ def flat_datasets_skipped(datasets: list[str], protocol_names: list[str]) -> str
     )
 
 
-def check_video_protocols(model: str, protocol_names: list[str]) -> None:
+def check_video_protocols(model: str, protocol_names: list[str], bf16: bool = False) -> None:
     """Refuse (ValueError) protocols that propagate with SAM 2's video memory for a model without a
-    video mode, before anything is planned, naming the models that have one."""
+    video mode, before anything is planned, naming the models that have one; and for bf16, which
+    only the image encoder runs in (the video mode is float32), so that no fp32 rows carry bf16's key."""
     needing = [p for p in dict.fromkeys(protocol_names) if p in PROTOCOLS and getattr(PROTOCOLS[p], "needs_video", False)]
     if needing and model not in VIDEO_MODELS:
         raise ValueError(no_video_mode(model, needing))
+    if needing and bf16:
+        raise ValueError(f"{', '.join(needing)}: SAM 2's video mode runs in float32; evaluate them without --bf16")
 
 
 @dataclass(frozen=True)
@@ -265,7 +268,7 @@ def evaluate(
     protocol_names = protocols or ["medsam-box"]
     if datasets:
         flat_datasets_skipped(datasets, protocol_names)  # only volumetric protocols on 2D datasets: refused
-    check_video_protocols(model, protocol_names)
+    check_video_protocols(model, protocol_names, bf16)
     run = RunOptions(metrics, window)
     specs = planned_specs(build_protocols(protocol_names, options), run)
     sha256, plan, speed = plan_run(catalog, model, checkpoint, specs, datasets, cases, max_slices_per_case, device, bf16)

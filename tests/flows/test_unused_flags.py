@@ -30,6 +30,8 @@ def test_load_model_refuses_a_checkpoint_for_a_built_in_model():
 @pytest.mark.parametrize(("args", "message"), [
     (["--model", "litemedsam", "--bf16"], "--bf16 runs the encoder under CUDA autocast; it needs --device cuda (the device is cpu)"),
     (["--model", "filled-box", "--bf16"], "model filled-box has no bf16 encoder"),
+    (["--model", "sam2.1_hiera_t", "--checkpoint", "never-read.pt", "--protocol", "sam2-propagation", "--bf16"],
+     "sam2-propagation: SAM 2's video mode runs in float32; evaluate them without --bf16"),
 ])
 def test_bf16_where_it_cannot_run_is_an_error(data_root: Path, args: list[str], message: str):
     done = run_samatlas(data_root, "evaluate", *args, "--dry-run", timeout=120)

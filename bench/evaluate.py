@@ -44,7 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,7 +61,7 @@ from records.units import PlannedObject  # noqa: E402
 from tasks.evaluate_unit import PlannedSpec, RunStamp, run_unit, slice_rgb  # noqa: E402
 from tasks.locations import as_location  # noqa: E402
 from tasks.models import load_model  # noqa: E402
-from tasks.models.base import Embedding, Prompt, SegmentationModel  # noqa: E402
+from tasks.models.base import Embedding, Prepared, Prompt, SegmentationModel  # noqa: E402
 from tasks.settings import get_settings  # noqa: E402
 from tasks.store import StoredCase  # noqa: E402
 
@@ -88,6 +88,13 @@ class ReEncoding:
     def encode(self, image: np.ndarray) -> Embedding:
         self.image = image
         return Embedding(self.model.geometry(*image.shape[:2]), None)
+
+    def prepare(self, image: np.ndarray) -> Prepared:
+        """The image itself: the model's own preparation runs in each decoder call's encode."""
+        return Prepared(image, self.model.geometry(*image.shape[:2]))
+
+    def encode_prepared(self, prepared: Sequence[Prepared]) -> list[Embedding]:
+        return [self.encode(p.input) for p in prepared]
 
     def decode(self, embedding: Embedding, prompt: Prompt, multimask: bool = False):
         return self.model.decode(self.model.encode(self.image), prompt, multimask)

@@ -71,13 +71,14 @@ class Settings(BaseSettings):
 
     @property
     def store_root(self) -> Location:
-        """The Zarr store root (a Path, or a URL string)."""
-        return as_location(self.store) if self.store else self.data_root / "store"
+        """The Zarr store root (a URL string, or an absolute Path: the catalog records each case's path
+        under it, which must not depend on the folder a later command runs in)."""
+        return _absolute(as_location(self.store) if self.store else self.data_root / "store")
 
     @property
     def catalog_root(self) -> Location:
-        """The catalog root (a Path, or a URL string)."""
-        return as_location(self.catalog) if self.catalog else self.data_root / "catalog"
+        """The catalog root (a URL string, or an absolute Path, as workers get it)."""
+        return _absolute(as_location(self.catalog) if self.catalog else self.data_root / "catalog")
 
     @property
     def cache_root(self) -> Path:
@@ -88,6 +89,11 @@ class Settings(BaseSettings):
     def model_cache_root(self) -> Path:
         """Exported networks (ONNX files)."""
         return self.model_cache or self.cache_root / "models"
+
+
+def _absolute(location: Location) -> Location:
+    """A local path made absolute against the current folder (links kept); a URL unchanged."""
+    return location.absolute() if isinstance(location, Path) else location
 
 
 @lru_cache(maxsize=1)

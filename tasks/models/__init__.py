@@ -14,9 +14,9 @@ SAM2_FAMILY = ("sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hi
 NEEDS_CHECKPOINT = SAM_FAMILY + SAM2_FAMILY
 MODEL_NAMES = BUILT_IN + NEEDS_CHECKPOINT
 VIDEO_MODELS = SAM2_FAMILY
+"""The models with a video mode: the SAM 2 family (``tasks.models.sam2_video.Sam2VideoMode``)."""
 BF16_MODELS = ("litemedsam",) + SAM_FAMILY + SAM2_FAMILY
 """The models whose image encoder can run under CUDA bf16 autocast (``--bf16``)."""
-"""The models with a video mode: the SAM 2 family (``tasks.models.sam2_video.Sam2VideoMode``)."""
 
 
 def no_video_mode(model: str, protocols: list[str]) -> str:

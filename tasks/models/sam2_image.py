@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,7 +55,10 @@ from PIL import Image
 from sam2.utils.transforms import SAM2Transforms
 
 from tasks.fetch import sha256_file
-from tasks.models.base import Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, Prepared, Prompt, batch_rows
+from tasks.models.base import (
+    Decoded, DecodeRequest, Embedding, Geometry, MaskInputModel, Prepared, Prompt, batch_rows, bf16_autocast,
+    refuse_off_cuda,
+)
 from tasks.models.identity import precision_key
 from tasks.models.sam2_build import CONFIGS, IMAGE_OVERRIDES, load_sam2
 from tasks.models.sam2_video import Sam2VideoMode
@@ -86,8 +88,7 @@ class Sam2Image(Sam2VideoMode, MaskInputModel):
         if name not in CONFIGS:
             raise ValueError(f"unknown SAM 2 model {name!r}; choose from {', '.join(CONFIGS)}")
         self.device = torch.device(device)
-        if (bf16 or compile_encoder) and self.device.type != "cuda":
-            raise ValueError(f"{name}: bf16 and compile_encoder are CUDA options, the device is {self.device}")
+        refuse_off_cuda(name, self.device, bf16=bf16, compile_encoder=compile_encoder)
         self.name = name
         self.recipe = "medsam2" if name == "medsam2" else "sam2"
         self.input_size = CONFIGS[name].image_size
@@ -110,9 +111,6 @@ class Sam2Image(Sam2VideoMode, MaskInputModel):
 
     def geometry(self, height: int, width: int) -> Geometry:
         return Geometry.stretch(height, width, self.input_size)
-
-    def _autocast(self):
-        return torch.autocast("cuda", dtype=torch.bfloat16) if self.bf16 else nullcontext()
 
     def prepare(self, image: np.ndarray) -> Prepared:
         """(H, W, 3) uint8 -> (1, 3, s, s) float32 encoder input, on the CPU."""
@@ -139,7 +137,7 @@ class Sam2Image(Sam2VideoMode, MaskInputModel):
     def encode_prepared(self, prepared: Sequence[Prepared]) -> list[Embedding]:
         """One backbone pass over the stacked slices (as ``SAM2ImagePredictor.set_image_batch``)."""
         tensor = torch.cat([p.input for p in prepared]).to(self.device)
-        with self._autocast():  # SAM2ImagePredictor.set_image from forward_image on
+        with bf16_autocast(self.bf16):  # SAM2ImagePredictor.set_image from forward_image on
             backbone_out = self.net.forward_image(tensor)
             _, vision_feats, _, feat_sizes = self.net._prepare_backbone_features(backbone_out)
             if self.net.directly_add_no_mem_embed:
@@ -174,7 +172,7 @@ class Sam2Image(Sam2VideoMode, MaskInputModel):
         prompt_encoder = self.net.sam_prompt_encoder
         groups: dict[tuple[int, bool], list[int]] = {}
         sparse_of, dense_of = [], []
-        with self._autocast():
+        with bf16_autocast(self.bf16):
             for i, (embedding, request) in enumerate(zip(embeddings, requests)):
                 masks_in = None
                 if request.mask_input is not None:

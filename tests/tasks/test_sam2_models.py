@@ -244,8 +244,10 @@ def test_models_state_their_input_geometry_and_box_shift(sam2t, medsam2):
         assert model.geometry(H, W).resized == (size, size)
         assert tuple(model.net.sam_prompt_encoder.mask_input_size) == (size // 4, size // 4)
         assert model.net.sam_mask_decoder.dynamic_multimask_via_stability  # as build_sam2 builds it for the predictor
-    with pytest.raises(ValueError, match="bf16 and compile_encoder are CUDA options, the device is cpu"):
+    with pytest.raises(ValueError, match="sam2.1_hiera_t: bf16 is a CUDA option, the device is cpu"):
         Sam2Image("sam2.1_hiera_t", "unused.pt", bf16=True)
+    with pytest.raises(ValueError, match="bf16 and compile_encoder are CUDA options, the device is cpu"):
+        Sam2Image("sam2.1_hiera_t", "unused.pt", bf16=True, compile_encoder=True)
 
 
 def test_sam2_1_hiera_s_checkpoint_given_as_tiny_is_named(tmp_path):

@@ -11,7 +11,7 @@ metrics, rows).
 The figures are estimates for sizing only; they move no result. ``measured`` ones come from this
 project's benches on its 2-core CPU machine (bench/evaluate.py, bench/encoder_speed.py,
 bench/pipeline.py), ``given`` ones from the project's dependency notes, ``bench/gpu.py`` ones from one
-H200 (fp32, 16 slices per encoder pass, slices prepared ahead); the others are scaled from them by
+H200 (fp32, 8 slices per encoder pass as by default, slices prepared ahead); the others are scaled from them by
 encoder FLOPs or taken from the models' papers (GPU: A100 figures), and say so.
 """
 
@@ -50,13 +50,13 @@ SPEEDS: dict[tuple[str, str], ModelSpeed] = {
     ("sam2.1_hiera_b+", "cpu"): ModelSpeed(15.0, CPU_DECODER_S, "estimate: ViT-B / 2 (encoder FLOPs)"),
     ("sam2.1_hiera_l", "cpu"): ModelSpeed(40.0, CPU_DECODER_S, "estimate: ViT-B x 1.3 (encoder FLOPs)"),
     ("medsam2", "cpu"): ModelSpeed(1.5, CPU_DECODER_S, "estimate: Hiera-T at 512 (a quarter of 1024's pixels)"),
-    ("litemedsam", "cuda"): ModelSpeed(0.005, 0.001, "bench/gpu.py, one H200, fp32: 192 slices/s, 1030 prompts/s"),
+    ("litemedsam", "cuda"): ModelSpeed(0.005, 0.001, "bench/gpu.py, one H200, fp32: 205 slices/s, 1030 prompts/s"),
     ("filled-box", "cuda"): ModelSpeed(0.0, 0.0, "no network"),
-    ("sam_vit_b", "cuda"): ModelSpeed(0.035, 0.005, "bench/gpu.py, one H200, fp32: 28 slices/s, 190 prompts/s"),
+    ("sam_vit_b", "cuda"): ModelSpeed(0.035, 0.005, "bench/gpu.py, one H200, fp32: 29 slices/s, 190 prompts/s"),
     ("medsam_vit_b", "cuda"): ModelSpeed(0.05, 0.005, "estimate: a third of ViT-H's 0.15 s (SAM paper, A100)"),
     ("sam_vit_l", "cuda"): ModelSpeed(0.1, 0.005, "estimate: two thirds of ViT-H's 0.15 s (SAM paper, A100)"),
     ("sam_vit_h", "cuda"): ModelSpeed(0.15, 0.005, "SAM paper: ~0.15 s per image on an A100"),
-    ("sam2.1_hiera_t", "cuda"): ModelSpeed(0.013, 0.0011, "bench/gpu.py, one H200, fp32: 74 slices/s, 890 prompts/s"),
+    ("sam2.1_hiera_t", "cuda"): ModelSpeed(0.013, 0.0011, "bench/gpu.py, one H200, fp32: 76 slices/s, 890 prompts/s"),
     ("sam2.1_hiera_s", "cuda"): ModelSpeed(0.012, 0.005, "SAM 2 paper: 85 FPS on an A100"),
     ("sam2.1_hiera_b+", "cuda"): ModelSpeed(0.016, 0.005, "SAM 2 paper: 64 FPS on an A100"),
     ("sam2.1_hiera_l", "cuda"): ModelSpeed(0.025, 0.005, "SAM 2 paper: 40 FPS on an A100"),

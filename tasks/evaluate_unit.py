@@ -199,12 +199,13 @@ def run_unit(
     group = SLICE_GROUP if batched and model.batches_slices else 1
     span = max(group, encoder_batch)  # slices read and encoded before their groups are decoded
     unit = _Unit(dataset, case_id, model, specs, stamp, case.spacing[1:], by_slice)
+    encoder = SliceEncoder(model, encoder_batch)
     # each slice read and prepared for the encoder, with its label plane, on background threads while the model runs
     reads = prefetched(slices, lambda z: (model.prepare(slice_rgb(case, z, window)), case.mask_slice(z)),
                        ahead=max(AHEAD, span), threads=PREPARE_THREADS if batched else 1)
     with closing(reads):
         for first in range(0, len(slices), span):
-            encoded = _encode(model, list(itertools.islice(reads, len(slices[first : first + span]))), encoder_batch)
+            encoded = encoder.encode(list(itertools.islice(reads, len(slices[first : first + span]))))
             result.encoder_calls += len(encoded)
             for start in range(0, len(encoded), group):
                 unit.score_group(encoded[start : start + group], decoder, result)
@@ -212,34 +213,36 @@ def run_unit(
     return result
 
 
-def _encode(model: SegmentationModel, read: Sequence[tuple[int, tuple[Prepared, np.ndarray]]],
-            encoder_batch: int) -> list[_Encoded]:
-    """The read slices encoded ``encoder_batch`` at a time, each charged its share of its pass."""
-    out = []
-    for first in range(0, len(read), encoder_batch):
-        batch = read[first : first + encoder_batch]
-        start = time.perf_counter()
-        embeddings = encode_within_memory(model, [prepared for _, (prepared, _) in batch])
-        share = (time.perf_counter() - start) / len(batch)
-        out += [_Encoded(z, plane, embedding, share) for (z, (_, plane)), embedding in zip(batch, embeddings)]
-    return out
+@dataclass
+class SliceEncoder:
+    """Encodes a unit's read slices ``batch`` per encoder pass, each charged its share of its pass.
 
+    A pass that runs out of device memory (a large model at a large ``encoder_batch`` on a small GPU:
+    SAM ViT-H's global attention holds about 1 GiB per slice in fp32) is retried at half the batch,
+    and the unit's later passes keep the smaller batch, so the unit slows down instead of failing and
+    pays for one failed pass per halving, not one per pass. A single slice that does not fit fails."""
 
-def encode_within_memory(model: SegmentationModel, prepared: Sequence[Prepared]) -> list[Embedding]:
-    """``model.encode_prepared(prepared)``, in halves (and their halves) where the device runs out of
-    memory on the whole batch: a large model at a large ``encoder_batch`` on a small GPU (SAM ViT-H's
-    global attention holds about 1 GiB per slice in fp32) slows down instead of failing the unit. A
-    single slice that does not fit still fails."""
-    try:
-        return model.encode_prepared(prepared)
-    except RuntimeError as exc:  # torch.OutOfMemoryError, named here: this module is imported without torch
-        if type(exc).__name__ != "OutOfMemoryError" or len(prepared) == 1:
-            raise
-    import torch
+    model: SegmentationModel
+    batch: int
 
-    torch.cuda.empty_cache()
-    half = len(prepared) // 2
-    return encode_within_memory(model, prepared[:half]) + encode_within_memory(model, prepared[half:])
+    def encode(self, read: Sequence[tuple[int, tuple[Prepared, np.ndarray]]]) -> list[_Encoded]:
+        out: list[_Encoded] = []
+        while len(out) < len(read):
+            chunk = read[len(out) : len(out) + self.batch]
+            start = time.perf_counter()
+            try:
+                embeddings = self.model.encode_prepared([prepared for _, (prepared, _) in chunk])
+            except RuntimeError as exc:  # torch.OutOfMemoryError, by name: this module is imported without torch
+                if type(exc).__name__ != "OutOfMemoryError" or len(chunk) == 1:
+                    raise
+                import torch
+
+                torch.cuda.empty_cache()
+                self.batch = len(chunk) // 2
+                continue
+            share = (time.perf_counter() - start) / len(chunk)
+            out += [_Encoded(z, plane, embedding, share) for (z, (_, plane)), embedding in zip(chunk, embeddings)]
+        return out
 
 
 @dataclass(frozen=True)

@@ -52,7 +52,7 @@ class Settings(BaseSettings):
                            "families): faster on a GPU, and its rows are keyed apart (model_sha256 + '+bf16').")
     encoder_batch: int = Field(
         8, ge=1, description="Slices per image-encoder pass where decoding is batched (a GPU; a pass that runs out of "
-                             "memory is split); on a CPU one slice per pass, as a batch is no faster there. Read by each worker.")
+                             "memory is halved); on a CPU one slice per pass, as a batch is no faster there. Read by each worker.")
     model_runtime: str = Field(
         "auto", description="Where a model's encoder and mask decoder run: auto (ONNX Runtime on a CPU where the model "
                             "has an export, else torch), torch, or onnxruntime.")

@@ -290,18 +290,25 @@ class OutOfMemoryAbove(PassCountingBox):
         return super().encode_prepared(prepared)
 
 
-def test_a_pass_out_of_memory_is_split_until_it_fits():
-    from tasks.evaluate_unit import encode_within_memory
+def test_a_pass_out_of_memory_is_halved_and_the_unit_keeps_the_smaller_batch(five_slice_case):
+    from records.units import PlannedObject
+    from tasks.evaluate_unit import PlannedSpec, RunStamp, SliceEncoder, run_unit
+    from tasks.protocols import get_protocol
 
-    images = [np.zeros((48, 64, 3), np.uint8)] * 5
-    model = OutOfMemoryAbove(fits=2)
-    embeddings = encode_within_memory(model, [model.prepare(image) for image in images])
-    assert len(embeddings) == 5
-    assert model.passes == [-5, 2, -3, 1, 2]  # 5 fails, then 2 + 3; 3 fails, then 1 + 2
+    protocol = get_protocol("medsam-box")
+    specs = {spec.id: PlannedSpec(spec, protocol) for spec in protocol.specs}
+    objects = [PlannedObject(z, 1, "t1", "CT", "chest", tuple(specs)) for z in range(5)]
+    model = OutOfMemoryAbove(fits=1)
+    result = run_unit(five_slice_case, "ds", "c5", objects, model, specs, RunStamp("r", "t"), batched=False,
+                      encoder_batch=3)
+    # slices 0-2: 3 fails, then 1 (halved) per pass; slices 3-4 start at the kept batch of 1
+    assert model.passes == [-3, 1, 1, 1, 1, 1]
+    assert result.encoder_calls == 5 and len(result.rows) == 5 * len(specs)
+    prepared = [model.prepare(np.zeros((48, 64, 3), np.uint8))]
     with pytest.raises(RuntimeError, match="out of memory on 1 slices"):
-        encode_within_memory(OutOfMemoryAbove(fits=0), [model.prepare(images[0])])
-    with pytest.raises(ValueError, match="not memory"):  # any other error is the model's: never split
-        encode_within_memory(Failing(), [model.prepare(image) for image in images])
+        SliceEncoder(OutOfMemoryAbove(fits=0), 4).encode([(0, (prepared[0], None))])
+    with pytest.raises(ValueError, match="not memory"):  # any other error is the model's: never retried
+        SliceEncoder(Failing(), 4).encode([(z, (prepared[0], None)) for z in range(3)])
 
 
 class Failing(FilledBox):

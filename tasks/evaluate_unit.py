@@ -32,7 +32,7 @@ from tasks.batched_decoding import DecodeTally, RoundDecoder, on_embedding
 from tasks.instance_metrics import image_scores
 from tasks.intensity import to_uint8
 from tasks.locations import Location
-from tasks.metrics import MetricConvention, Scores, score
+from tasks.metrics import MetricConvention, Reference, Scores
 from tasks.models import SegmentationModel
 from tasks.models.base import Decoded, Embedding, Prepared, Prompt
 from tasks.prefetch import AHEAD, PREPARE_THREADS, prefetched
@@ -140,7 +140,7 @@ class _Run:
 
     z: int
     obj: PlannedObject
-    gt: np.ndarray
+    reference: Reference  # the object's mask on this slice, shared by its protocols' scores
     by_name: dict[str, ProtocolSpec]
     timer: list[float]
 
@@ -265,9 +265,10 @@ class _Unit:
         for slice_ in encoded:
             for obj in self.by_slice[slice_.z]:
                 gt = slice_.plane == obj.label
+                reference = Reference(gt, self.spacing)
                 for protocol, by_name in _asked(obj, self.specs):
                     ctx = object_context(model, slice_.embedding, gt, (dataset, case_id, slice_.z, obj.label), protocol)
-                    run = _Run(slice_.z, obj, gt, by_name, [])
+                    run = _Run(slice_.z, obj, reference, by_name, [])
                     runs.append(run)
                     steps_of.append(on_embedding(protocol.steps(ctx, frozenset(by_name)), slice_.embedding, run.timer))
         outcomes = drive(lockstep(steps_of), decoder)
@@ -276,8 +277,7 @@ class _Unit:
         kept: dict[int, dict[str, dict[int, dict[int, np.ndarray]]]] = defaultdict(
             lambda: defaultdict(lambda: defaultdict(dict)))
         for run, steps in zip(runs, outcomes):
-            obj, gt = run.obj, run.gt
-            gt_area = int(gt.sum())
+            obj, reference = run.obj, run.reference
             scored: dict[tuple[MetricConvention, tuple[int, ...], bytes], Scores] = {}
             for step in steps:
                 spec = run.by_name.get(step.protocol)
@@ -290,7 +290,7 @@ class _Unit:
                 convention = MetricConvention(**spec.params["scoring"])
                 key = (convention, np.shape(step.mask), np.packbits(np.asarray(step.mask, dtype=bool)).tobytes())
                 if key not in scored:
-                    scored[key] = score(step.mask, gt, self.spacing, convention)
+                    scored[key] = reference.score(step.mask, convention)
                 scores = scored[key]
                 result.rows.append(ResultRow(
                     dataset=dataset, case_id=case_id, scope=SLICE, slice_index=run.z, label=obj.label,
@@ -298,7 +298,7 @@ class _Unit:
                     protocol=spec.name, spec_id=spec.id, spec=spec.params_json, spec_label=spec.label,
                     step=step.step, prompt=step.prompt.to_json(),
                     dice=scores.dice, iou=scores.iou, nsd=scores.nsd, hd95=scores.hd95,
-                    gt_area_px=gt_area, pred_area_px=int(step.mask.sum()), model_score=step.score,
+                    gt_area_px=reference.voxels, pred_area_px=int(step.mask.sum()), model_score=step.score,
                     encode_s=encode_s[run.z], decode_s=sum(run.timer) / max(len(run.timer), 1),
                     run_id=self.stamp.run_id, code_version=self.stamp.code_version,
                     modality=obj.modality, anatomy=obj.anatomy,

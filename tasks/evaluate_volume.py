@@ -32,7 +32,7 @@ from records.units import PlannedVolume
 from tasks.embedding_cache import RAM_SLOTS, EmbeddingCache
 from tasks.evaluate_unit import PlannedSpec, RunStamp, slice_rgb
 from tasks.locations import Location
-from tasks.metrics import MetricConvention, score
+from tasks.metrics import MetricConvention, Reference
 from tasks.models import SegmentationModel, no_video_mode
 from tasks.models.base import Prompt
 from tasks.predictions import PredictionInfo, paint, prediction_name, store_label_map
@@ -110,7 +110,7 @@ def run_volume_unit(
             values: dict[tuple[str, int], list[int]] = defaultdict(list)
             for volume, wanted in work:
                 gt = labels == volume.label
-                gt_voxels = int(gt.sum())  # once per object, not per step
+                truth = Reference(gt, spacing)  # its count and boundary once per object, not per step
                 ctx = VolumeContext(gt, volume, geometry, model.box_shift,
                                     np.random.default_rng(volume_seed(dataset, case_id, volume.label, name)), predictor, video)
                 by_name = {s.name: s for s in wanted}
@@ -125,7 +125,7 @@ def run_volume_unit(
                         if keep:
                             _paint(painted, values, (spec.id, step.step), step.mask, volume.label, labels)
                         stored = prediction_name(model.name, model.sha256, spec.name, spec.id, step.step) if keep else None
-                        _append_rows(result, dataset, case_id, volume, spec, step, (gt, gt_voxels), spacing, model, stamp,
+                        _append_rows(result, dataset, case_id, volume, spec, step, truth, model, stamp,
                                      activity, spent, stored)
                     (calls, encode_s), decode_s, start = encoded(), predictor.decode_s, time.perf_counter()
             for (spec_id, step_no), label_map in painted.items():
@@ -166,15 +166,15 @@ def _paint(
 
 def _append_rows(
     result: VolumeUnitResult, dataset: str, case_id: str, volume: PlannedVolume, spec: ProtocolSpec, step: VolumeStep,
-    truth: tuple[np.ndarray, int], spacing: tuple[float, float, float], model: SegmentationModel, stamp: RunStamp,
+    truth: Reference, model: SegmentationModel, stamp: RunStamp,
     activity: StepActivity,
     spent: tuple[int, float, float, float], prediction: str | None,
 ) -> None:
     """The ``results`` row and the ``volume_steps`` row of one scored step."""
     encoder_calls, encode_s, decode_s, seconds = spent
-    gt, gt_voxels = truth  # the object's GT volume and its voxel count
-    scores = score(step.mask, gt, spacing, MetricConvention(**spec.params["scoring"]))
-    voxel_mm3 = float(np.prod(spacing))
+    scores = truth.score(step.mask, MetricConvention(**spec.params["scoring"]))
+    gt_voxels = truth.voxels
+    voxel_mm3 = float(np.prod(truth.spacing))
     pred_voxels = int(step.mask.sum())
     result.rows.append(ResultRow(
         dataset=dataset, case_id=case_id, scope=VOLUME, slice_index=-1, label=volume.label, target=volume.target,

@@ -53,10 +53,11 @@ false-positive-only or missed object cannot silently vanish from an average:
 
 No metric returns NaN or inf.
 
-Boundaries and distances are computed on the bounding box of the union of both masks, padded by
-one voxel: both boundaries lie inside it, so they and the distances between them are the same as
-on the whole array, while a small object in a large image stays cheap. ``score`` computes them
-once for NSD and HD95 together.
+Each boundary is found on its mask's bounding box padded by one voxel, and distances come from an
+exact feature transform over a box holding both boundaries: they are the same as on the whole
+array, while a small object in a large image stays cheap. ``score`` computes them once for NSD and
+HD95 together; a :class:`Reference` also keeps the reference's side (its boundary and its feature
+transform) for the many predictions scored against one object, which halves the transforms.
 """
 
 from __future__ import annotations
@@ -202,29 +203,144 @@ def score(
 ) -> Scores:
     """All four metrics at once, sharing the boundaries and distance transforms between NSD and HD95."""
     pred, gt = _masks(pred, gt)
-    sizes = _spacing(spacing, pred.ndim)
-    if convention.nsd_unit == "px":
-        sizes = (1.0,) * pred.ndim
-    dice_value, iou_value = _dice_iou(pred, gt)
-    name = convention.name
-    if not (pred.any() and gt.any()):
-        if pred.any() == gt.any():
-            return Scores(dice=1.0, iou=1.0, nsd=1.0, hd95=0.0, convention=name)
-        return Scores(dice=0.0, iou=0.0, nsd=0.0, hd95=_diagonal(pred.shape, sizes), convention=name)
-    if convention.lift_2d and pred.ndim == 2:
-        pred, gt, sizes = pred[..., None], gt[..., None], (*sizes, 1.0)
-    if convention.surface == "surfels":
-        pred_to_gt, gt_to_pred, area_pred, area_gt = _surfel_distances(pred, gt, sizes)
-    else:
-        pred_to_gt, gt_to_pred = _voxel_distances(pred, gt, sizes)
-        area_pred = area_gt = None
-    tau = convention.nsd_tolerance
-    gated = convention.nsd_gate_dice is not None and dice_value <= convention.nsd_gate_dice
-    nsd_value = 0.0 if gated else _nsd(pred_to_gt, gt_to_pred, area_pred, area_gt, tau)
-    return Scores(
-        dice=dice_value, iou=iou_value, nsd=nsd_value,
-        hd95=_hd95(pred_to_gt, gt_to_pred, area_pred, area_gt, convention.hd95), convention=name,
-    )
+    return Reference(gt, spacing).score(pred, convention)
+
+
+class Reference:
+    """A reference mask prepared once to score many predictions against it, under any convention.
+
+    A protocol's steps and the protocols run on one object all score against the same reference, so
+    what depends on it alone is kept: its voxel count, its boundary per kind of surface, and the
+    feature transform of that boundary (the index of the nearest boundary element of every voxel)
+    over a box that grows to cover each prediction's boundary. A transform over any box holding all
+    the reference's boundary elements gives the exact distance of every index in it, so scores are
+    those of :func:`score` with nothing shared (a test holds them equal).
+    """
+
+    def __init__(self, gt: np.ndarray, spacing: Sequence[float]) -> None:
+        self.mask = _masks(gt, gt)[0]
+        self.spacing = _spacing(spacing, self.mask.ndim)
+        self.voxels = int(np.count_nonzero(self.mask))
+        self._boundaries: dict[tuple[Surface, tuple[float, ...]], _Boundary] = {}
+        self._features: dict[tuple[Surface, tuple[float, ...]], _FeatureMap] = {}
+
+    def score(self, pred: np.ndarray, convention: MetricConvention = DEFAULT_CONVENTION) -> Scores:
+        """The four metrics of ``pred`` against this reference under ``convention``."""
+        pred, gt = _masks(pred, self.mask)
+        sizes = (1.0,) * pred.ndim if convention.nsd_unit == "px" else self.spacing
+        dice_value, iou_value = _dice_iou(pred, gt, self.voxels)
+        name = convention.name
+        if not (self.voxels and pred.any()):
+            if pred.any() == bool(self.voxels):
+                return Scores(dice=1.0, iou=1.0, nsd=1.0, hd95=0.0, convention=name)
+            return Scores(dice=0.0, iou=0.0, nsd=0.0, hd95=_diagonal(pred.shape, sizes), convention=name)
+        lifted = convention.lift_2d and pred.ndim == 2
+        if lifted:
+            pred, sizes = pred[..., None], (*sizes, 1.0)
+        own = _boundary(pred, convention.surface, sizes)
+        ref = self._boundary(convention.surface, sizes, lifted)
+        needed = _enclosing(own.frame, ref.frame)
+        pred_to_gt = self._feature_map(convention.surface, sizes, needed).distances(own.points, sizes)
+        gt_to_pred = _FeatureMap.of(own, needed, sizes).distances(ref.points, sizes)
+        tau = convention.nsd_tolerance
+        gated = convention.nsd_gate_dice is not None and dice_value <= convention.nsd_gate_dice
+        nsd_value = 0.0 if gated else _nsd(pred_to_gt, gt_to_pred, own.areas, ref.areas, tau)
+        return Scores(
+            dice=dice_value, iou=iou_value, nsd=nsd_value,
+            hd95=_hd95(pred_to_gt, gt_to_pred, own.areas, ref.areas, convention.hd95), convention=name,
+        )
+
+    def _boundary(self, surface: Surface, sizes: tuple[float, ...], lifted: bool) -> _Boundary:
+        """The reference's boundary of this kind at these sizes (the lifted 2D mask's for a slab)."""
+        key = (surface, sizes)
+        if key not in self._boundaries:
+            self._boundaries[key] = _boundary(self.mask[..., None] if lifted else self.mask, surface, sizes)
+        return self._boundaries[key]
+
+    def _feature_map(self, surface: Surface, sizes: tuple[float, ...], needed: tuple[slice, ...]) -> _FeatureMap:
+        """The feature transform of the reference's boundary over a box holding ``needed``, grown if not."""
+        key = (surface, sizes)
+        held = self._features.get(key)
+        if held is None or not held.covers(needed):
+            box = needed if held is None else _enclosing(held.box, needed)
+            held = self._features[key] = _FeatureMap.of(self._boundaries[key], box, sizes)
+        return held
+
+
+@dataclass(frozen=True)
+class _Boundary:
+    """A mask's boundary elements: the box they were found in and where each lies.
+
+    ``frame`` is in global indices (the voxel grid for voxels, the corner grid for surfels, whose
+    corner ``i`` is the low corner of voxel ``i``); ``inside`` marks the elements within it,
+    ``points`` holds their global indices in raster order, ``areas`` their length or area (surfels).
+    """
+
+    frame: tuple[slice, ...]
+    inside: np.ndarray
+    points: np.ndarray
+    areas: np.ndarray | None
+
+
+def _boundary(mask: np.ndarray, surface: Surface, sizes: tuple[float, ...]) -> _Boundary:
+    """The boundary elements of a non-empty mask (see the module docstring), found on its padded box.
+
+    Voxels: one binary erosion of the box, padded by one voxel (outside the array counts as
+    background either way, so the edge is that of the whole array). Surfels: each corner gets the
+    code of its 2^n neighbourhood; a code that is neither 0 nor all-inside is an element. A 2^n
+    correlation puts each corner's code at its high-side voxel; one more background layer on the
+    high side gives the corners past the last voxel too (the low side reads the zero ``cval``).
+    """
+    box = _padded_box(mask)
+    offset = np.array([b.start for b in box])
+    if surface == "voxels":
+        crop = mask[box]
+        inside = crop & ~binary_erosion(crop)
+        return _Boundary(box, inside, np.argwhere(inside) + offset, None)
+    crop = np.pad(mask[box], [(0, 1)] * mask.ndim).astype(np.uint8)
+    kernel = ENCODE_NEIGHBOURHOOD_2D_KERNEL if mask.ndim == 2 else ENCODE_NEIGHBOURHOOD_3D_KERNEL
+    codes = correlate(crop, kernel, mode="constant", cval=0)
+    inside = (codes != 0) & (codes != int(kernel.sum()))
+    frame = tuple(slice(b.start, b.stop + 1) for b in box)
+    return _Boundary(frame, inside, np.argwhere(inside) + offset, _surfel_table(sizes)[codes[inside]])
+
+
+@dataclass(frozen=True)
+class _FeatureMap:
+    """For every index of ``box`` (global), the local index of the nearest element of one boundary.
+
+    Built with SciPy's exact Euclidean feature transform; distances are then computed only at the
+    points asked for, exactly as ``distance_transform_edt`` computes them from the same transform
+    (offsets as float64 times the spacing, squared, summed axis by axis, square root), so they are
+    bitwise its distances while the whole-box float distance map is never made.
+    """
+
+    box: tuple[slice, ...]
+    features: np.ndarray  # (ndim, *box shape) int32
+
+    @classmethod
+    def of(cls, boundary: _Boundary, box: tuple[slice, ...], sizes: tuple[float, ...]) -> _FeatureMap:
+        """The transform of ``boundary`` over ``box`` (which must hold the boundary's frame) at ``sizes``."""
+        background = np.ones(tuple(b.stop - b.start for b in box), dtype=bool)
+        within = tuple(slice(f.start - b.start, f.stop - b.start) for f, b in zip(boundary.frame, box, strict=True))
+        background[within] = ~boundary.inside
+        features = distance_transform_edt(background, sampling=sizes, return_distances=False, return_indices=True)
+        return cls(box, features)
+
+    def covers(self, box: tuple[slice, ...]) -> bool:
+        """Whether ``box`` lies within this map's box."""
+        return all(h.start <= b.start and b.stop <= h.stop for h, b in zip(self.box, box, strict=True))
+
+    def distances(self, points: np.ndarray, sizes: tuple[float, ...]) -> np.ndarray:
+        """The distance of each of ``points`` (global indices, inside the box) to the nearest element."""
+        local = points - np.array([b.start for b in self.box])
+        flat = np.ravel_multi_index(tuple(local.T), self.features.shape[1:])
+        nearest = self.features.reshape(len(sizes), -1)[:, flat]
+        total = np.zeros(len(points))
+        for axis, size in enumerate(sizes):
+            offset = (nearest[axis] - local[:, axis]).astype(np.float64) * size
+            total += offset * offset
+        return np.sqrt(total)
 
 
 def _masks(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -250,10 +366,10 @@ def _spacing(spacing: Sequence[float], ndim: int) -> tuple[float, ...]:
     return sizes
 
 
-def _dice_iou(pred: np.ndarray, gt: np.ndarray) -> tuple[float, float]:
-    """Dice and IoU from the voxel counts, both 1 when both masks are empty."""
+def _dice_iou(pred: np.ndarray, gt: np.ndarray, n_gt: int | None = None) -> tuple[float, float]:
+    """Dice and IoU from the voxel counts, both 1 when both masks are empty (``n_gt``: gt's count, if known)."""
     n_pred = int(np.count_nonzero(pred))
-    n_gt = int(np.count_nonzero(gt))
+    n_gt = int(np.count_nonzero(gt)) if n_gt is None else n_gt
     if n_pred + n_gt == 0:
         return 1.0, 1.0
     overlap = int(np.count_nonzero(pred & gt))
@@ -265,28 +381,19 @@ def _diagonal(shape: tuple[int, ...], spacing: tuple[float, ...]) -> float:
     return math.sqrt(sum((n * s) ** 2 for n, s in zip(shape, spacing, strict=True)))
 
 
-def _union_box(pred: np.ndarray, gt: np.ndarray) -> tuple[slice, ...]:
-    """The bounding box of the union of two non-empty masks, padded by one voxel within the array."""
-    union = pred | gt
+def _padded_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """The bounding box of a non-empty mask, padded by one voxel within the array."""
     box = []
-    for axis, length in enumerate(union.shape):
-        others = tuple(a for a in range(union.ndim) if a != axis)
-        hits = np.flatnonzero(np.any(union, axis=others))
+    for axis, length in enumerate(mask.shape):
+        others = tuple(a for a in range(mask.ndim) if a != axis)
+        hits = np.flatnonzero(np.any(mask, axis=others))
         box.append(slice(max(int(hits[0]) - 1, 0), min(int(hits[-1]) + 2, length)))
     return tuple(box)
 
 
-def _voxel_distances(
-    pred: np.ndarray, gt: np.ndarray, spacing: tuple[float, ...]
-) -> tuple[np.ndarray, np.ndarray]:
-    """Distances from each edge voxel of S to ∂G and from each edge voxel of G to ∂S (both non-empty)."""
-    box = _union_box(pred, gt)
-    pred, gt = pred[box], gt[box]
-    edge_pred = pred & ~binary_erosion(pred)
-    edge_gt = gt & ~binary_erosion(gt)
-    pred_to_gt = distance_transform_edt(~edge_gt, sampling=spacing)[edge_pred]
-    gt_to_pred = distance_transform_edt(~edge_pred, sampling=spacing)[edge_gt]
-    return pred_to_gt, gt_to_pred
+def _enclosing(a: tuple[slice, ...], b: tuple[slice, ...]) -> tuple[slice, ...]:
+    """The smallest box holding both boxes."""
+    return tuple(slice(min(x.start, y.start), max(x.stop, y.stop)) for x, y in zip(a, b, strict=True))
 
 
 @lru_cache(maxsize=32)
@@ -295,32 +402,6 @@ def _surfel_table(spacing: tuple[float, ...]) -> np.ndarray:
     if len(spacing) == 2:
         return create_table_neighbour_code_to_contour_length(spacing)
     return create_table_neighbour_code_to_surface_area(spacing)
-
-
-def _surfel_distances(
-    pred: np.ndarray, gt: np.ndarray, spacing: tuple[float, ...]
-) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Distances between the surface elements of S and G and the elements' areas (both non-empty).
-
-    Each voxel corner gets the code of its 2^n neighbourhood (the voxels it touches); a code that is
-    neither 0 nor all-inside is a surface element. The padded union box contains every element,
-    since an element touches at least one foreground voxel.
-    """
-    box = _union_box(pred, gt)
-    # A 2^n correlation puts each corner's code at its high-side voxel; one more background layer on
-    # the high side gives the corners past the last voxel too (the low side reads the zero ``cval``).
-    pred = np.pad(pred[box], [(0, 1)] * pred.ndim).astype(np.uint8)
-    gt = np.pad(gt[box], [(0, 1)] * gt.ndim).astype(np.uint8)
-    kernel = ENCODE_NEIGHBOURHOOD_2D_KERNEL if pred.ndim == 2 else ENCODE_NEIGHBOURHOOD_3D_KERNEL
-    full = int(kernel.sum())
-    code_pred = correlate(pred, kernel, mode="constant", cval=0)
-    code_gt = correlate(gt, kernel, mode="constant", cval=0)
-    border_pred = (code_pred != 0) & (code_pred != full)
-    border_gt = (code_gt != 0) & (code_gt != full)
-    table = _surfel_table(spacing)
-    pred_to_gt = distance_transform_edt(~border_gt, sampling=spacing)[border_pred]
-    gt_to_pred = distance_transform_edt(~border_pred, sampling=spacing)[border_gt]
-    return pred_to_gt, gt_to_pred, table[code_pred[border_pred]], table[code_gt[border_gt]]
 
 
 def _nsd(

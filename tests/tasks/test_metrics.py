@@ -11,7 +11,10 @@ from scipy.spatial.distance import cdist
 
 from dataclasses import replace
 
-from tasks.metrics import SAMATLAS_VOXELS, MetricConvention, Scores, dice, hd95, iou, nsd, score
+import tasks.metrics as metrics
+from tasks.metrics import (
+    PRESETS, SAMATLAS_VOXELS, MetricConvention, Reference, Scores, dice, hd95, iou, nsd, score,
+)
 
 SPACING_3D = (5.0, 0.7, 0.7)  # (z, y, x) mm: thick CT slices
 SPACING_2D = (0.7, 1.3)  # (y, x) mm
@@ -113,6 +116,30 @@ def test_cropping_to_the_objects_changes_nothing(shape, corner, spacing):
     got = score(big_pred, big_gt, spacing)
     assert_scores_close(got, reference_scores(big_pred, big_gt, spacing, 2.0))
     assert got == score(pred, gt, spacing)  # the object's own tight array: same values exactly
+
+
+@pytest.mark.parametrize(("shape", "spacing"), [((120, 140), SPACING_2D), ((12, 60, 70), SPACING_3D)])
+def test_a_shared_reference_scores_as_a_fresh_one(shape, spacing, monkeypatch):
+    """One Reference scoring predictions of every reach (near the object, far off in a corner, so
+    that its kept transform must grow, then near again) under every convention gives exactly the
+    scores of a fresh ``score`` call each time, while it makes about half the feature transforms."""
+    small = (6, 12, 12) if len(shape) == 3 else (12, 12)
+    pred, gt = pair(small, seed=7)
+    inner = (3, 40, 50) if len(shape) == 3 else (40, 50)
+    far = tuple(n - k for n, k in zip(shape, small))
+    big_gt = embed(gt, shape, inner)
+    preds = [embed(pred, shape, inner), embed(pred, shape, far), embed(pred, shape, (0,) * len(shape)),
+             embed(pred, shape, inner) | embed(gt, shape, far), big_gt, embed(pred, shape, inner)]
+    conventions = [c for c in PRESETS.values() if not c.lift_2d or len(shape) == 2]
+    fresh = [score(p, big_gt, spacing, c) for c in conventions for p in preds]
+    transforms = []
+    real = metrics.distance_transform_edt
+    monkeypatch.setattr(metrics, "distance_transform_edt", lambda *a, **k: transforms.append(1) or real(*a, **k))
+    reference = Reference(big_gt, spacing)
+    assert [reference.score(p, c) for c in conventions for p in preds] == fresh
+    kinds = {(c.surface, c.lift_2d, c.nsd_unit == "px") for c in conventions}
+    assert len(transforms) <= len(fresh) + 3 * len(kinds)  # a fresh call makes two each
+    assert reference.voxels == int(big_gt.sum())
 
 
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # MONAI's own deprecation notice about get_mask_edges

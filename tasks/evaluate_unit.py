@@ -298,7 +298,7 @@ class _Unit:
                     protocol=spec.name, spec_id=spec.id, spec=spec.params_json, spec_label=spec.label,
                     step=step.step, prompt=step.prompt.to_json(),
                     dice=scores.dice, iou=scores.iou, nsd=scores.nsd, hd95=scores.hd95,
-                    gt_area_px=reference.voxels, pred_area_px=int(step.mask.sum()), model_score=step.score,
+                    gt_area_px=reference.voxels, pred_area_px=int(np.count_nonzero(step.mask)), model_score=step.score,
                     encode_s=encode_s[run.z], decode_s=sum(run.timer) / max(len(run.timer), 1),
                     run_id=self.stamp.run_id, code_version=self.stamp.code_version,
                     modality=obj.modality, anatomy=obj.anatomy,

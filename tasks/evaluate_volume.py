@@ -175,7 +175,7 @@ def _append_rows(
     scores = truth.score(step.mask, MetricConvention(**spec.params["scoring"]))
     gt_voxels = truth.voxels
     voxel_mm3 = float(np.prod(truth.spacing))
-    pred_voxels = int(step.mask.sum())
+    pred_voxels = int(np.count_nonzero(step.mask))
     result.rows.append(ResultRow(
         dataset=dataset, case_id=case_id, scope=VOLUME, slice_index=-1, label=volume.label, target=volume.target,
         model=model.name, model_sha256=model.sha256, protocol=spec.name, spec_id=spec.id, spec=spec.params_json,

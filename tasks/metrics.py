@@ -69,7 +69,7 @@ from functools import lru_cache
 from typing import Literal
 
 import numpy as np
-from scipy.ndimage import binary_erosion, correlate, distance_transform_edt
+from scipy.ndimage import correlate, distance_transform_edt
 
 # The marching squares/cubes length and area of each 2x2 / 2x2x2 neighbourhood code, for a given
 # spacing, come from DeepMind's own tables: they are the definition of a surfel, and a triangulation
@@ -295,7 +295,7 @@ def _boundary(mask: np.ndarray, surface: Surface, sizes: tuple[float, ...]) -> _
     offset = np.array([b.start for b in box])
     if surface == "voxels":
         crop = mask[box]
-        inside = crop & ~binary_erosion(crop)
+        inside = crop & ~_eroded(crop)
         return _Boundary(box, inside, np.argwhere(inside) + offset, None)
     crop = np.pad(mask[box], [(0, 1)] * mask.ndim).astype(np.uint8)
     kernel = ENCODE_NEIGHBOURHOOD_2D_KERNEL if mask.ndim == 2 else ENCODE_NEIGHBOURHOOD_3D_KERNEL
@@ -303,6 +303,24 @@ def _boundary(mask: np.ndarray, surface: Surface, sizes: tuple[float, ...]) -> _
     inside = (codes != 0) & (codes != int(kernel.sum()))
     frame = tuple(slice(b.start, b.stop + 1) for b in box)
     return _Boundary(frame, inside, np.argwhere(inside) + offset, _surfel_table(sizes)[codes[inside]])
+
+
+def _eroded(mask: np.ndarray) -> np.ndarray:
+    """One binary erosion with face connectivity, outside the array counting as background.
+
+    The same as ``scipy.ndimage.binary_erosion(mask)`` (a test holds them equal), written as the AND
+    of the mask's 2n face-shifted views because SciPy's general structuring-element loop costs about
+    0.1 ms a call on an object's box, which, per scored mask, was a tenth of the metrics' time.
+    """
+    padded = np.pad(mask, 1)
+    core = [slice(1, -1)] * mask.ndim
+    out = mask.copy()
+    for axis in range(mask.ndim):
+        for shifted in (slice(0, -2), slice(2, None)):
+            view = list(core)
+            view[axis] = shifted
+            out &= padded[tuple(view)]
+    return out
 
 
 @dataclass(frozen=True)

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import numpy as np
 from scipy import ndimage
-from skimage.measure import label, regionprops
+from skimage.measure import label
 from skimage.segmentation import find_boundaries
+
+from tasks.protocols.base import extent
 
 Point = tuple[int, int]
 
@@ -29,16 +31,20 @@ def child_rngs(rng: np.random.Generator, n: int) -> list[np.random.Generator]:
 
 
 def components(mask: np.ndarray, ties: str = "first") -> list[np.ndarray]:
-    """The 8-connected components of ``mask`` as boolean masks, largest area first.
+    """The 8-connected components of ``mask`` as boolean masks of its shape, largest area first.
 
     Components are numbered in raster order of their first pixel (skimage ``label``). ``ties``
     says which of two equal-area components comes first: ``"first"`` keeps label order (a stable
     sort on area, as SAM-Med2D's ``sorted(regions, key=area, reverse=True)``), ``"last"`` puts the
-    higher label first (Mazurowski's ``sorted(zip(areas, ids))[::-1]``).
+    higher label first (Mazurowski's ``sorted(zip(areas, ids))[::-1]``). Labelling runs on the mask's
+    bounding box: the raster order of its pixels there is their order in the whole image.
     """
-    labels, n = label(np.asarray(mask, dtype=bool), connectivity=2, return_num=True)
-    if n == 0:
+    mask = np.asarray(mask, dtype=bool)
+    if not mask.any():
         return []
+    (r0, r1), (c0, c1) = extent(mask)
+    box = (slice(r0, r1 + 1), slice(c0, c1 + 1))
+    labels, n = label(mask[box], connectivity=2, return_num=True)
     areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     ids = np.arange(1, n + 1)
     if ties == "first":
@@ -47,7 +53,14 @@ def components(mask: np.ndarray, ties: str = "first") -> list[np.ndarray]:
         order = [i for _, i in sorted(zip(areas, ids))][::-1]
     else:
         raise ValueError(f"ties must be 'first' or 'last', not {ties!r}")
-    return [labels == i for i in order]
+    return [_placed(labels == i, box, mask.shape) for i in order]
+
+
+def _placed(crop: np.ndarray, box: tuple[slice, slice], shape: tuple[int, ...]) -> np.ndarray:
+    """A box's boolean crop put back in an otherwise empty mask of ``shape``."""
+    whole = np.zeros(shape, dtype=bool)
+    whole[box] = crop
+    return whole
 
 
 def padded_edt(mask: np.ndarray) -> np.ndarray:
@@ -96,12 +109,9 @@ def random_pixel(region: np.ndarray, rng: np.random.Generator) -> Point:
 
 
 def bbox_exclusive(mask: np.ndarray) -> tuple[int, int, int, int]:
-    """skimage ``regionprops`` bbox of all of ``mask`` as (x0, y0, x1, y1), max exclusive."""
-    props = regionprops(np.asarray(mask, dtype=np.uint8))
-    if not props:
-        raise ValueError("cannot box an empty mask")
-    r0, c0, r1, c1 = props[0].bbox
-    return int(c0), int(r0), int(c1), int(r1)
+    """The bounding box of all of ``mask`` as (x0, y0, x1, y1), max exclusive (skimage ``regionprops``' convention)."""
+    (r0, r1), (c0, c1) = extent(mask)
+    return c0, r0, c1 + 1, r1 + 1
 
 
 def inner_boundary_centre(mask: np.ndarray) -> Point:

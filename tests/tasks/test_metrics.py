@@ -142,6 +142,18 @@ def test_a_shared_reference_scores_as_a_fresh_one(shape, spacing, monkeypatch):
     assert reference.voxels == int(big_gt.sum())
 
 
+@pytest.mark.parametrize("shape", [(30, 41), (7, 20, 23)])
+@pytest.mark.parametrize("seed", range(3))
+def test_eroded_is_scipys_face_erosion(shape, seed):
+    """The hand-written erosion equals SciPy's, masks running off the array's faces included."""
+    from scipy.ndimage import binary_erosion
+
+    mask = blob(shape, seed, sigma=1.5, level=0.1)
+    mask[0] |= mask[1]  # foreground on the low and high faces of the first axis
+    mask[-1] = True
+    assert np.array_equal(metrics._eroded(mask), binary_erosion(mask))
+
+
 @pytest.mark.filterwarnings("ignore::FutureWarning")  # MONAI's own deprecation notice about get_mask_edges
 @pytest.mark.parametrize("seed", [20, 21, 22])
 @pytest.mark.parametrize(("shape", "spacing"), [((10, 36, 36), SPACING_3D), ((64, 64), SPACING_2D)])

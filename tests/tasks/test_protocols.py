@@ -258,6 +258,29 @@ def test_components_8_connected_and_sorted() -> None:
     assert components(eq, ties="first")[0][0, 0] and components(eq, ties="last")[0][7, 7]
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_boxes_and_components_equal_the_whole_image_rules(seed: int) -> None:
+    """Labelling on the mask's box, and boxes from projections, give what whole-image labelling,
+    ``nonzero`` and ``regionprops`` give, equal areas and masks touching the image's edges included."""
+    from skimage.measure import label, regionprops
+
+    rng = np.random.default_rng(seed)
+    m = np.zeros((90, 120), bool)
+    for _ in range(rng.integers(1, 6)):  # a few squares, some of equal size, some at the border
+        y, x, r = rng.integers(0, 90), rng.integers(0, 120), rng.choice([2, 3, 3, 6])
+        m[max(y - r, 0) : y + r, max(x - r, 0) : x + r] = True
+    labels, n = label(m, connectivity=2, return_num=True)
+    areas = np.bincount(labels.ravel())[1:]
+    first = [labels == i for i in sorted(range(1, n + 1), key=lambda i: -areas[i - 1])]
+    last = [labels == i for _, i in sorted(zip(areas, range(1, n + 1)))][::-1]
+    for got, want in ((components(m, ties="first"), first), (components(m, ties="last"), last)):
+        assert len(got) == len(want) and all(np.array_equal(g, w) for g, w in zip(got, want))
+    ys, xs = np.nonzero(m)
+    assert tight_box(m) == (xs.min(), ys.min(), xs.max(), ys.max())
+    r0, c0, r1, c1 = regionprops(m.astype(np.uint8))[0].bbox
+    assert bbox_exclusive(m) == (c0, r0, c1, r1)
+
+
 def test_edt_centre_on_the_box_is_the_whole_image_rule() -> None:
     """The transform taken on the mask's box picks the pixel (and leaves the RNG) as on the whole image."""
     from tasks.protocols.geometry import maxima, pick

@@ -7,8 +7,9 @@ import functools
 import os
 import sys
 from contextlib import nullcontext
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import duckdb
 import typer
@@ -23,6 +24,9 @@ from flows.output import Format, emit
 from tasks.fetch import FetchError, check_obtainable, materialise, resolve_subsets
 from tasks.model_plugins import plugin_names
 from tasks.settings import get_settings
+
+if TYPE_CHECKING:
+    from tasks.evaluate_unit import PlannedSpec
 
 app = typer.Typer(help="Where does Segment Anything work in medicine, and where does it fail?", no_args_is_help=True)
 catalog_app = typer.Typer(help="Query the Parquet catalog (read-only).", no_args_is_help=True)
@@ -184,6 +188,63 @@ def check_evaluable(datasets: list[str]) -> None:
         fail(f"unknown dataset {arg!r}; known ids: {', '.join(sorted(REGISTRY))}; {have}")
 
 
+@dataclass(frozen=True)
+class _CheckedRun:
+    """What ``samatlas evaluate``'s arguments come to once checked, with the settings' defaults filled in."""
+
+    specs: dict[str, PlannedSpec]  # by spec id
+    checkpoint: str | None
+    cluster: str
+    device: str
+    n_workers: int
+    bf16: bool
+
+
+def _checked_run(
+    model: str, checkpoint: Path | None, protocols: list[str], options: dict[str, int | str], datasets: list[str] | None,
+    store_steps: str, cluster: str | None, device: str | None, workers: int | None, bf16: bool | None,
+    metrics: str | None, window: str | None,
+) -> _CheckedRun:
+    """Check ``samatlas evaluate``'s arguments before anything runs, failing with what to change."""
+    from flows.cluster import local_workers
+    from flows.evaluate import RunOptions, build_protocols, check_video_protocols, flat_datasets_skipped, planned_specs
+    from tasks.evaluate_volume import STORE_STEPS
+    from tasks.models import check_model_args
+
+    if store_steps not in STORE_STEPS:
+        fail(f"--store-steps must be one of {', '.join(STORE_STEPS)}, not {store_steps!r}")
+    settings = get_settings()
+    bf16 = settings.bf16 if bf16 is None else bf16
+    try:
+        check_model_args(model, checkpoint, bf16)  # an unknown model, a broken plugin, a missing/unused checkpoint
+    except ValueError as exc:
+        fail(str(exc))
+    try:
+        specs = planned_specs(build_protocols(protocols, options), RunOptions(metrics, window))  # bad names fail here
+        check_video_protocols(model, protocols, bf16)
+    except (ValueError, KeyError) as exc:
+        fail(str(exc).strip("'\""))
+    if datasets:
+        check_evaluable(datasets)
+        try:
+            skipped = flat_datasets_skipped(datasets, protocols)
+        except ValueError as exc:
+            fail(str(exc))
+        if skipped:
+            err.print(f"[yellow]note[/]: {skipped}")
+    cluster = cluster or settings.cluster
+    device = device or settings.device
+    if bf16 and device != "cuda":
+        fail(f"--bf16 runs the encoder under CUDA autocast; it needs --device cuda (the device is {device})")
+    n_workers = local_workers(workers or settings.n_workers) if cluster == "local" else 1
+    if device == "cuda" and cluster == "local":
+        import torch
+
+        if not torch.cuda.is_available():
+            fail("--device cuda, but this machine has no usable CUDA device; use --device cpu, or a cluster with GPU workers")
+    return _CheckedRun(specs, str(checkpoint) if checkpoint else None, cluster, device, n_workers, bf16)
+
+
 @app.command()
 def evaluate(
     dataset: Annotated[Optional[list[str]], typer.Option(help="dataset id (repeatable; default all)")] = None,
@@ -214,69 +275,39 @@ def evaluate(
 
     # The temporary Prefect server (if any) starts now, while the command imports, checks and plans.
     with launched_prefect_api() as api:
-        from flows.cluster import local_workers, make_task_runner, started_task_runner, unit_threads
-        from flows.evaluate import RunOptions, build_protocols, check_video_protocols, flat_datasets_skipped, plan_run, planned_specs
+        from flows.cluster import make_task_runner, started_task_runner, unit_threads
+        from flows.evaluate import plan_run
         from flows.evaluate import evaluate as evaluate_flow
         from flows.interrupt import exit_on_interrupt
-        from tasks.models import check_model_args, worker_model
-        from tasks.evaluate_volume import STORE_STEPS
+        from tasks.models import worker_model
         from tasks.models.weights import CheckpointError
         from tasks.storage_errors import StorageError
 
         options = {k: v for k, v in {"clicks": clicks, "iterations": iterations, "points": points, "iter_points": iter_points,
                                      "z_range": z_range, "margin_slices": margin_slices}.items() if v is not None}
-        if store_steps not in STORE_STEPS:
-            fail(f"--store-steps must be one of {', '.join(STORE_STEPS)}, not {store_steps!r}")
-        settings = get_settings()
-        bf16 = settings.bf16 if bf16 is None else bf16
-        try:
-            check_model_args(model, checkpoint, bf16)  # an unknown model, a broken plugin, a missing/unused checkpoint
-        except ValueError as exc:
-            fail(str(exc))
-        try:
-            specs = planned_specs(build_protocols(protocol or ["medsam-box"], options), RunOptions(metrics, window))  # bad names fail here
-            check_video_protocols(model, protocol or ["medsam-box"], bf16)
-        except (ValueError, KeyError) as exc:
-            fail(str(exc).strip("'\""))
-        if dataset:
-            check_evaluable(dataset)
-            try:
-                skipped = flat_datasets_skipped(dataset, protocol or ["medsam-box"])
-            except ValueError as exc:
-                fail(str(exc))
-            if skipped:
-                err.print(f"[yellow]note[/]: {skipped}")
-        cluster = cluster or settings.cluster
-        device = device or settings.device
-        if bf16 and device != "cuda":
-            fail(f"--bf16 runs the encoder under CUDA autocast; it needs --device cuda (the device is {device})")
-        n_workers = local_workers(workers or settings.n_workers) if cluster == "local" else 1
-        if device == "cuda" and cluster == "local":
-            import torch
-
-            if not torch.cuda.is_available():
-                fail("--device cuda, but this machine has no usable CUDA device; use --device cpu, or a cluster with GPU workers")
-        checkpoint_arg = str(checkpoint) if checkpoint else None
+        run = _checked_run(model, checkpoint, protocol or ["medsam-box"], options, dataset, store_steps, cluster,
+                           device, workers, bf16, metrics, window)
         try:
             # With work planned, a local cluster starts now and its workers build the model while the
             # Prefect server finishes starting, no more workers than units (an idle one costs a process start and a
             # model build); otherwise (a dry run, nothing missing) none starts, as the flow submits
             # nothing. Other clusters start when the flow submits its first unit.
-            planned = 0 if cluster != "local" or dry_run else len(plan_run(
-                settings.catalog_root, model, checkpoint_arg, specs, dataset, case, max_slices_per_case, device, bf16)[1].units)
+            planned = 0 if run.cluster != "local" or dry_run else len(plan_run(
+                get_settings().catalog_root, model, run.checkpoint, run.specs, dataset, case, max_slices_per_case,
+                run.device, run.bf16)[1].units)
             starts_early = planned > 0
-            n_workers = min(n_workers, planned) if starts_early else n_workers
-            warm_up = functools.partial(worker_model, model, checkpoint_arg, device, unit_threads(n_workers), bf16)
+            n_workers = min(run.n_workers, planned) if starts_early else run.n_workers
+            warm_up = functools.partial(worker_model, model, run.checkpoint, run.device, unit_threads(n_workers), run.bf16)
             kept = "results of finished work units are kept; run the same command again to evaluate the rest"
             with exit_on_interrupt(kept), \
-                    (started_task_runner(cluster, n_workers, device, dashboard, cluster_spec, warm_up) if starts_early else
-                     nullcontext(make_task_runner(cluster, n_workers, device, dashboard, cluster_spec))) as runner:
+                    (started_task_runner(run.cluster, n_workers, run.device, dashboard, cluster_spec, warm_up) if starts_early else
+                     nullcontext(make_task_runner(run.cluster, n_workers, run.device, dashboard, cluster_spec))) as runner:
                 api.ready()
                 report = evaluate_flow.with_options(task_runner=runner)(
-                    model=model, checkpoint=checkpoint_arg, protocols=protocol,
+                    model=model, checkpoint=run.checkpoint, protocols=protocol,
                     datasets=dataset, cases=case, options=options, max_slices_per_case=max_slices_per_case,
-                    device=device, n_workers=n_workers, dry_run=dry_run, metrics=metrics, window=window,
-                    store_steps=store_steps, bf16=bf16,
+                    device=run.device, n_workers=n_workers, dry_run=dry_run, metrics=metrics, window=window,
+                    store_steps=store_steps, bf16=run.bf16,
                 )
         except StorageError as exc:
             fail(f"storage error: {exc}", code=1)

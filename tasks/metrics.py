@@ -84,6 +84,8 @@ from surface_distance.lookup_tables import (
     create_table_neighbour_code_to_surface_area,
 )
 
+from tasks.boxes import bounding_box
+
 Surface = Literal["voxels", "surfels"]
 Unit = Literal["mm", "px"]
 HD95Mode = Literal["max-directed", "pooled"]
@@ -202,7 +204,6 @@ def score(
     pred: np.ndarray, gt: np.ndarray, spacing: Sequence[float], convention: MetricConvention = DEFAULT_CONVENTION
 ) -> Scores:
     """All four metrics at once, sharing the boundaries and distance transforms between NSD and HD95."""
-    pred, gt = _masks(pred, gt)
     return Reference(gt, spacing).score(pred, convention)
 
 
@@ -218,7 +219,7 @@ class Reference:
     """
 
     def __init__(self, gt: np.ndarray, spacing: Sequence[float]) -> None:
-        self.mask = _masks(gt, gt)[0]
+        self.mask = _mask(gt)
         self.spacing = _spacing(spacing, self.mask.ndim)
         self.voxels = int(np.count_nonzero(self.mask))
         self._boundaries: dict[tuple[Surface, tuple[float, ...]], _Boundary] = {}
@@ -230,8 +231,9 @@ class Reference:
         sizes = (1.0,) * pred.ndim if convention.nsd_unit == "px" else self.spacing
         dice_value, iou_value = _dice_iou(pred, gt, self.voxels)
         name = convention.name
-        if not (self.voxels and pred.any()):
-            if pred.any() == bool(self.voxels):
+        predicted = bool(pred.any())
+        if not (self.voxels and predicted):
+            if predicted == bool(self.voxels):
                 return Scores(dice=1.0, iou=1.0, nsd=1.0, hd95=0.0, convention=name)
             return Scores(dice=0.0, iou=0.0, nsd=0.0, hd95=_diagonal(pred.shape, sizes), convention=name)
         lifted = convention.lift_2d and pred.ndim == 2
@@ -363,13 +365,18 @@ class _FeatureMap:
 
 def _masks(pred: np.ndarray, gt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Both masks as boolean arrays (non-zero is foreground), refusing different shapes."""
-    pred = np.asarray(pred, dtype=bool)
-    gt = np.asarray(gt, dtype=bool)
+    pred, gt = np.asarray(pred, dtype=bool), np.asarray(gt, dtype=bool)
     if pred.shape != gt.shape:
         raise ValueError(f"pred and gt must have the same shape, got {pred.shape} and {gt.shape}")
-    if pred.ndim not in (2, 3):
-        raise ValueError(f"masks must be 2D or 3D, got {pred.ndim} dimensions")
-    return pred, gt
+    return _mask(pred), gt
+
+
+def _mask(mask: np.ndarray) -> np.ndarray:
+    """A mask as a boolean array (non-zero is foreground), refusing what is neither 2D nor 3D."""
+    mask = np.asarray(mask, dtype=bool)
+    if mask.ndim not in (2, 3):
+        raise ValueError(f"masks must be 2D or 3D, got {mask.ndim} dimensions")
+    return mask
 
 
 def _spacing(spacing: Sequence[float], ndim: int) -> tuple[float, ...]:
@@ -401,12 +408,9 @@ def _diagonal(shape: tuple[int, ...], spacing: tuple[float, ...]) -> float:
 
 def _padded_box(mask: np.ndarray) -> tuple[slice, ...]:
     """The bounding box of a non-empty mask, padded by one voxel within the array."""
-    box = []
-    for axis, length in enumerate(mask.shape):
-        others = tuple(a for a in range(mask.ndim) if a != axis)
-        hits = np.flatnonzero(np.any(mask, axis=others))
-        box.append(slice(max(int(hits[0]) - 1, 0), min(int(hits[-1]) + 2, length)))
-    return tuple(box)
+    return tuple(
+        slice(max(b.start - 1, 0), min(b.stop + 1, length)) for b, length in zip(bounding_box(mask), mask.shape, strict=True)
+    )
 
 
 def _enclosing(a: tuple[slice, ...], b: tuple[slice, ...]) -> tuple[slice, ...]:

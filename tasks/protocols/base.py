@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from records.specs import ProtocolSpec
+from tasks.boxes import bounding_box
 from tasks.models.base import Decoded, DecodeRequest, Geometry, Prompt
 
 Predict = Callable[[Prompt, bool], tuple[np.ndarray, np.ndarray]]
@@ -119,25 +120,10 @@ def object_seed(dataset: str, case_id: str, slice_index: int, label: int, protoc
     return int.from_bytes(hashlib.sha256(key).digest()[:8], "little")
 
 
-def extent(mask: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]]:
-    """((y0, y1), (x0, x1)): the first and last row and column of a non-empty 2D mask, inclusive.
-
-    From the mask's projections (its rows' ``any``, then its columns' within those rows), which on
-    a whole slice costs a fraction of listing its pixels with ``nonzero``.
-    """
-    mask = np.asarray(mask, dtype=bool)
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        raise ValueError("cannot box an empty mask")
-    y0, y1 = int(rows[0]), int(rows[-1])
-    cols = np.flatnonzero(mask[y0 : y1 + 1].any(axis=0))
-    return (y0, y1), (int(cols[0]), int(cols[-1]))
-
-
 def tight_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) inclusive pixel bounds of a non-empty mask."""
-    (y0, y1), (x0, x1) = extent(mask)
-    return x0, y0, x1, y1
+    rows, cols = bounding_box(mask)
+    return cols.start, rows.start, cols.stop - 1, rows.stop - 1
 
 
 def expand_box(

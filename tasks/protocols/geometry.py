@@ -13,7 +13,7 @@ from scipy import ndimage
 from skimage.measure import label
 from skimage.segmentation import find_boundaries
 
-from tasks.protocols.base import extent
+from tasks.boxes import bounding_box
 
 Point = tuple[int, int]
 
@@ -42,8 +42,7 @@ def components(mask: np.ndarray, ties: str = "first") -> list[np.ndarray]:
     mask = np.asarray(mask, dtype=bool)
     if not mask.any():
         return []
-    (r0, r1), (c0, c1) = extent(mask)
-    box = (slice(r0, r1 + 1), slice(c0, c1 + 1))
+    box = bounding_box(mask)
     labels, n = label(mask[box], connectivity=2, return_num=True)
     areas = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     ids = np.arange(1, n + 1)
@@ -56,7 +55,7 @@ def components(mask: np.ndarray, ties: str = "first") -> list[np.ndarray]:
     return [_placed(labels == i, box, mask.shape) for i in order]
 
 
-def _placed(crop: np.ndarray, box: tuple[slice, slice], shape: tuple[int, ...]) -> np.ndarray:
+def _placed(crop: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...]) -> np.ndarray:
     """A box's boolean crop put back in an otherwise empty mask of ``shape``."""
     whole = np.zeros(shape, dtype=bool)
     whole[box] = crop
@@ -110,8 +109,8 @@ def random_pixel(region: np.ndarray, rng: np.random.Generator) -> Point:
 
 def bbox_exclusive(mask: np.ndarray) -> tuple[int, int, int, int]:
     """The bounding box of all of ``mask`` as (x0, y0, x1, y1), max exclusive (skimage ``regionprops``' convention)."""
-    (r0, r1), (c0, c1) = extent(mask)
-    return c0, r0, c1 + 1, r1 + 1
+    rows, cols = bounding_box(mask)
+    return cols.start, rows.start, cols.stop, rows.stop
 
 
 def inner_boundary_centre(mask: np.ndarray) -> Point:

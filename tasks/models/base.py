@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
@@ -146,23 +147,52 @@ def sam_decode_batch(
                 raise ValueError(f"mask input must be {expected} (the model's low-res mask size), got {tuple(request.mask_input.shape)}")
             masks = torch.as_tensor(np.asarray(request.mask_input, dtype=np.float32)[None, None], device=device)
         sparse, dense = prompt_encoder(points=points, boxes=boxes, masks=masks)
+        if masks is None:  # the no-mask embedding broadcast over the grid: its one vector, added alike
+            dense = dense[:, :, :1, :1]
         sparse_of.append(sparse)
         dense_of.append(dense)
         key = (sparse.shape[1], request.multimask, None if stacks_images else id(embedding))
         groups.setdefault(key, []).append(i)
     out: list[tuple[torch.Tensor, torch.Tensor] | None] = [None] * len(requests)
-    image_pe = prompt_encoder.get_dense_pe()
+    image_pe = dense_pe(prompt_encoder)
     for (_, multimask, _), members in groups.items():
         images = {id(embeddings[i]): embeddings[i].features for i in members}
         features = next(iter(images.values())) if len(images) == 1 else torch.cat([embeddings[i].features for i in members])
         low_res, scores = (mask_decoder or net.mask_decoder)(
             image_embeddings=features, image_pe=image_pe,
             sparse_prompt_embeddings=torch.cat([sparse_of[i] for i in members]),
-            dense_prompt_embeddings=torch.cat([dense_of[i] for i in members]), multimask_output=multimask,
+            dense_prompt_embeddings=stacked_dense([dense_of[i] for i in members]), multimask_output=multimask,
         )
         for j, i in enumerate(members):
             out[i] = (low_res[j : j + 1], scores[j : j + 1])
     return out
+
+
+def stacked_dense(dense: Sequence[torch.Tensor]) -> torch.Tensor:
+    """Dense prompt embeddings (1, C, H, W), or (1, C, 1, 1) for the no-mask vector, stacked on the batch
+    axis: the vectors stay vectors unless a mask embedding is among them."""
+    import torch
+
+    grids = {tuple(d.shape[2:]) for d in dense}
+    if len(grids) > 1:
+        grid = max(grids)
+        dense = [d.expand(-1, -1, *grid) for d in dense]
+    return torch.cat(list(dense))
+
+
+_DENSE_PE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def dense_pe(prompt_encoder: torch.nn.Module) -> torch.Tensor:
+    """``prompt_encoder.get_dense_pe()``, the positional encoding of the image grid, computed once per
+    prompt encoder: it depends on the weights only (loaded before the first decode), and costs 2 ms a
+    call on a CPU. Made outside inference mode, so that calls with autograd on may use it too."""
+    import torch
+
+    if prompt_encoder not in _DENSE_PE:
+        with torch.inference_mode(False), torch.no_grad():
+            _DENSE_PE[prompt_encoder] = prompt_encoder.get_dense_pe()
+    return _DENSE_PE[prompt_encoder]
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,9 @@ only when their outputs equal torch's.
 
 Why: on this kind of machine (2 cores, fp32) the eager torch encoder of LiteMedSAM reaches about a
 quarter of the machine's dense matmul speed and ONNX Runtime's CPU kernels nearly twice that
-(``bench/encoder_speed.py``; embeddings equal to 3e-6); its mask decoder runs about 1.4x faster
-there too. An export is deterministic for a checkpoint, an input size and a torch version, so its
+(``bench/encoder_speed.py``; embeddings equal to 3e-6). Its mask decoder, exported in the order of
+``tasks/models/subpixel_decoder.py``, takes 26 ms a prompt there against torch's 44 (SAM's own
+layout exported: 38-43 ms). An export is deterministic for a checkpoint, an input size and a torch version, so its
 file is named by them and made once per machine (seconds); every later worker process opens it in
 well under a second.
 """
@@ -19,9 +20,12 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tasks.models.subpixel_decoder import SubpixelMaskDecoder
+
 OPSET = 17
 TOLERANCE = 1e-3  # the largest absolute difference in any output an export may have to be kept
 RUNTIMES = ("auto", "torch", "onnxruntime")
+DECODER_PART = "decoder-subpixel"  # the mask decoder's export, as tasks/models/subpixel_decoder.py lays it out
 
 
 class OnnxExportError(RuntimeError):
@@ -46,14 +50,16 @@ class ExportKey:
 
 @dataclass(frozen=True)
 class ExportSpec:
-    """How to export a module: its input and output names, which axes vary (batch, tokens), and the
-    inputs its export is checked on (the first is traced)."""
+    """How to export a module: its input and output names, which axes vary (batch, tokens), the
+    inputs its export is checked on (the first is traced) and what it is checked against (a module
+    rewritten for export is checked against the network it rewrites)."""
 
     module: torch.nn.Module
     probes: tuple[tuple[torch.Tensor, ...], ...]
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
     dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
+    reference: torch.nn.Module | None = None  # what the export must equal, on the same inputs: the module where None
 
 
 def onnxruntime_available() -> bool:
@@ -90,8 +96,8 @@ class OnnxSession(torch.nn.Module):
     (without parameters) so that forward hooks count its passes as they count the torch network's."""
 
     def __init__(self, path: Path, threads: int, fixed_shapes: bool = False):
-        """``fixed_shapes``: the network's inputs have the same shapes on every call (an encoder of one
-        slice), so ONNX Runtime's CPU memory arena and memory patterns hold one pass's buffers and
+        """On ``threads`` threads that sleep between runs (see below). ``fixed_shapes``: the network's
+        inputs have the same shapes on every call (an encoder of one slice), so ONNX Runtime's CPU memory arena and memory patterns hold one pass's buffers and
         reuse them: LiteMedSAM's encoder 655 -> 561 ms a pass on 2 cores, for +280 MiB held (430 ->
         706 MiB after 12 passes). Otherwise both are off: the arena keeps every buffer it ever grew,
         and a decoder's vary with the batch and the prompt's tokens (with both networks on the arena a
@@ -103,6 +109,10 @@ class OnnxSession(torch.nn.Module):
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
         options.enable_cpu_mem_arena = fixed_shapes
         options.enable_mem_pattern = fixed_shapes
+        # ONNX Runtime's threads spin for work after a run by default, on the cores torch's threads then
+        # need: LiteMedSAM's decoder call (torch prompt encoding and mask resizing around the export)
+        # took 33-36 ms with spinning and 23-25 without, its encoder pass the same either way.
+        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = path
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [i.name for i in self.session.get_inputs()]
@@ -140,7 +150,7 @@ def export_checked(spec: ExportSpec, key: ExportKey, path: Path, threads: int) -
             torch.onnx.export(spec.module, spec.probes[0], str(staging), input_names=list(spec.input_names),
                               output_names=list(spec.output_names), dynamic_axes=spec.dynamic_axes or None,
                               opset_version=OPSET, dynamo=False)
-            expected = [as_tuple(spec.module(*probe)) for probe in spec.probes]
+            expected = [as_tuple((spec.reference or spec.module)(*probe)) for probe in spec.probes]
         session = OnnxSession(staging, threads)
         for probe, want in zip(spec.probes, expected):
             got = as_tuple(session(*probe))
@@ -176,39 +186,44 @@ def encoder_spec(encoder: torch.nn.Module, input_size: int) -> ExportSpec:
 
 
 class MaskDecoderCore(torch.nn.Module):
-    """A SAM-style mask decoder's ``predict_masks``: every mask and IoU it predicts, one image
-    embedding per prompt (what is exported; the output choice stays in torch)."""
+    """A SAM-style mask decoder's own ``predict_masks`` with the image's positional encoding bound:
+    what its export (:class:`SubpixelMaskDecoder`) must equal, taking the same inputs."""
 
-    def __init__(self, mask_decoder: torch.nn.Module):
+    def __init__(self, mask_decoder: torch.nn.Module, image_pe: torch.Tensor):
         super().__init__()
-        self.mask_decoder = mask_decoder
+        self.mask_decoder, self.image_pe = mask_decoder, image_pe
 
-    def forward(self, image_embeddings, image_pe, sparse, dense):
-        return self.mask_decoder.predict_masks(image_embeddings, image_pe, sparse, dense)
+    def forward(self, image_embeddings, sparse, dense):
+        return self.mask_decoder.predict_masks(image_embeddings, self.image_pe, sparse, dense)
 
 
 def decoder_spec(mask_decoder: torch.nn.Module, image_pe: torch.Tensor) -> ExportSpec:
-    """:class:`MaskDecoderCore` with the batch and the sparse token count free, checked on a batch of
-    two 3-token prompts (a box and its padding point) and a batch of one 6-token prompt (clicks)."""
+    """:class:`SubpixelMaskDecoder` (every mask and IoU, one image embedding per prompt; the output
+    choice stays in torch) with the batch, the sparse token count and the dense prompt's grid (the
+    full grid, or one vector) free; checked against the decoder's own ``predict_masks`` on a batch of
+    two 3-token prompts (a box and its padding point) with mask inputs and a batch of one 6-token
+    prompt (clicks) with the no-mask vector."""
     generator = torch.Generator().manual_seed(0)
     _, channels, height, width = image_pe.shape
 
-    def probe(batch: int, tokens: int) -> tuple[torch.Tensor, ...]:
-        return (torch.randn((batch, channels, height, width), generator=generator), image_pe,
+    def probe(batch: int, tokens: int, grid: tuple[int, int]) -> tuple[torch.Tensor, ...]:
+        return (torch.randn((batch, channels, height, width), generator=generator),
                 torch.randn((batch, tokens, channels), generator=generator),
-                0.1 * torch.randn((batch, channels, height, width), generator=generator))
+                0.1 * torch.randn((batch, channels, *grid), generator=generator))
 
     batch = {0: "batch"}
-    return ExportSpec(MaskDecoderCore(mask_decoder).eval(), (probe(2, 3), probe(1, 6)),
-                      ("image_embeddings", "image_pe", "sparse", "dense"), ("masks", "iou"),
-                      {"image_embeddings": batch, "sparse": {0: "batch", 1: "tokens"}, "dense": batch,
-                       "masks": batch, "iou": batch})
+    return ExportSpec(SubpixelMaskDecoder(mask_decoder, image_pe).eval(),
+                      (probe(2, 3, (height, width)), probe(1, 6, (1, 1))),
+                      ("image_embeddings", "sparse", "dense"), ("masks", "iou"),
+                      {"image_embeddings": batch, "sparse": {0: "batch", 1: "tokens"},
+                       "dense": {0: "batch", 2: "dense_height", 3: "dense_width"}, "masks": batch, "iou": batch},
+                      reference=MaskDecoderCore(mask_decoder, image_pe).eval())
 
 
 class OnnxMaskDecoder(torch.nn.Module):
-    """An exported :class:`MaskDecoderCore` called as the torch mask decoder is: the image embedding
+    """An exported :class:`SubpixelMaskDecoder` called as the torch mask decoder is: the image embedding
     repeated per prompt where one serves several, then SAM's output choice (masks 1..3 for multimask
-    output, else mask 0)."""
+    output, else mask 0). ``image_pe`` is taken and not used: the export holds the checkpoint's own."""
 
     def __init__(self, core: OnnxSession):
         super().__init__()
@@ -218,7 +233,7 @@ class OnnxMaskDecoder(torch.nn.Module):
         prompts = sparse_prompt_embeddings.shape[0]
         if image_embeddings.shape[0] != prompts:
             image_embeddings = torch.repeat_interleave(image_embeddings, prompts, dim=0)
-        masks, iou = self.core(image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings)
+        masks, iou = self.core(image_embeddings, sparse_prompt_embeddings, dense_prompt_embeddings)
         chosen = slice(1, None) if multimask_output else slice(0, 1)
         return masks[:, chosen], iou[:, chosen]
 
@@ -247,7 +262,7 @@ def fast_networks(net: torch.nn.Module, architecture: str, sha256: str, input_si
         with torch.inference_mode():
             image_pe = net.prompt_encoder.get_dense_pe()
         core = exported(decoder_spec(net.mask_decoder, image_pe),
-                        ExportKey(architecture, "decoder", sha256, input_size), cache, threads)
+                        ExportKey(architecture, DECODER_PART, sha256, input_size), cache, threads)
     except OnnxExportError as error:
         if runtime == "onnxruntime":
             raise

@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 import torch
 
-from tasks.models.base import DecodeRequest, Prompt
+from tasks.models.base import DecodeRequest, Prompt, stacked_dense
 from tasks.models.litemedsam import LiteMedSAM
 from tasks.models.onnx_runtime import (
     TOLERANCE, ExportKey, OnnxExportError, OnnxMaskDecoder, OnnxSession, encoder_spec, exported, fast_networks,
     use_onnxruntime,
 )
+from tasks.models.subpixel_decoder import SubpixelMaskDecoder, subpixel_weight
 from tests.tasks.test_litemedsam_reference import sample_slices
 
 
@@ -72,6 +73,47 @@ def test_batched_onnx_decoding_equals_one_call_per_prompt(both, tmp_path: Path):
     single = on_ort.decode_batch([embedding], [requests[0]])[0]
     for low_res, _ in batched:
         assert float(np.abs(low_res[0].numpy() - single.low_res).max()) <= 1e-4
+
+
+def test_the_subpixel_decoder_equals_the_decoder_it_rewrites(both):
+    """In torch, before any export: every mask and IoU of LiteMedSAM's decoder, for prompts with a mask
+    embedding (the full grid) and with the no-mask vector, and for a batch of two."""
+    net = both[0].net
+    image_pe = net.prompt_encoder.get_dense_pe()
+    rewritten = SubpixelMaskDecoder(net.mask_decoder, image_pe).eval()
+    generator = torch.Generator().manual_seed(1)
+    image = torch.randn((2, 256, 64, 64), generator=generator)
+    sparse = torch.randn((2, 3, 256), generator=generator)
+    no_mask = net.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(2, -1, 1, 1)
+    with torch.inference_mode():
+        for dense in (0.1 * torch.randn((2, 256, 64, 64), generator=generator), no_mask):
+            want = net.mask_decoder.predict_masks(image, image_pe, sparse, dense.expand(-1, -1, 64, 64))
+            got = rewritten(image, sparse, dense)
+            assert got[0].shape == want[0].shape == (2, 4, 256, 256)
+            assert float((got[0] - want[0]).abs().max()) <= 1e-4 < float(want[0].abs().max())
+            assert float((got[1] - want[1]).abs().max()) <= 1e-5
+
+
+def test_the_decoder_export_holds_the_positional_encoding_and_its_threads_sleep(both):
+    core = both[1].mask_decoder.core
+    assert core.input_names == ["image_embeddings", "sparse", "dense"]
+    assert core.path.name.startswith("litemedsam-decoder-subpixel-")
+    for session in (core.session, both[1].encoder.session):
+        assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_a_transposed_convolution_other_than_2x2_stride_2_is_refused():
+    with pytest.raises(ValueError, match="2x2 stride-2"):
+        subpixel_weight(torch.nn.ConvTranspose2d(8, 4, kernel_size=3, stride=2))
+    weight, bias = subpixel_weight(torch.nn.ConvTranspose2d(8, 4, kernel_size=2, stride=2))
+    assert weight.shape == (8, 16) and bias.shape == (16,)
+
+
+def test_no_mask_vectors_stay_vectors_unless_a_mask_embedding_is_stacked_with_them():
+    vector, grid = torch.ones((1, 4, 1, 1)), torch.zeros((1, 4, 8, 8))
+    assert stacked_dense([vector, vector]).shape == (2, 4, 1, 1)
+    mixed = stacked_dense([vector, grid])
+    assert mixed.shape == (2, 4, 8, 8) and bool((mixed[0] == 1).all()) and bool((mixed[1] == 0).all())
 
 
 class Doubler(torch.nn.Module):

@@ -2,8 +2,8 @@
 
 A Prefect task run costs about half a second of bookkeeping, so a unit should hold tens of seconds of
 work (``UNIT_TARGET_S``: 30 s keeps it under 2 %), and not much more, so that a failed unit loses
-little and many workers share a case. Slices alone are a poor measure: a slice is 0.9 s of LiteMedSAM
-on a CPU and 30 s of SAM ViT-B, and milliseconds of either on a GPU. A unit's cost is estimated
+little and many workers share a case. Slices alone are a poor measure: a slice is about 0.45 s of
+LiteMedSAM on a CPU and 30 s of SAM ViT-B, and milliseconds of either on a GPU. A unit's cost is estimated
 before any model is built (the flow process builds none) from each model's seconds per encoder pass
 and per decoded prompt on the device, plus the rest of the pipeline per prompt (Zarr reads, prompts,
 metrics, rows).
@@ -20,7 +20,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 UNIT_TARGET_S = 30.0
-PIPELINE_S_PER_PROMPT = 0.004  # measured: bench/pipeline.py, ~260 object-prompts/s per core beside a 1 ms model
+PIPELINE_S_PER_PROMPT = 0.002  # measured: bench/pipeline.py, ~490 object-prompts/s per core beside a 1 ms model
 
 
 @dataclass(frozen=True)
@@ -37,9 +37,9 @@ class ModelSpeed:
         return self.decode_s + PIPELINE_S_PER_PROMPT
 
 
-CPU_DECODER_S = 0.07  # measured: LiteMedSAM's mask decoder, ~68 ms per prompt; SAM's has the same shape
+CPU_DECODER_S = 0.045  # measured: LiteMedSAM's mask decoder in torch, 44 ms a call; SAM's has the same shape
 SPEEDS: dict[tuple[str, str], ModelSpeed] = {
-    ("litemedsam", "cpu"): ModelSpeed(0.9, CPU_DECODER_S, "measured: ONNX Runtime encoder, 2 threads"),
+    ("litemedsam", "cpu"): ModelSpeed(0.45, 0.026, "measured: ONNX Runtime, 2 threads (0.38-0.45 s a pass; 0.86 on slower hosts)"),
     ("filled-box", "cpu"): ModelSpeed(0.0, 0.0, "no network"),
     ("sam_vit_b", "cpu"): ModelSpeed(30.0, CPU_DECODER_S, "given: ~30 s for ViT-B at 1024 (not measured here)"),
     ("medsam_vit_b", "cpu"): ModelSpeed(30.0, CPU_DECODER_S, "given: ~30 s for ViT-B at 1024 (not measured here)"),

@@ -80,10 +80,14 @@ def worker_model(name: str, checkpoint: str | None, device: str, threads: int, b
     """The model a worker process runs its units with, on ``threads`` torch (and ONNX Runtime) threads.
 
     The thread count is set before the model is first built, as ONNX Runtime sessions take theirs
-    when they are made. Called by each unit, and by a local cluster's warm-up before the first unit.
+    when they are made. Called by each unit, and by a local cluster's warm-up before the first unit. A
+    worker process that calls it ends at once when its worker closes (:mod:`tasks.worker_exit`).
     """
     import torch
 
+    from tasks.worker_exit import end_quickly_after_close
+
+    end_quickly_after_close()
     torch.set_num_threads(threads)
     return load_model(name, checkpoint, device, bf16)
 

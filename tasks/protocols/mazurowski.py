@@ -60,7 +60,7 @@ import numpy as np
 from records.specs import ProtocolSpec
 from tasks.models.base import DecodeRequest, Prompt
 from tasks.protocols.base import Context, PromptProtocol, Step, Steps, lockstep, tight_box
-from tasks.protocols.geometry import child_rngs, components, edt_centre, iou
+from tasks.protocols.geometry import EdtCentres, child_rngs, components, iou
 
 MODES = ("m1", "m2", "m3", "m4", "m5")
 
@@ -122,19 +122,20 @@ class Mazurowski(PromptProtocol):
             return not wanted or name in wanted
 
         modes_rng, clicks_rng = child_rngs(ctx.rng, 2)
+        centre = EdtCentres()  # the steps of this object share their masks' transforms
         oracle_rng = copy.deepcopy(clicks_rng)  # same stream state: same clicks while the masks agree
         runs: list[Steps] = []
         if any(asked(f"{self.name}-{m}{s}") for m in MODES for s in ("", "-oracle")):
-            runs.append(self._modes(gt, modes_rng))
+            runs.append(self._modes(gt, modes_rng, centre))
         if asked(self.clicks_name):
-            runs.append(self._clicks(gt, clicks_rng, oracle=False))
+            runs.append(self._clicks(gt, clicks_rng, centre, oracle=False))
         if asked(f"{self.clicks_name}-oracle"):
-            runs.append(self._clicks(gt, oracle_rng, oracle=True))
+            runs.append(self._clicks(gt, oracle_rng, centre, oracle=True))
         # Modes and both click sequences side by side; a prompt asked twice in a round (the two click
         # sequences while their masks agree, M3's box and M4's first) is decoded once by the driver.
         return [step for steps in (yield from lockstep(runs)) for step in steps]
 
-    def _modes(self, gt: np.ndarray, rng: np.random.Generator) -> Steps:
+    def _modes(self, gt: np.ndarray, rng: np.random.Generator, centre: EdtCentres) -> Steps:
         comps = components(gt, ties="last")
         steps: list[Step] = []
 
@@ -148,8 +149,8 @@ class Mazurowski(PromptProtocol):
         def box_of(region: np.ndarray) -> tuple[float, float, float, float]:
             return tuple(float(v) for v in tight_box(region))
 
-        m1 = points_prompt([edt_centre(comps[0], rng)])  # M1: centre of the largest component
-        m2 = points_prompt([edt_centre(c, rng) for c in comps[:3]])  # M2: centres of the up to 3 largest, one call
+        m1 = points_prompt([centre(comps[0], rng)])  # M1: centre of the largest component
+        m2 = points_prompt([centre(c, rng) for c in comps[:3]])  # M2: centres of the up to 3 largest, one call
         m3 = Prompt(box=box_of(comps[0]))  # M3: tight box of the largest component
         boxes = tuple(box_of(c) for c in comps[:3])  # M4: one box per component (up to 3), one call each
         m5 = Prompt(box=box_of(gt))  # M5: tight box of the whole mask
@@ -166,14 +167,14 @@ class Mazurowski(PromptProtocol):
         record("m5", m5, *outputs[-1])
         return steps
 
-    def _clicks(self, gt: np.ndarray, rng: np.random.Generator, oracle: bool) -> Steps:
+    def _clicks(self, gt: np.ndarray, rng: np.random.Generator, centre: EdtCentres, oracle: bool) -> Steps:
         name = f"{self.clicks_name}-oracle" if oracle else self.clicks_name
         points: list[tuple[float, float]] = []
         labels: list[int] = []
         steps: list[Step] = []
         region = gt  # click 1: centre of the whole mask
         for k in range(1, self.clicks + 1):
-            x, y = edt_centre(region, rng)
+            x, y = centre(region, rng)
             points.append((float(x), float(y)))
             labels.append(1 if gt[y, x] else 0)
             prompt = Prompt(points=tuple(points), point_labels=tuple(labels))

@@ -296,6 +296,30 @@ def test_edt_centre_on_the_box_is_the_whole_image_rule() -> None:
         assert a.random() == b.random()
 
 
+def test_shared_edt_centres_click_as_edt_centre_and_transform_a_repeated_mask_once(monkeypatch) -> None:
+    """One object's steps share their masks' maxima: the same clicks and generator states as
+    edt_centre's, with one transform per distinct mask (the empty one included)."""
+    from tasks.protocols import geometry
+
+    shapes = np.random.default_rng(3)
+    masks = []
+    for _ in range(6):
+        mask = np.zeros((30, 40), bool)
+        y, x = shapes.integers(0, 22), shapes.integers(0, 31)
+        mask[y : y + 8, x : x + 9] = shapes.random((8, 9)) > 0.3
+        masks.append(mask)
+    masks.append(np.zeros((30, 40), bool))
+    sequence = masks + [m.copy() for m in masks[::-1]]  # every mask twice, as new arrays
+    transforms = []
+    monkeypatch.setattr(geometry, "padded_edt", lambda m, f=geometry.padded_edt: transforms.append(1) or f(m))
+    shared, a, b = geometry.EdtCentres(), np.random.default_rng(5), np.random.default_rng(5)
+    expected = [edt_centre(m, b) for m in sequence]
+    del transforms[:]
+    assert [shared(m, a) for m in sequence] == expected
+    assert a.random() == b.random()
+    assert len(transforms) == len(masks)
+
+
 def test_edt_centre_of_disc_and_ring() -> None:
     yy, xx = np.mgrid[:31, :31]
     disc = np.hypot(yy - 15, xx - 15) <= 10

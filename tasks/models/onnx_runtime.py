@@ -5,9 +5,9 @@ Why: on this kind of machine (2 cores, fp32) the eager torch encoder of LiteMedS
 quarter of the machine's dense matmul speed and ONNX Runtime's CPU kernels nearly twice that
 (``bench/encoder_speed.py``; embeddings equal to 3e-6). Its mask decoder, exported in the order of
 ``tasks/models/subpixel_decoder.py``, takes 26 ms a prompt there against torch's 44 (SAM's own
-layout exported: 38-43 ms). An export is deterministic for a checkpoint, an input size and a torch version, so its
-file is named by them and made once per machine (seconds); every later worker process opens it in
-well under a second.
+layout exported: 38-43 ms). An export is deterministic for a checkpoint, an input size and a torch
+version, so its file is named by them and made once per machine (seconds); every later worker
+process opens it in well under a second.
 """
 
 from __future__ import annotations
@@ -59,7 +59,7 @@ class ExportSpec:
     input_names: tuple[str, ...]
     output_names: tuple[str, ...]
     dynamic_axes: dict[str, dict[int, str]] = field(default_factory=dict)
-    reference: torch.nn.Module | None = None  # what the export must equal, on the same inputs: the module where None
+    reference: torch.nn.Module | None = None  # what the export must equal on the same inputs (None: module)
 
 
 def onnxruntime_available() -> bool:
@@ -97,11 +97,12 @@ class OnnxSession(torch.nn.Module):
 
     def __init__(self, path: Path, threads: int, fixed_shapes: bool = False):
         """On ``threads`` threads that sleep between runs (see below). ``fixed_shapes``: the network's
-        inputs have the same shapes on every call (an encoder of one slice), so ONNX Runtime's CPU memory arena and memory patterns hold one pass's buffers and
-        reuse them: LiteMedSAM's encoder 655 -> 561 ms a pass on 2 cores, for +280 MiB held (430 ->
-        706 MiB after 12 passes). Otherwise both are off: the arena keeps every buffer it ever grew,
-        and a decoder's vary with the batch and the prompt's tokens (with both networks on the arena a
-        LiteMedSAM worker peaked at 2.0 GiB, without it 1.3 GiB at the decoder's same speed)."""
+        inputs have the same shapes on every call (an encoder of one slice), so ONNX Runtime's CPU
+        memory arena and memory patterns hold one pass's buffers and reuse them: LiteMedSAM's encoder
+        655 -> 561 ms a pass on 2 cores, for +280 MiB held (430 -> 706 MiB after 12 passes).
+        Otherwise both are off: the arena keeps every buffer it ever grew, and a decoder's vary with
+        the batch and the prompt's tokens (with both networks on the arena a LiteMedSAM worker peaked
+        at 2.0 GiB, without it 1.3 GiB at the decoder's same speed)."""
         import onnxruntime as ort
 
         super().__init__()

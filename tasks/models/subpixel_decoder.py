@@ -45,7 +45,7 @@ class SubpixelMaskDecoder(torch.nn.Module):
         first, norm, *activations = mask_decoder.output_upscaling
         second = activations.pop(1)
         if not all(isinstance(a, torch.nn.GELU) and a.approximate == "none" for a in activations):
-            raise ValueError(f"the sub-pixel decoder computes SAM's exact GELUs, this decoder upscales with {activations}")
+            raise ValueError(f"the sub-pixel decoder computes SAM's exact GELUs, not {activations}")
         self.norm = norm
         for name, conv in (("first", first), ("second", second)):
             weight, bias = subpixel_weight(conv)

@@ -185,14 +185,16 @@ _DENSE_PE: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 def dense_pe(prompt_encoder: torch.nn.Module) -> torch.Tensor:
     """``prompt_encoder.get_dense_pe()``, the positional encoding of the image grid, computed once per
-    prompt encoder: it depends on the weights only (loaded before the first decode), and costs 2 ms a
-    call on a CPU. Made outside inference mode, so that calls with autograd on may use it too."""
+    prompt encoder and device: it depends on the weights only (loaded before the first decode), and
+    costs 2 ms a call on a CPU. Made outside inference mode, so that calls with autograd on may use it."""
     import torch
 
-    if prompt_encoder not in _DENSE_PE:
+    device = next(prompt_encoder.parameters()).device
+    held = _DENSE_PE.get(prompt_encoder)
+    if held is None or held.device != device:
         with torch.inference_mode(False), torch.no_grad():
-            _DENSE_PE[prompt_encoder] = prompt_encoder.get_dense_pe()
-    return _DENSE_PE[prompt_encoder]
+            held = _DENSE_PE[prompt_encoder] = prompt_encoder.get_dense_pe()
+    return held
 
 
 @dataclass(frozen=True)

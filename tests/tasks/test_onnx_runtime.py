@@ -227,3 +227,13 @@ def test_the_encoder_reuses_its_buffers_and_a_held_embedding_stays_as_it_was(bot
         later = on_ort.encode(second)
     assert float((later.features - copy).abs().max()) > 0.1  # another slice's embedding
     assert torch.equal(held.features, copy)
+
+
+def test_the_grid_encoding_is_computed_once_per_prompt_encoder_and_usable_with_autograd(both):
+    from tasks.models.base import dense_pe
+
+    prompt_encoder = both[0].net.prompt_encoder
+    first = dense_pe(prompt_encoder)
+    assert dense_pe(prompt_encoder) is first  # held, not recomputed
+    assert torch.equal(first, prompt_encoder.get_dense_pe())
+    assert not first.is_inference()  # made outside inference mode: autograd code may take it

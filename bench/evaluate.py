@@ -8,7 +8,8 @@ mazurowski with 3 clicks, sammed2d), this runs in one process:
 ``encoder``  bare encoder passes over the slices evaluate plans (the floor), slices read beforehand;
 ``unit``     ``run_unit`` on the case's planned objects under the three protocols (every slice
              encoded once, all its prompts decoded on that embedding, in lockstep rounds decoded in
-             batches where the model batches (on a GPU), rows scored); with its prompts and decoder passes;
+             batches where the model batches (on a GPU), rows scored); with its prompts, decoder passes
+             and the seconds inside the mask decoder (``unit_decoder_s``);
 ``other``    the same on the other decoding path (the same rows): batched where the model decodes
              one prompt per call by default (on a CPU), one call per prompt where it batches;
 ``efficiency`` the encoder's FLOPs per slice (``torch.utils.flop_counter``) over its seconds per
@@ -104,14 +105,17 @@ class ReEncoding:
 
 
 @contextmanager
-def counting(module) -> Iterator[list[int]]:
-    """Count forward passes of a torch module for the block."""
-    calls: list[int] = []
-    hook = module.register_forward_hook(lambda *args: calls.append(1))
+def counting(module) -> Iterator[list[float]]:
+    """The seconds of each forward pass of a torch module in the block (their count is its passes)."""
+    passes: list[float] = []
+    started: list[float] = []
+    before = module.register_forward_pre_hook(lambda *args: started.append(time.perf_counter()))
+    after = module.register_forward_hook(lambda *args: passes.append(time.perf_counter() - started.pop()))
     try:
-        yield calls
+        yield passes
     finally:
-        hook.remove()
+        before.remove()
+        after.remove()
 
 
 def root_env(root: Path, downloads: Path, prefect_home: Path) -> dict[str, str]:
@@ -215,12 +219,14 @@ def encoder_efficiency(model: SegmentationModel, image: np.ndarray, seconds_per_
 
 @dataclass(frozen=True)
 class UnitTiming:
-    """``run_unit`` over some work: seconds, prompts decoded, mask decoder passes, result rows."""
+    """``run_unit`` over some work: seconds, prompts decoded, mask decoder passes and their seconds,
+    result rows."""
 
     seconds: float
     prompts: int
     passes: int
     rows: int
+    decoder_s: float
 
 
 def time_unit(model, work: list[tuple[WorkUnit, list[PlannedObject]]], specs: dict[str, PlannedSpec],
@@ -237,7 +243,7 @@ def time_unit(model, work: list[tuple[WorkUnit, list[PlannedObject]]], specs: di
             rows += len(done.rows)
             prompts += done.decoding.decoded
         seconds = time.perf_counter() - start
-    return UnitTiming(seconds, prompts, len(passes), rows)
+    return UnitTiming(seconds, prompts, len(passes), rows, sum(passes))
 
 
 def naive_sample(work: list[tuple[WorkUnit, list[PlannedObject]]], n_slices: int) -> list[tuple[WorkUnit, list[PlannedObject]]]:
@@ -343,7 +349,7 @@ def main() -> None:
         "case": f"{DATASET}/{args.case}", "slices": passes, "objects": n_objects, "rows": rows, "decoder_calls": decodes,
         "decoder_batches": unit.passes, "torch_threads": torch.get_num_threads(),
         "encoder_s": round(encoder_s, 2), "encoder_cpu_s": round(encoder_cpu_s, 2),
-        "unit_s": round(unit_s, 2), "unit_cpu_s": round(unit_cpu_s, 2),
+        "unit_s": round(unit_s, 2), "unit_cpu_s": round(unit_cpu_s, 2), "unit_decoder_s": round(unit.decoder_s, 2),
         "unit_cpu_over_encoder_cpu": round(unit_cpu_s / encoder_cpu_s, 3),
         "unit_batched": model.batches_decoding, "unit_other_path_s": round(other.seconds, 2),
         "unit_other_path_cpu_s": round(other_cpu_s, 2), "unit_other_path_decoder_batches": other.passes,
@@ -370,7 +376,8 @@ def main() -> None:
     print(f"  encoder arithmetic   {efficiency.flops / 1e9:.2f} GFLOP/slice at {efficiency.encoder_gflops:.1f} GFLOP/s "
           f"= {efficiency.ratio:.2f} x this machine's fp32 matmul ({efficiency.matmul_gflops:.1f} GFLOP/s)")
     print(f"  run_unit             {unit_s:7.2f} s  = {figures['unit_over_encoder']:.2f} x encoder "
-          f"({decodes} prompts in {unit.passes} decoder batches; {unit_cpu_s:.1f} CPU s)")
+          f"({decodes} prompts in {unit.passes} decoder batches, {unit.decoder_s:.2f} s in the decoder; "
+          f"{unit_cpu_s:.1f} CPU s)")
     other_name = "run_unit, 1 by 1 " if model.batches_decoding else "run_unit, batched"
     print(f"  {other_name}    {other.seconds:7.2f} s  = {figures['unit_other_path_over_encoder']:.2f} x encoder "
           f"({other.prompts} prompts in {other.passes} decoder passes; {other_cpu_s:.1f} CPU s)")

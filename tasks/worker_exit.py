@@ -18,6 +18,10 @@ import logging
 import multiprocessing
 import os
 import sys
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # distributed is imported in worker processes only
+    from distributed import Worker
 
 _installed = False
 
@@ -35,7 +39,7 @@ def end_quickly_after_close() -> None:
         _installed = True
 
 
-def _current_worker():
+def _current_worker() -> Worker | None:
     """The Dask worker running this task, or None outside one."""
     try:
         from distributed import get_worker
@@ -45,7 +49,7 @@ def _current_worker():
         return None
 
 
-def _end_if_closed(worker) -> None:
+def _end_if_closed(worker: Worker) -> None:
     """End the process with status 0 if ``worker`` closed normally; otherwise let the interpreter exit
     as it would (a worker that failed keeps its exit status and its teardown)."""
     from distributed.core import Status

@@ -52,7 +52,8 @@ class SubpixelMaskDecoder(torch.nn.Module):
             self.register_buffer(f"{name}_weight", weight)
             self.register_buffer(f"{name}_bias", bias)
 
-    def forward(self, image_embeddings: torch.Tensor, sparse: torch.Tensor, dense: torch.Tensor):
+    def forward(self, image_embeddings: torch.Tensor, sparse: torch.Tensor,
+                dense: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         decoder = self.decoder
         batch = sparse.shape[0]
         outputs = torch.cat([decoder.iou_token.weight, decoder.mask_tokens.weight])[None].expand(batch, -1, -1)

@@ -23,6 +23,7 @@ from catalog.user_cards import register_folder, resolve_dataset
 from flows.output import Format, emit
 from tasks.fetch import FetchError, check_obtainable, materialise, resolve_subsets
 from tasks.model_plugins import plugin_names
+from tasks.process_exit import end_process
 from tasks.settings import get_settings
 
 if TYPE_CHECKING:
@@ -567,9 +568,7 @@ def main() -> None:
             print(code, file=sys.stderr)
         code = 0 if code is None else 1
     atexit._run_exitfuncs()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+    end_process(code)
 
 
 if __name__ == "__main__":

@@ -81,11 +81,11 @@ def worker_model(name: str, checkpoint: str | None, device: str, threads: int, b
 
     The thread count is set before the model is first built, as ONNX Runtime sessions take theirs
     when they are made. Called by each unit, and by a local cluster's warm-up before the first unit. A
-    worker process that calls it ends at once when its worker closes (:mod:`tasks.worker_exit`).
+    worker process that calls it ends at once when its worker closes (:mod:`tasks.process_exit`).
     """
     import torch
 
-    from tasks.worker_exit import end_quickly_after_close
+    from tasks.process_exit import end_quickly_after_close
 
     end_quickly_after_close()
     torch.set_num_threads(threads)

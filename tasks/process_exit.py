@@ -1,4 +1,5 @@
-"""A Dask worker process that ends at once when its worker has closed, instead of tearing down torch.
+"""Ending a process at once, without the interpreter's teardown: ``samatlas`` after its command
+(``flows.cli.main``), and a Dask worker process when its worker has closed.
 
 When a command closes its local cluster, each nanny asks its worker to close and waits for the
 worker's process to end. The worker closes in a few milliseconds; the process then spent about
@@ -7,8 +8,8 @@ one-worker cluster with LiteMedSAM built, 1.35 s against 0.1 s), and the command
 its task runner to stop (2.2-2.7 s of every ``samatlas evaluate``). Nothing is left to do by then:
 the worker has returned its units' rows, released its directory and joined its queues to the nanny;
 Prefect's services drain at thread shutdown, before any ``atexit`` handler. So the handler installed
-here flushes the logging handlers (Prefect's API handler drains its queue) and the standard streams,
-then ends the process, as ``samatlas`` itself ends after its command (``flows.cli.main``).
+here flushes the logging handlers (Prefect's API handler drains its queue), then ends the process
+as ``samatlas`` itself ends after its command.
 """
 
 from __future__ import annotations
@@ -24,6 +25,13 @@ if TYPE_CHECKING:  # distributed is imported in worker processes only
     from distributed import Worker
 
 _installed = False
+
+
+def end_process(code: int) -> None:
+    """Flush the standard streams and end this process with ``code`` at once."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
 
 
 def end_quickly_after_close() -> None:
@@ -57,6 +65,4 @@ def _end_if_closed(worker: Worker) -> None:
     if worker.status != Status.closed:
         return
     logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(0)
+    end_process(0)

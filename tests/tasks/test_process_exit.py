@@ -12,7 +12,7 @@ from pathlib import Path
 import distributed
 
 from flows.cluster import local_cluster_kwargs, make_cluster
-from tasks import worker_exit
+from tasks import process_exit
 
 
 def _in_worker(folder: str) -> int:
@@ -24,8 +24,8 @@ def _in_worker(folder: str) -> int:
         Path(folder, name).write_text("ran")
 
     atexit.register(mark, "registered-before")  # runs after the quick end's handler (LIFO): skipped
-    worker_exit.end_quickly_after_close()
-    worker_exit.end_quickly_after_close()  # once per process
+    process_exit.end_quickly_after_close()
+    process_exit.end_quickly_after_close()  # once per process
     atexit.register(mark, "registered-after")  # runs before it
     target = logging.FileHandler(Path(folder, "log.txt"))
     buffered = logging.handlers.MemoryHandler(capacity=100, target=target)  # written on flush only
@@ -49,5 +49,5 @@ def test_a_closed_worker_process_ends_at_once_with_its_logs_flushed(tmp_path: Pa
 
 
 def test_nothing_is_installed_outside_a_worker_process():
-    worker_exit.end_quickly_after_close()
-    assert not worker_exit._installed
+    process_exit.end_quickly_after_close()
+    assert not process_exit._installed

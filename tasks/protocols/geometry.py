@@ -100,11 +100,15 @@ def edt_maxima(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     maxima and the maxima's raster order are those of the whole image, at the cost of the box.
     """
     mask = np.asarray(mask, dtype=bool)
-    if not mask.any():
+    return _maxima_on_box(mask, bounding_box(mask) if mask.any() else None)
+
+
+def _maxima_on_box(mask: np.ndarray, box: tuple[slice, slice] | None) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`edt_maxima` of a boolean mask whose bounding box is ``box`` (None: the mask is empty)."""
+    if box is None:
         return maxima(padded_edt(mask))
-    c0, r0, c1, r1 = bbox_exclusive(mask)
-    r, c = maxima(padded_edt(mask[r0:r1, c0:c1]))
-    return r + r0, c + c0
+    rows, cols = maxima(padded_edt(mask[box]))
+    return rows + box[0].start, cols + box[1].start
 
 
 class EdtCentres:
@@ -121,10 +125,12 @@ class EdtCentres:
 
     def __call__(self, mask: np.ndarray, rng: np.random.Generator) -> Point:
         mask = np.asarray(mask, dtype=bool)
-        box = bounding_box(mask) if mask.any() else ()
-        key = (mask.shape, tuple((b.start, b.stop) for b in box), np.packbits(mask[box]).tobytes())
+        box = bounding_box(mask) if mask.any() else None
+        crop = mask if box is None else mask[box]
+        bounds = None if box is None else tuple((b.start, b.stop) for b in box)
+        key = (mask.shape, bounds, np.packbits(crop).tobytes())
         if key not in self._maxima:
-            self._maxima[key] = edt_maxima(mask)
+            self._maxima[key] = _maxima_on_box(mask, box)
         return pick(rng, *self._maxima[key])
 
 

@@ -3,9 +3,9 @@ only when their outputs equal torch's.
 
 Why: on this kind of machine (2 cores, fp32) the eager torch encoder of LiteMedSAM reaches about a
 quarter of the machine's dense matmul speed and ONNX Runtime's CPU kernels nearly twice that
-(``bench/encoder_speed.py``; embeddings equal to 3e-6). Its mask decoder, exported in the order of
-``tasks/models/subpixel_decoder.py``, takes 26 ms a prompt there against torch's 44 (SAM's own
-layout exported: 38-43 ms). An export is deterministic for a checkpoint, an input size and a torch
+(``bench/encoder_speed.py``; embeddings equal to 3e-6). A decoder call takes 26 ms there against
+torch's 44, with the decoder exported in the order of ``tasks/models/subpixel_decoder.py`` and the
+threads sleeping between runs (SAM's own layout with spinning threads: 38-43 ms). An export is deterministic for a checkpoint, an input size and a torch
 version, so its file is named by them and made once per machine (seconds); every later worker
 process opens it in well under a second.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from tasks.models.base import dense_pe
 from tasks.models.subpixel_decoder import SubpixelMaskDecoder
 
 OPSET = 17
@@ -260,9 +261,7 @@ def fast_networks(net: torch.nn.Module, architecture: str, sha256: str, input_si
     try:
         encoder = exported(encoder_spec(net.image_encoder, input_size),
                            ExportKey(architecture, "encoder", sha256, input_size), cache, threads)
-        with torch.inference_mode():
-            image_pe = net.prompt_encoder.get_dense_pe()
-        core = exported(decoder_spec(net.mask_decoder, image_pe),
+        core = exported(decoder_spec(net.mask_decoder, dense_pe(net.prompt_encoder)),
                         ExportKey(architecture, DECODER_PART, sha256, input_size), cache, threads)
     except OnnxExportError as error:
         if runtime == "onnxruntime":

@@ -105,7 +105,7 @@ class ReEncoding:
 
 
 @contextmanager
-def counting(module) -> Iterator[list[float]]:
+def timed_passes(module) -> Iterator[list[float]]:
     """The seconds of each forward pass of a torch module in the block (their count is its passes)."""
     passes: list[float] = []
     started: list[float] = []
@@ -235,7 +235,7 @@ def time_unit(model, work: list[tuple[WorkUnit, list[PlannedObject]]], specs: di
     (``batched=False``) or as the model does by default (``None``)."""
     stamp = RunStamp("bench", "bench")
     rows = prompts = 0
-    with counting(model.mask_decoder) as passes:  # ReEncoding passes it on
+    with timed_passes(model.mask_decoder) as passes:  # ReEncoding passes it on
         start = time.perf_counter()
         for unit, objects in work:
             done = run_unit(as_location(unit.zarr_path), unit.dataset, unit.case_id, objects, model, specs, stamp,
@@ -332,7 +332,7 @@ def main() -> None:
     other_cpu_s = time.process_time() - cpu
     assert other.rows == unit.rows and other.prompts == unit.prompts
     unit_s, decodes, rows = unit.seconds, unit.prompts, unit.rows
-    with counting(model.encoder) as naive_encodes:
+    with timed_passes(model.encoder) as naive_encodes:
         naive = time_unit(ReEncoding(model), naive_sample(work, args.naive_slices), specs, batched=False)
     naive_s, naive_decodes = naive.seconds, naive.prompts
     assert len(naive_encodes) == naive_decodes, "the naive loop re-encodes before every decoder call"

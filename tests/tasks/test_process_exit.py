@@ -49,5 +49,13 @@ def test_a_closed_worker_process_ends_at_once_with_its_logs_flushed(tmp_path: Pa
 
 
 def test_nothing_is_installed_outside_a_worker_process():
+    """Neither in a plain process nor in a threaded Dask worker running in this process (ending it
+    would end the command)."""
     process_exit.end_quickly_after_close()
+    assert not process_exit._installed
+    with distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=False, dashboard_address=None) as cluster, \
+            distributed.Client(cluster) as client:
+        found = client.submit(lambda: process_exit._current_worker() is not None, pure=False).result()
+        client.submit(process_exit.end_quickly_after_close, pure=False).result()
+    assert found  # the task ran in a Dask worker, of this process
     assert not process_exit._installed

@@ -3,11 +3,13 @@ only when their outputs equal torch's.
 
 Why: on this kind of machine (2 cores, fp32) the eager torch encoder of LiteMedSAM reaches about a
 quarter of the machine's dense matmul speed and ONNX Runtime's CPU kernels nearly twice that
-(``bench/encoder_speed.py``; embeddings equal to 3e-6). A decoder call takes 26 ms there against
-torch's 44, with the decoder exported in the order of ``tasks/models/subpixel_decoder.py`` and the
-threads sleeping between runs (SAM's own layout with spinning threads: 38-43 ms). An export is deterministic for a checkpoint, an input size and a torch
-version, so its file is named by them and made once per machine (seconds); every later worker
-process opens it in well under a second.
+(``bench/encoder_speed.py``; embeddings equal to 3e-6). The mask decoder is exported in the order of
+``tasks/models/cpu_decoder.py`` (the prompt folded into the cross attentions, the upscaling as matrix
+products) and its threads sleep between runs: a whole decoder call (prompt encoding, decoder, mask
+resizing) took a median 27 ms against 51 ms with the previous export (upscaling only re-laid out) and
+79 ms in torch, in one interleaved run on a busy hour (on a quiet one: 26 ms before, 44 torch). An
+export is deterministic for a checkpoint, an input size and a torch version, so its file is named by
+them and made once per machine (seconds); every later worker process opens it in well under a second.
 """
 
 from __future__ import annotations
@@ -21,12 +23,12 @@ import numpy as np
 import torch
 
 from tasks.models.base import dense_pe
-from tasks.models.subpixel_decoder import SubpixelMaskDecoder
+from tasks.models.cpu_decoder import CpuMaskDecoder
 
 OPSET = 17
 TOLERANCE = 1e-3  # the largest absolute difference in any output an export may have to be kept
 RUNTIMES = ("auto", "torch", "onnxruntime")
-DECODER_PART = "decoder-subpixel"  # the mask decoder's export, as tasks/models/subpixel_decoder.py lays it out
+DECODER_PART = "decoder-cpu"  # the mask decoder's export, as tasks/models/cpu_decoder.py orders it
 
 
 class OnnxExportError(RuntimeError):
@@ -189,7 +191,7 @@ def encoder_spec(encoder: torch.nn.Module, input_size: int) -> ExportSpec:
 
 class MaskDecoderCore(torch.nn.Module):
     """A SAM-style mask decoder's own ``predict_masks`` with the image's positional encoding bound:
-    what its export (:class:`SubpixelMaskDecoder`) must equal, taking the same inputs."""
+    what its export (:class:`CpuMaskDecoder`) must equal, taking the same inputs."""
 
     def __init__(self, mask_decoder: torch.nn.Module, image_pe: torch.Tensor):
         super().__init__()
@@ -200,7 +202,7 @@ class MaskDecoderCore(torch.nn.Module):
 
 
 def decoder_spec(mask_decoder: torch.nn.Module, image_pe: torch.Tensor) -> ExportSpec:
-    """:class:`SubpixelMaskDecoder` (every mask and IoU, one image embedding per prompt; the output
+    """:class:`CpuMaskDecoder` (every mask and IoU, one image embedding per prompt; the output
     choice stays in torch) with the batch, the sparse token count and the dense prompt's grid (the
     full grid, or one vector) free; checked against the decoder's own ``predict_masks`` on a batch of
     two 3-token prompts (a box and its padding point) with mask inputs and a batch of one 6-token
@@ -214,7 +216,7 @@ def decoder_spec(mask_decoder: torch.nn.Module, image_pe: torch.Tensor) -> Expor
                 0.1 * torch.randn((batch, channels, *grid), generator=generator))
 
     batch = {0: "batch"}
-    return ExportSpec(SubpixelMaskDecoder(mask_decoder, image_pe).eval(),
+    return ExportSpec(CpuMaskDecoder(mask_decoder, image_pe).eval(),
                       (probe(2, 3, (height, width)), probe(1, 6, (1, 1))),
                       ("image_embeddings", "sparse", "dense"), ("masks", "iou"),
                       {"image_embeddings": batch, "sparse": {0: "batch", 1: "tokens"},
@@ -223,7 +225,7 @@ def decoder_spec(mask_decoder: torch.nn.Module, image_pe: torch.Tensor) -> Expor
 
 
 class OnnxMaskDecoder(torch.nn.Module):
-    """An exported :class:`SubpixelMaskDecoder` called as the torch mask decoder is: the image embedding
+    """An exported :class:`CpuMaskDecoder` called as the torch mask decoder is: the image embedding
     repeated per prompt where one serves several, then SAM's output choice (masks 1..3 for multimask
     output, else mask 0). ``image_pe`` is taken and not used: the export holds the checkpoint's own."""
 

@@ -21,7 +21,7 @@ from tasks.models.onnx_runtime import (
     TOLERANCE, ExportKey, OnnxExportError, OnnxMaskDecoder, OnnxSession, encoder_spec, exported, fast_networks,
     use_onnxruntime,
 )
-from tasks.models.subpixel_decoder import SubpixelMaskDecoder, subpixel_weight
+from tasks.models.cpu_decoder import CpuMaskDecoder, row_weights, upscaled
 from tests.tasks.test_litemedsam_reference import sample_slices
 
 
@@ -75,15 +75,17 @@ def test_batched_onnx_decoding_equals_one_call_per_prompt(both, tmp_path: Path):
         assert float(np.abs(low_res[0].numpy() - single.low_res).max()) <= 1e-4
 
 
-def test_the_subpixel_decoder_equals_the_decoder_it_rewrites(both):
+@pytest.mark.parametrize("tokens", [3, 16])
+def test_the_cpu_decoder_equals_the_decoder_it_rewrites(both, tokens: int):
     """In torch, before any export: every mask and IoU of LiteMedSAM's decoder, for prompts with a mask
-    embedding (the full grid) and with the no-mask vector, and for a batch of two."""
+    embedding (the full grid) and with the no-mask vector, for a batch of two, with a box's 3 sparse
+    tokens and with more tokens than the folded attention is cheaper for (16 + 5 > 16)."""
     net = both[0].net
     image_pe = net.prompt_encoder.get_dense_pe()
-    rewritten = SubpixelMaskDecoder(net.mask_decoder, image_pe).eval()
+    rewritten = CpuMaskDecoder(net.mask_decoder, image_pe).eval()
     generator = torch.Generator().manual_seed(1)
     image = torch.randn((2, 256, 64, 64), generator=generator)
-    sparse = torch.randn((2, 3, 256), generator=generator)
+    sparse = torch.randn((2, tokens, 256), generator=generator)
     no_mask = net.prompt_encoder.no_mask_embed.weight.reshape(1, -1, 1, 1).expand(2, -1, 1, 1)
     with torch.inference_mode():
         for dense in (0.1 * torch.randn((2, 256, 64, 64), generator=generator), no_mask):
@@ -97,16 +99,26 @@ def test_the_subpixel_decoder_equals_the_decoder_it_rewrites(both):
 def test_the_decoder_export_holds_the_positional_encoding_and_its_threads_sleep(both):
     core = both[1].mask_decoder.core
     assert core.input_names == ["image_embeddings", "sparse", "dense"]
-    assert core.path.name.startswith("litemedsam-decoder-subpixel-")
+    assert core.path.name.startswith("litemedsam-decoder-cpu-")
     for session in (core.session, both[1].encoder.session):
         assert session.get_session_options().get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
+def test_row_offset_products_are_the_transposed_convolution_in_raster_order():
+    conv = torch.nn.ConvTranspose2d(8, 4, kernel_size=2, stride=2)
+    image = torch.randn((2, 8, 3, 5))
+    weight, bias = row_weights(conv)
+    assert weight.shape == (2, 8, 8) and bias.shape == (8,)
+    with torch.inference_mode():
+        got = upscaled(image.flatten(2).transpose(1, 2), weight, bias, width=5)
+        want = conv(image).flatten(2).transpose(1, 2)
+    assert got.shape == want.shape == (2, 6 * 10, 4)
+    assert float((got - want).abs().max()) <= 1e-6
+
+
 def test_a_transposed_convolution_other_than_2x2_stride_2_is_refused():
     with pytest.raises(ValueError, match="2x2 stride-2"):
-        subpixel_weight(torch.nn.ConvTranspose2d(8, 4, kernel_size=3, stride=2))
-    weight, bias = subpixel_weight(torch.nn.ConvTranspose2d(8, 4, kernel_size=2, stride=2))
-    assert weight.shape == (8, 16) and bias.shape == (16,)
+        row_weights(torch.nn.ConvTranspose2d(8, 4, kernel_size=3, stride=2))
 
 
 def test_no_mask_vectors_stay_vectors_unless_a_mask_embedding_is_stacked_with_them():

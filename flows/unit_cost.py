@@ -39,7 +39,8 @@ class ModelSpeed:
 
 CPU_DECODER_S = 0.045  # measured: LiteMedSAM's mask decoder in torch, 44 ms a call; SAM's has the same shape
 SPEEDS: dict[tuple[str, str], ModelSpeed] = {
-    ("litemedsam", "cpu"): ModelSpeed(0.45, 0.026, "measured: ONNX Runtime, 2 threads (0.38-0.45 s a pass; 0.86 on slower hosts)"),
+    ("litemedsam", "cpu"): ModelSpeed(0.45, 0.019, "measured: ONNX Runtime, 2 threads (0.38-0.45 s a pass, 0.86 on slower "
+                                      "hosts; 19 ms a prompt: bench/evaluate.py's unit_decoder_s, 1.71 s for 91)"),
     ("filled-box", "cpu"): ModelSpeed(0.0, 0.0, "no network"),
     ("sam_vit_b", "cpu"): ModelSpeed(30.0, CPU_DECODER_S, "given: ~30 s for ViT-B at 1024 (not measured here)"),
     ("medsam_vit_b", "cpu"): ModelSpeed(30.0, CPU_DECODER_S, "given: ~30 s for ViT-B at 1024 (not measured here)"),

@@ -71,8 +71,8 @@ class LiteMedSAM(MaskInputModel):
     def batches_decoding(self) -> bool:
         """On a GPU only. On a CPU, torch's decoder costs more per prompt in batches (130 against 85 ms),
         and so does ONNX Runtime's without its memory arena (as samatlas runs it, for memory): 58 ms a
-        prompt in batches of 8 against 23 ms alone; a batched unit measured 2.25x the encoder against
-        1.62x one prompt per call (``bench/evaluate.py``)."""
+        prompt in batches of 8 against 23 ms alone; a batched unit measured 2.23x the encoder against
+        1.49x one prompt per call (``bench/evaluate.py``)."""
         return self.device.type != "cpu"
 
     def geometry(self, height: int, width: int) -> Geometry:

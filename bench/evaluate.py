@@ -22,7 +22,9 @@ mazurowski with 3 clicks, sammed2d), this runs in one process:
 ``cli``      the wall time of a ``samatlas evaluate --workers 1`` subprocess on the same case with a
              fresh copy of the catalog: its Prefect server, Dask cluster, worker model load and
              commits included (``cli - unit`` is that fixed cost), and the CPU seconds of all its
-             processes, which a busy machine moves less than the wall time;
+             processes, which a busy machine moves less than the wall time; and its cold start: when
+             its first unit began and the CPU seconds its command, Prefect server and Dask worker
+             had used by then (``bench/process_cpu.py``), over the cores the bound on that start;
 ``large``    the same ``cli`` against bare encoder passes on a long run: ``--large-slices`` (default
              100) slices of the MNI152 template (``sample-mni152``, WM and GM) under medsam-box,
              where the fixed cost is spread over many slices (``--large-slices 0`` skips it);
@@ -41,6 +43,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import resource
 import shutil
 import subprocess
@@ -56,6 +59,8 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+
+from process_cpu import ProcessTreeCpu  # noqa: E402 (bench/, this script's folder)
 
 from catalog.query import connect  # noqa: E402
 from flows.evaluate import build_protocols, model_identity, planned_specs  # noqa: E402
@@ -137,10 +142,26 @@ def root_env(root: Path, downloads: Path, prefect_home: Path) -> dict[str, str]:
 @dataclass(frozen=True)
 class Timed:
     """A command's wall seconds, and the CPU seconds of it and the processes it waited for (its
-    Prefect server and Dask workers): the CPU figure moves less than the wall on a busy machine."""
+    Prefect server and Dask workers): the CPU figure moves less than the wall on a busy machine.
+    For ``evaluate``: when its first unit began (seconds after its start, as it reports it) and
+    the CPU seconds each of its processes had used by then (:mod:`process_cpu`'s roles)."""
 
     wall_s: float
     cpu_s: float
+    first_unit_s: float | None = None
+    startup_cpu_s: dict[str, float] | None = None
+
+    def startup_figures(self, prefix: str) -> dict[str, object]:
+        """The cold start's JSON figures: the first unit's time, the CPU seconds before it by
+        process, that CPU over this machine's cores (how soon the first unit could begin were the
+        cores never idle) and the core-seconds left idle before it."""
+        if self.first_unit_s is None or self.startup_cpu_s is None:
+            return {}
+        cores, spent = os.cpu_count() or 1, sum(self.startup_cpu_s.values())
+        return {f"{prefix}first_unit_s": round(self.first_unit_s, 2),
+                f"{prefix}startup_cpu_s": {k: round(v, 2) for k, v in self.startup_cpu_s.items()},
+                f"{prefix}startup_cpu_over_cores_s": round(spent / cores, 2),
+                f"{prefix}startup_idle_core_s": round(cores * self.first_unit_s - spent, 2)}
 
 
 def _children_cpu() -> float:
@@ -148,15 +169,27 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+FIRST_UNIT = re.compile(r"the first unit began ([0-9.]+) s after the command started")
+
+
 def samatlas(env: dict[str, str], *args: str) -> Timed:
-    """Run ``samatlas ARGS`` (the venv's console script) and time it. Fails loudly."""
+    """Run ``samatlas ARGS`` (the venv's console script) and time it, its process tree's CPU sampled
+    (:class:`process_cpu.ProcessTreeCpu`) to split an ``evaluate``'s cold start. Fails loudly."""
     start, cpu = time.perf_counter(), _children_cpu()
-    done = subprocess.run([str(Path(sys.executable).with_name("samatlas")), *args], env=env,
-                          capture_output=True, text=True, check=False)
-    timed = Timed(time.perf_counter() - start, _children_cpu() - cpu)
-    if done.returncode != 0:
-        sys.exit(f"samatlas {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")
-    return timed
+    command = subprocess.Popen([str(Path(sys.executable).with_name("samatlas")), *args], env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    sampler = ProcessTreeCpu(command.pid)
+    created = sampler.root.create_time()
+    stdout, stderr = command.communicate()
+    sampler.stop()
+    wall_s, cpu_s = time.perf_counter() - start, _children_cpu() - cpu
+    if command.returncode != 0:
+        sys.exit(f"samatlas {' '.join(args)} failed ({command.returncode}):\n{stdout}{stderr}")
+    found = FIRST_UNIT.search(" ".join(stderr.split()))  # the summary wraps at the terminal's width
+    if found is None:
+        return Timed(wall_s, cpu_s)
+    first_unit_s = float(found.group(1))
+    return Timed(wall_s, cpu_s, first_unit_s, sampler.at(created + first_unit_s))
 
 
 def ingested(workdir: Path, downloads: Path) -> Path:
@@ -394,6 +427,7 @@ def main() -> None:
         "encoder_gflop_per_slice": round(efficiency.flops / 1e9, 2), "encoder_gflops": round(efficiency.encoder_gflops, 1),
         "matmul_gflops": round(efficiency.matmul_gflops, 1), "encoder_efficiency": round(efficiency.ratio, 3),
     }
+    figures |= cli.startup_figures("cli_")
     figures |= {"pipeline_prompts": pipeline.prompts, "pipeline_s": round(pipeline.pipeline_s, 2),
                 "pipeline_prompts_per_s": round(pipeline.pipeline_prompts_per_s, 1)}
     if large is not None:
@@ -401,6 +435,7 @@ def main() -> None:
                     "large_encoder_s": round(large.encoder_s, 2), "large_cli_s": round(large.cli.wall_s, 2),
                     "large_cli_cpu_s": round(large.cli.cpu_s, 1),
                     "cli_over_encoder_large": round(large.cli.wall_s / large.encoder_s, 3)}
+        figures |= large.cli.startup_figures("large_cli_")
     print(f"{figures['case']}: {passes} slices, {n_objects} objects, {rows} result rows, {decodes} decoder calls "
           f"({figures['torch_threads']} torch threads)")
     print(f"  bare encoder         {encoder_s:7.2f} s  ({encoder_s / passes:.2f} s/slice; fastest of "
@@ -415,6 +450,12 @@ def main() -> None:
           f"({other.prompts} prompts in {other.passes} decoder passes; {other_cpu_s:.1f} CPU s)")
     print(f"  samatlas evaluate    {cli_s:7.2f} s  = {figures['cli_over_encoder']:.2f} x encoder "
           f"(fixed cost beside the unit: {figures['cli_fixed_s']:.1f} s; {cli.cpu_s:.0f} CPU s in all its processes)")
+    if cli.startup_cpu_s is not None:
+        spent = sum(cli.startup_cpu_s.values())
+        by_process = ", ".join(f"{name} {cpu_s:.1f}" for name, cpu_s in cli.startup_cpu_s.items() if cpu_s >= 0.05)
+        print(f"  its cold start       first unit at {cli.first_unit_s:.1f} s; CPU s before it: {by_process} = {spent:.1f} "
+              f"= {figures['cli_startup_cpu_over_cores_s']:.1f} s on {os.cpu_count()} cores "
+              f"({figures['cli_startup_idle_core_s']:.1f} core-s left idle)")
     if large is not None:
         print(f"  long run             {large.cli.wall_s:7.2f} s  = {figures['cli_over_encoder_large']:.2f} x encoder "
               f"({large.slices} slices of {LARGE_DATASET}, {LARGE_PROTOCOL}; bare encoder {large.encoder_s:.1f} s)")

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import importlib.util
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-
-from process_cpu import COMMAND, OTHER, SERVER, WORKER, ProcessTreeCpu  # noqa: E402
+# Loaded from its file: bench/ on sys.path would let bench/catalog.py shadow the catalog package
+# for every test collected after this one.
+_SPEC = importlib.util.spec_from_file_location(
+    "process_cpu", Path(__file__).resolve().parents[2] / "bench" / "process_cpu.py")
+process_cpu = sys.modules["process_cpu"] = importlib.util.module_from_spec(_SPEC)  # its dataclass looks itself up
+_SPEC.loader.exec_module(process_cpu)
+COMMAND, OTHER, SERVER, WORKER = process_cpu.COMMAND, process_cpu.OTHER, process_cpu.SERVER, process_cpu.WORKER
+ProcessTreeCpu = process_cpu.ProcessTreeCpu
 
 # A parent that burns about 0.4 CPU s itself and starts a multiprocessing "spawn" child (as Dask's
 # nanny starts a worker) that burns about 0.8 CPU s, then waits for it.

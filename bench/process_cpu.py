@@ -28,7 +28,7 @@ def role(process: psutil.Process, root: int) -> str:
     line = " ".join(process.cmdline())
     if "uvicorn" in line:
         return SERVER
-    if "spawn_main" in line or "forkserver" in line:
+    if "spawn_main" in line:
         return WORKER
     return OTHER
 

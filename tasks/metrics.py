@@ -438,6 +438,26 @@ def _nsd(
     return float(within / (area_pred.sum() + area_gt.sum()))
 
 
+def _percentile(values: np.ndarray, percent: float) -> float:
+    """``numpy.percentile(values, percent)`` of a non-empty 1D array (its default, linear method), bitwise.
+
+    Written out because NumPy's general path (any axis, any method, NaN checks) costs about 25 µs a
+    call against 2-8 µs here, and HD95 takes two a score: 8000 in a ``bench/pipeline.py`` run, 4 % of
+    its time. The same steps as NumPy's: the virtual index (n - 1)·q, the two values around it from a
+    partial sort, and NumPy's lerp (from the upper value when the weight is at least 0.5). A test
+    holds it equal to ``numpy.percentile`` on thousands of arrays.
+    """
+    virtual = (values.size - 1) * (percent / 100)
+    if virtual >= values.size - 1:
+        return float(values.max())
+    below = math.floor(virtual)
+    weight = virtual - below
+    around = np.partition(values, (below, below + 1))
+    low, high = float(around[below]), float(around[below + 1])
+    step = high - low
+    return high - step * (1 - weight) if weight >= 0.5 else low + step * weight
+
+
 def _weighted_percentile(distances: np.ndarray, areas: np.ndarray, percent: float) -> float:
     """The first sorted distance whose cumulative area share reaches ``percent`` (surface-distance's rule)."""
     order = np.argsort(distances, kind="stable")
@@ -453,8 +473,8 @@ def _hd95(
     """The 95th percentile of the surface distances, per direction then the larger, or pooled."""
     if area_pred is None or area_gt is None:
         if mode == "pooled":
-            return float(np.percentile(np.concatenate([pred_to_gt, gt_to_pred]), 95))
-        return float(max(np.percentile(pred_to_gt, 95), np.percentile(gt_to_pred, 95)))
+            return _percentile(np.concatenate([pred_to_gt, gt_to_pred]), 95)
+        return max(_percentile(pred_to_gt, 95), _percentile(gt_to_pred, 95))
     if mode == "pooled":
         return _weighted_percentile(
             np.concatenate([pred_to_gt, gt_to_pred]), np.concatenate([area_pred, area_gt]), 95

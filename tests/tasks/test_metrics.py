@@ -142,6 +142,17 @@ def test_a_shared_reference_scores_as_a_fresh_one(shape, spacing, monkeypatch):
     assert reference.voxels == int(big_gt.sum())
 
 
+@pytest.mark.parametrize("percent", [95, 0, 50, 100, 99.5])
+def test_percentile_is_numpys_bitwise(percent):
+    """The hand-written percentile returns numpy.percentile's float exactly, on arrays of every length
+    up to 1200 (every position of the virtual index and its weight) of spread, tied and rounded distances."""
+    rng = np.random.default_rng(5)
+    for n in [*range(1, 1201), 4099]:
+        for values in (rng.random(n) * 50, np.sqrt(rng.integers(0, 30, n).astype(float)), np.round(rng.random(n) * 3, 1)):
+            want = float(np.percentile(values, percent))
+            assert metrics._percentile(values, percent) == want, (n, percent)
+
+
 @pytest.mark.parametrize("shape", [(30, 41), (7, 20, 23)])
 @pytest.mark.parametrize("seed", range(3))
 def test_eroded_is_scipys_face_erosion(shape, seed):

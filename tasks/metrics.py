@@ -355,7 +355,7 @@ class _FeatureMap:
         """The distance of each of ``points`` (global indices, inside the box) to the nearest element."""
         local = points - np.array([b.start for b in self.box])
         flat = np.ravel_multi_index(tuple(local.T), self.features.shape[1:])
-        nearest = self.features.reshape(len(sizes), -1)[:, flat]
+        nearest = self.features.reshape(len(sizes), -1).take(flat, axis=1)  # 4 µs; [:, flat] took 26
         total = np.zeros(len(points))
         for axis, size in enumerate(sizes):
             offset = (nearest[axis] - local[:, axis]).astype(np.float64) * size

@@ -51,3 +51,26 @@ def test_slice_objects_come_by_slice_then_label():
     mask[2, 6, 6] = 1
     found = [(o.slice_index, o.label, o.area_px, o.bbox, o.components) for o in slice_objects(mask, (1, 1, 1), {1: "a", 2: "b"})]
     assert found == [(0, 2, 1, (5, 5, 5, 5), 1), (2, 1, 3, (6, 0, 6, 6), 2), (2, 2, 6, (1, 1, 2, 3), 1)]
+
+
+def test_unique_lists_what_numpy_unique_lists():
+    """The value listing of the label check equals np.unique for every kind of mask it can meet: the
+    boxed path (non-negative integers up to 65535, in any integer dtype and memory order, with and
+    without background) and the slab path (negative, larger or non-integer values, bool masks)."""
+    from tasks.volume import _unique
+
+    rng = np.random.default_rng(3)
+    base = rng.choice([0, 1, 3, 7], size=(40, 9, 11), p=[0.7, 0.1, 0.1, 0.1])
+    masks = [base.astype(dtype) for dtype in (np.uint8, np.int8, np.uint16, np.int16, np.int32, np.uint32, np.int64)]
+    masks += [
+        base.astype(np.uint8)[:, ::-1, :].transpose(0, 2, 1),  # a reoriented view, not a copy
+        base.astype(np.uint8) + 1,  # no background
+        np.zeros((3, 4, 5), np.uint8),  # background only
+        (base * 9000).astype(np.uint16),  # values up to 63000: still boxed
+        (base * 9000 + 3000).astype(np.int32)[:, :, ::2],  # up to 66000: slabs
+        base.astype(np.int16) - 1,  # negative values
+        base.astype(np.float32) / 2, base > 2,  # non-integer values, bool
+    ]
+    for mask in masks:
+        got, want = _unique(mask, slab=8), np.unique(mask)
+        assert got.dtype == want.dtype and np.array_equal(got, want), (mask.dtype, want)

@@ -25,17 +25,27 @@ COMMAND = textwrap.dedent("""
     def one() -> int:
         return 1
 
+    @flow
+    def beating() -> bool:  # whether this run's engine started its heartbeat thread (Prefect 3.8's heartbeat_loop)
+        import threading
+        return any(getattr(a, "__name__", "") == "heartbeat_loop" for t in threading.enumerate() for a in t._args)
+
     with launched_prefect_api() as api:
         launched = api.server.process.poll() is None  # running before anything waited for it
         url = api.ready()
         health = httpx.get(url + "/health").status_code
         exported = os.environ.get("PREFECT_API_URL") == url
         value = one()
+        from prefect.settings import temporary_settings
+        heartbeats = beating()
+        with temporary_settings(updates={"flows.heartbeat_frequency": 30}):  # as on a user's server
+            heartbeats_on = beating()
         from prefect.client.orchestration import get_client
         with get_client(sync_client=True) as client:
             runs = len(client.read_flow_runs())
         pid, port = api.server.process.pid, api.server.port
     print(json.dumps({"launched": launched, "health": health, "exported": exported, "value": value, "runs": runs,
+                      "heartbeats": heartbeats, "heartbeats_on": heartbeats_on,
                       "pid": pid, "port": port, "after": os.environ.get("PREFECT_API_URL"),
                       "server_modules": sorted(m for m in sys.modules if m.startswith("prefect.server.api"))}))
 """)
@@ -49,7 +59,8 @@ def test_a_temporary_server_serves_the_block_and_is_gone_after_it(tmp_path: Path
     assert done.returncode == 0, done.stderr[-3000:]
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["launched"] and seen["health"] == 200 and seen["exported"]
-    assert seen["value"] == 1 and seen["runs"] == 1  # the flow ran against this server, recorded there
+    assert seen["value"] == 1 and seen["runs"] == 3  # the flows ran against this server, recorded there
+    assert not seen["heartbeats"] and seen["heartbeats_on"]  # none to a server that ends with the command
     assert seen["after"] is None
     assert seen["server_modules"] == []  # the API application was imported by the server process only
     assert not psutil.pid_exists(seen["pid"]) or psutil.Process(seen["pid"]).status() == psutil.STATUS_ZOMBIE

@@ -166,8 +166,9 @@ def environ_set(values: Mapping[str, str]) -> Iterator[None]:
 def model_worker_settings() -> Iterator[None]:
     """For the block: Dask settings for worker processes that run model networks on their CPU cores.
 
-    Two of Dask's defaults slow a worker's encoder down against the same code in a plain process
-    (``bench/worker_speed.py`` measures it):
+    Two of Dask's defaults slow a worker's torch encoder down against the same code in a plain process
+    (``bench/worker_speed.py``, passes interleaved: 1.55x with them, 0.93x without; ONNX Runtime's
+    encoder, which keeps its buffers, runs at the process's speed either way):
     - the nanny exports ``MALLOC_TRIM_THRESHOLD_=65536`` before it spawns a worker (to hand freed
       memory back soon); setting it turns glibc's adaptive mmap threshold off, so every tensor above
       128 KiB a network allocates is a fresh ``mmap`` whose pages fault in again. Workers get glibc's

@@ -74,3 +74,18 @@ def test_unique_lists_what_numpy_unique_lists():
     for mask in masks:
         got, want = _unique(mask, slab=8), np.unique(mask)
         assert got.dtype == want.dtype and np.array_equal(got, want), (mask.dtype, want)
+
+
+def test_labels_read_as_background_leave_the_narrowest_dtype():
+    """Unmapped values turned into background no longer count for the stored dtype: a mask of 0, 1
+    and 300 whose card maps 1 is stored as uint8; mapping 300 too keeps uint16."""
+    from pathlib import Path
+
+    from tasks.volume import check_label_values
+
+    mask = np.zeros((2, 3, 4), np.int32)
+    mask[0, 0, 0], mask[1, 2, 3] = 1, 300
+    kept = check_label_values(mask, {1: "a"}, Path("label.nii.gz"), unmapped="background")
+    assert kept.dtype == np.uint8 and sorted(np.unique(kept).tolist()) == [0, 1]
+    both = check_label_values(mask, {1: "a", 300: "b"}, Path("label.nii.gz"))
+    assert both.dtype == np.uint16 and int(both[1, 2, 3]) == 300

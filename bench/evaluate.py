@@ -141,28 +141,42 @@ def root_env(root: Path, downloads: Path, prefect_home: Path) -> dict[str, str]:
 
 
 @dataclass(frozen=True)
+class ColdStart:
+    """When an ``evaluate``'s first unit began (seconds after its start, as it reports it) and the CPU
+    seconds each of its processes had used by then (:mod:`process_cpu`'s roles)."""
+
+    first_unit_s: float
+    cpu_s: dict[str, float]
+
+    @property
+    def spent_s(self) -> float:
+        """CPU seconds of all its processes before the first unit."""
+        return sum(self.cpu_s.values())
+
+    def figures(self, prefix: str) -> dict[str, object]:
+        """The JSON figures: the first unit's time, the CPU seconds before it by process, that CPU
+        over this machine's cores (how soon the first unit could begin were the cores never idle)
+        and the core-seconds left idle before it."""
+        cores = os.cpu_count() or 1
+        return {f"{prefix}first_unit_s": round(self.first_unit_s, 2),
+                f"{prefix}startup_cpu_s": {k: round(v, 2) for k, v in self.cpu_s.items()},
+                f"{prefix}startup_cpu_over_cores_s": round(self.spent_s / cores, 2),
+                f"{prefix}startup_idle_core_s": round(cores * self.first_unit_s - self.spent_s, 2)}
+
+
+@dataclass(frozen=True)
 class Timed:
     """A command's wall seconds, and the CPU seconds of it and the processes it waited for (its
     Prefect server and Dask workers): the CPU figure moves less than the wall on a busy machine.
-    For ``evaluate``: when its first unit began (seconds after its start, as it reports it) and
-    the CPU seconds each of its processes had used by then (:mod:`process_cpu`'s roles)."""
+    An ``evaluate`` has its cold start too."""
 
     wall_s: float
     cpu_s: float
-    first_unit_s: float | None = None
-    startup_cpu_s: dict[str, float] | None = None
+    cold_start: ColdStart | None = None
 
     def startup_figures(self, prefix: str) -> dict[str, object]:
-        """The cold start's JSON figures: the first unit's time, the CPU seconds before it by
-        process, that CPU over this machine's cores (how soon the first unit could begin were the
-        cores never idle) and the core-seconds left idle before it."""
-        if self.first_unit_s is None or self.startup_cpu_s is None:
-            return {}
-        cores, spent = os.cpu_count() or 1, sum(self.startup_cpu_s.values())
-        return {f"{prefix}first_unit_s": round(self.first_unit_s, 2),
-                f"{prefix}startup_cpu_s": {k: round(v, 2) for k, v in self.startup_cpu_s.items()},
-                f"{prefix}startup_cpu_over_cores_s": round(spent / cores, 2),
-                f"{prefix}startup_idle_core_s": round(cores * self.first_unit_s - spent, 2)}
+        """The cold start's JSON figures (none for a command that reports no first unit)."""
+        return {} if self.cold_start is None else self.cold_start.figures(prefix)
 
 
 def _children_cpu() -> float:
@@ -190,7 +204,7 @@ def samatlas(env: dict[str, str], *args: str) -> Timed:
     if found is None:
         return Timed(wall_s, cpu_s)
     first_unit_s = float(found.group(1))
-    return Timed(wall_s, cpu_s, first_unit_s, sampler.at(created + first_unit_s))
+    return Timed(wall_s, cpu_s, ColdStart(first_unit_s, sampler.at(created + first_unit_s)))
 
 
 def ingested(workdir: Path, downloads: Path) -> Path:
@@ -452,10 +466,9 @@ def main() -> None:
           f"({other.prompts} prompts in {other.passes} decoder passes; {other_cpu_s:.1f} CPU s)")
     print(f"  samatlas evaluate    {cli_s:7.2f} s  = {figures['cli_over_encoder']:.2f} x encoder "
           f"(fixed cost beside the unit: {figures['cli_fixed_s']:.1f} s; {cli.cpu_s:.0f} CPU s in all its processes)")
-    if cli.startup_cpu_s is not None:
-        spent = sum(cli.startup_cpu_s.values())
-        by_process = ", ".join(f"{name} {cpu_s:.1f}" for name, cpu_s in cli.startup_cpu_s.items() if cpu_s >= 0.05)
-        print(f"  its cold start       first unit at {cli.first_unit_s:.1f} s; CPU s before it: {by_process} = {spent:.1f} "
+    if (cold := cli.cold_start) is not None:
+        by_process = ", ".join(f"{name} {cpu_s:.1f}" for name, cpu_s in cold.cpu_s.items() if cpu_s >= 0.05)
+        print(f"  its cold start       first unit at {cold.first_unit_s:.1f} s; CPU s before it: {by_process} = {cold.spent_s:.1f} "
               f"= {figures['cli_startup_cpu_over_cores_s']:.1f} s on {os.cpu_count()} cores "
               f"({figures['cli_startup_idle_core_s']:.1f} core-s left idle)")
     if large is not None:

@@ -110,8 +110,8 @@ class DecodeRequest:
 
 
 def sam_decode_batch(
-    net: torch.nn.Module, embeddings: Sequence[Embedding], requests: Sequence[DecodeRequest], device: torch.device,
-    stacks_images: bool, mask_decoder: torch.nn.Module | None = None,
+    prompt_encoder: torch.nn.Module, mask_decoder: torch.nn.Module, embeddings: Sequence[Embedding],
+    requests: Sequence[DecodeRequest], device: torch.device, stacks_images: bool,
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Low-resolution mask logits (1, k, h, w) and predicted IoUs (1, k) of each request, from a SAM-style
     prompt encoder and mask decoder, request ``i`` decoded on ``embeddings[i]``.
@@ -128,14 +128,13 @@ def sam_decode_batch(
     LiteMedSAM), is embedded by the prompt encoder's mask branch as the dense prompt; without it the
     encoder's learned "no mask" embedding is used. LiteMedSAM and the SAM family share this decoder
     interface; only pre- and postprocessing differ. The outputs match one-prompt calls to float
-    rounding (batched matrix products sum in another order: ~1e-6 in the logits). ``mask_decoder``
-    replaces ``net.mask_decoder`` with a module called alike (its ONNX Runtime export).
+    rounding (batched matrix products sum in another order: ~1e-6 in the logits). ``mask_decoder`` is
+    the network's own or a module called alike (its ONNX Runtime export).
     """
     import torch
 
     if len(embeddings) != len(requests):
         raise ValueError(f"{len(requests)} requests need as many embeddings, got {len(embeddings)}")
-    prompt_encoder = net.prompt_encoder
     groups: dict[tuple, list[int]] = {}
     sparse_of, dense_of = [], []
     for i, (embedding, request) in enumerate(zip(embeddings, requests)):
@@ -158,7 +157,7 @@ def sam_decode_batch(
     for (_, multimask, _), members in groups.items():
         images = {id(embeddings[i]): embeddings[i].features for i in members}
         features = next(iter(images.values())) if len(images) == 1 else torch.cat([embeddings[i].features for i in members])
-        low_res, scores = (mask_decoder or net.mask_decoder)(
+        low_res, scores = mask_decoder(
             image_embeddings=features, image_pe=image_pe,
             sparse_prompt_embeddings=torch.cat([sparse_of[i] for i in members]),
             dense_prompt_embeddings=stacked_dense([dense_of[i] for i in members]), multimask_output=multimask,

@@ -251,6 +251,19 @@ class Networks:
     runtime: str  # torch | onnxruntime
 
 
+def cached_exports(architecture: str, sha256: str, input_size: int, cache: Path, threads: int) -> Networks | None:
+    """The ONNX Runtime networks of checkpoint ``sha256`` where both its exports are in ``cache``
+    already (None otherwise), opened without the torch network: each file was checked against torch
+    when it was made (:func:`export_checked`). The encoder with fixed shapes, the decoder without, as
+    :func:`exported` opens them (:func:`encoder_spec` has no free axis, :func:`decoder_spec` has)."""
+    encoder = cache / ExportKey(architecture, "encoder", sha256, input_size).filename
+    decoder = cache / ExportKey(architecture, DECODER_PART, sha256, input_size).filename
+    if not (encoder.is_file() and decoder.is_file()):
+        return None
+    return Networks(OnnxSession(encoder, threads, fixed_shapes=True), OnnxMaskDecoder(OnnxSession(decoder, threads)),
+                    "onnxruntime")
+
+
 def fast_networks(net: torch.nn.Module, architecture: str, sha256: str, input_size: int, device: str,
                   pretrained: bool, runtime: str, cache: Path) -> Networks:
     """``net``'s image encoder and mask decoder where ``runtime`` asks them to run

@@ -174,7 +174,8 @@ class SamFamily(MaskInputModel):
     def decode_batch(self, embeddings: Sequence[Embedding], requests: Sequence[DecodeRequest]) -> list[Decoded]:
         # SAM's MaskDecoder repeats its one image embedding per prompt: a batch holds prompts of one slice.
         out = []
-        decoded = sam_decode_batch(self.net, embeddings, requests, self.device, stacks_images=False)
+        decoded = sam_decode_batch(self.net.prompt_encoder, self.net.mask_decoder, embeddings, requests, self.device,
+                                   stacks_images=False)
         for embedding, (low_res, scores) in zip(embeddings, decoded):
             geometry = embedding.geometry
             size = (geometry.height, geometry.width)

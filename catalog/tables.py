@@ -29,11 +29,11 @@ import random
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 from pathlib import Path
 
 import duckdb
 import pyarrow as pa
-import pyarrow.dataset as ds
 from fsspec.core import strip_protocol
 from pyarrow.fs import FSSpecHandler, PyFileSystem
 from deltalake import DeltaTable
@@ -41,6 +41,9 @@ from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from records.rows import PARTITIONED, PARTITIONS, ROW_TYPES, Row, to_table
 from tasks.locations import Location, filesystem, is_remote, join
+
+if TYPE_CHECKING:
+    import pyarrow.dataset as ds
 
 COMMIT_RETRIES = 20  # a lost race retries; twenty losses in a row means something else is wrong
 TARGET_FILE_BYTES = 128 * 1024 * 1024  # compaction target: a few files per 10^7 result rows
@@ -170,6 +173,8 @@ def remote_dataset(root: Location, name: str, files: list[str]) -> ds.Dataset:
     (pyarrow 26 prunes row groups with ``equal(string, string_view)``, which has no kernel), so the
     dataset declares the string columns as the views they are; DuckDB reads both as VARCHAR.
     """
+    import pyarrow.dataset as ds  # here: it imports pandas (0.3 s), which no local catalog needs
+
     fs, base = filesystem(table_uri(root, name))
     schema = pa.schema([  # partition values come from the paths, parsed as plain strings
         f.with_type(pa.string_view()) if f.type == pa.string() and f.name not in PARTITIONS else f

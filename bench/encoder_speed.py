@@ -52,7 +52,7 @@ sys.path.insert(0, str(REPO))
 
 from tasks.evaluate_unit import slice_rgb  # noqa: E402
 from tasks.models.litemedsam import LiteMedSAM  # noqa: E402
-from tasks.models.onnx_runtime import ExportKey, encoder_spec, exported, use_onnxruntime  # noqa: E402
+from tasks.models.onnx_runtime import ExportKey, encoder_spec, export_keys, exported, use_onnxruntime  # noqa: E402
 from tasks.settings import get_settings  # noqa: E402
 from tasks.store import StoredCase  # noqa: E402
 
@@ -225,7 +225,7 @@ def onnx_encoders(model: LiteMedSAM) -> dict[str, tuple[Encoder, float]]:
 
 
 def export_key(model: LiteMedSAM) -> ExportKey:
-    return ExportKey(model.name, "encoder", model.sha256, model.input_size)
+    return export_keys(model.name, model.sha256, model.input_size)[0]
 
 
 def onnx_op_profile(model: LiteMedSAM, image: np.ndarray, runs: int = 3) -> dict[str, float]:

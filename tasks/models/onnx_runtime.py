@@ -251,13 +251,18 @@ class Networks:
     runtime: str  # torch | onnxruntime
 
 
+def export_keys(architecture: str, sha256: str, input_size: int) -> tuple[ExportKey, ExportKey]:
+    """The keys of a checkpoint's two exports: its image encoder's and its mask decoder's."""
+    return (ExportKey(architecture, "encoder", sha256, input_size),
+            ExportKey(architecture, DECODER_PART, sha256, input_size))
+
+
 def cached_exports(architecture: str, sha256: str, input_size: int, cache: Path, threads: int) -> Networks | None:
     """The ONNX Runtime networks of checkpoint ``sha256`` where both its exports are in ``cache``
     already (None otherwise), opened without the torch network: each file was checked against torch
     when it was made (:func:`export_checked`). The encoder with fixed shapes, the decoder without, as
     :func:`exported` opens them (:func:`encoder_spec` has no free axis, :func:`decoder_spec` has)."""
-    encoder = cache / ExportKey(architecture, "encoder", sha256, input_size).filename
-    decoder = cache / ExportKey(architecture, DECODER_PART, sha256, input_size).filename
+    encoder, decoder = (cache / key.filename for key in export_keys(architecture, sha256, input_size))
     if not (encoder.is_file() and decoder.is_file()):
         return None
     return Networks(OnnxSession(encoder, threads, fixed_shapes=True), OnnxMaskDecoder(OnnxSession(decoder, threads)),
@@ -274,10 +279,9 @@ def fast_networks(net: torch.nn.Module, architecture: str, sha256: str, input_si
         return torch_networks
     threads = torch.get_num_threads()
     try:
-        encoder = exported(encoder_spec(net.image_encoder, input_size),
-                           ExportKey(architecture, "encoder", sha256, input_size), cache, threads)
-        core = exported(decoder_spec(net.mask_decoder, dense_pe(net.prompt_encoder)),
-                        ExportKey(architecture, DECODER_PART, sha256, input_size), cache, threads)
+        encoder_key, decoder_key = export_keys(architecture, sha256, input_size)
+        encoder = exported(encoder_spec(net.image_encoder, input_size), encoder_key, cache, threads)
+        core = exported(decoder_spec(net.mask_decoder, dense_pe(net.prompt_encoder)), decoder_key, cache, threads)
     except OnnxExportError as error:
         if runtime == "onnxruntime":
             raise

